@@ -1,0 +1,196 @@
+// _core.InetAddress, Inet6Address, UnixAddress, parse_address, address_from_tuple, resolve.
+#include <sys/un.h>
+
+#include "bindings.hpp"
+#include "socketeer/error.hpp"
+#include "socketeer/resolve.hpp"
+
+namespace socketeer::bindings {
+namespace {
+
+// Unix paths are bytes to the kernel: str goes through the filesystem encoding, as os.fsencode.
+std::string fs_bytes(py::handle object) {
+  PyObject* encoded = nullptr;
+  if (!PyUnicode_FSConverter(object.ptr(), &encoded)) throw py::error_already_set();
+  auto owner = py::reinterpret_steal<py::bytes>(encoded);
+  return std::string(owner);
+}
+
+py::str fs_str(const std::string& bytes) {
+  return py::reinterpret_steal<py::str>(
+      PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
+}
+
+// The stdlib spells an abstract address as a path whose first byte is NUL.
+UnixAddress unix_from_path(py::handle object) {
+  std::string path = fs_bytes(object);
+  if (!path.empty() && path[0] == '\0') return UnixAddress(std::string_view(path).substr(1), true);
+  return UnixAddress(path, false);
+}
+
+std::string host_text(py::handle host) {
+  if (PyUnicode_Check(host.ptr())) {
+    Py_ssize_t size = 0;
+    const char* text = PyUnicode_AsUTF8AndSize(host.ptr(), &size);
+    if (!text) throw py::error_already_set();
+    return std::string(text, static_cast<size_t>(size));
+  }
+  if (PyBytes_Check(host.ptr())) return std::string(py::reinterpret_borrow<py::bytes>(host));
+  throw py::type_error(std::string("host must be str or bytes, not '") + Py_TYPE(host.ptr())->tp_name + "'");
+}
+
+long ranged(py::handle number, long low, long high, const char* what) {
+  long value = PyLong_AsLong(number.ptr());
+  if (value == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (value < low || value > high) {
+    PyErr_Format(PyExc_OverflowError, "%s must be %ld-%ld, got %ld", what, low, high, value);
+    throw py::error_already_set();
+  }
+  return value;
+}
+
+InetAddress inet_from_tuple(py::tuple pair) {
+  if (pair.size() != 2)
+    throw py::type_error("AF_INET address must be a pair (host, port), got " + std::to_string(pair.size()) + " items");
+  std::string host = host_text(pair[0]);
+  int port = static_cast<int>(ranged(pair[1], 0, 65535, "port"));
+  if (auto numeric = InetAddress::parse_host(host, port)) return *numeric;
+  py::gil_scoped_release release;
+  return resolve_inet(host, port);
+}
+
+Inet6Address inet6_from_tuple(py::tuple items) {
+  if (items.size() < 2 || items.size() > 4)
+    throw py::type_error("AF_INET6 address must be (host, port[, flowinfo[, scope_id]]), got " +
+                         std::to_string(items.size()) + " items");
+  std::string host = host_text(items[0]);
+  int port = static_cast<int>(ranged(items[1], 0, 65535, "port"));
+  auto flowinfo = static_cast<uint32_t>(items.size() > 2 ? ranged(items[2], 0, 0xfffff, "flowinfo") : 0);
+  auto scope_id = static_cast<uint32_t>(items.size() > 3 ? ranged(items[3], 0, 0xffffffffL, "scope_id") : 0);
+  if (auto numeric = Inet6Address::parse_host(host, port, flowinfo, scope_id)) return *numeric;
+  py::gil_scoped_release release;
+  return resolve_inet6(host, port, flowinfo, scope_id);
+}
+
+std::string repr_of(const Address& address) {
+  return std::visit(
+      [](const auto& a) -> std::string {
+        using T = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<T, InetAddress>) {
+          return "InetAddress('" + a.host() + "', " + std::to_string(a.port()) + ")";
+        } else if constexpr (std::is_same_v<T, Inet6Address>) {
+          std::string extra;
+          if (a.flowinfo()) extra += ", flowinfo=" + std::to_string(a.flowinfo());
+          if (a.scope_id()) extra += ", scope_id=" + std::to_string(a.scope_id());
+          return "Inet6Address('" + a.host_without_scope() + "', " + std::to_string(a.port()) + extra + ")";
+        } else {
+          return "UnixAddress(" + std::string(py::repr(fs_str(a.path()))) +
+                 (a.abstract() ? ", abstract=True)" : ")");
+        }
+      },
+      address);
+}
+
+// Methods every address class shares: text, ordering, hashing, pickling, to_tuple.
+template <typename T>
+void add_common(py::class_<T>& cls) {
+  cls.def("__str__", [](const T& a) { return fs_str(a.to_string()); })
+      .def("__repr__", [](const T& a) { return repr_of(a); })
+      .def("__hash__", [](const T& a) { return hash_of(a); })
+      .def("__eq__", [](const T& a, const Address& b) { return Address(a) == b; }, py::is_operator())
+      .def("__ne__", [](const T& a, const Address& b) { return Address(a) != b; }, py::is_operator())
+      .def("__lt__", [](const T& a, const Address& b) { return Address(a) < b; }, py::is_operator())
+      .def("__le__", [](const T& a, const Address& b) { return Address(a) <= b; }, py::is_operator())
+      .def("__gt__", [](const T& a, const Address& b) { return Address(a) > b; }, py::is_operator())
+      .def("__ge__", [](const T& a, const Address& b) { return Address(a) >= b; }, py::is_operator())
+      .def("to_tuple", [](const T& a) { return to_tuple(a); },
+           "The standard library's form of this address (what socket.getsockname() returns).")
+      .def(py::pickle([](const T& a) { return py::bytes(a.to_string()); },
+                      [](const py::bytes& text) { return std::get<T>(parse_address(std::string(text))); }));
+}
+
+}  // namespace
+
+py::object to_tuple(const Address& address) {
+  if (auto a = std::get_if<InetAddress>(&address)) return py::make_tuple(a->host(), a->port());
+  if (auto a = std::get_if<Inet6Address>(&address))
+    return py::make_tuple(a->host_without_scope(), a->port(), a->flowinfo(), a->scope_id());
+  const auto& unix_address = std::get<UnixAddress>(address);
+  if (unix_address.abstract()) return py::bytes(std::string(1, '\0') + unix_address.path());
+  return fs_str(unix_address.path());
+}
+
+Address address_from_tuple(int family, py::handle object) {
+  if (family == AF_UNIX) return unix_from_path(object);
+  if (!PyTuple_Check(object.ptr()))
+    throw py::type_error(std::string("an address tuple is required for this family, not '") +
+                         Py_TYPE(object.ptr())->tp_name + "'");
+  auto items = py::reinterpret_borrow<py::tuple>(object);
+  if (family == AF_INET) return inet_from_tuple(items);
+  if (family == AF_INET6) return inet6_from_tuple(items);
+  throw py::value_error("unsupported address family " + std::to_string(family));
+}
+
+Address to_address(int family, py::handle object) {
+  if (PyTuple_Check(object.ptr())) return address_from_tuple(family, object);
+  if (family == AF_UNIX && !py::isinstance<UnixAddress>(object)) return unix_from_path(object);
+  if (PyUnicode_Check(object.ptr())) return parse_address(host_text(object));
+  try {
+    return object.cast<Address>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string("address must be an Address, a tuple or a string, not '") +
+                         Py_TYPE(object.ptr())->tp_name + "'");
+  }
+}
+
+void init_address(py::module_& m) {
+  py::class_<InetAddress> inet(m, "InetAddress", "An IPv4 address and port (immutable).");
+  inet.def(py::init<std::string_view, int>(), py::arg("host"), py::arg("port"))
+      .def_property_readonly("host", &InetAddress::host)
+      .def_property_readonly("port", &InetAddress::port);
+  add_common(inet);
+
+  py::class_<Inet6Address> inet6(m, "Inet6Address", "An IPv6 address, port, flow info and scope (immutable).");
+  inet6.def(py::init<std::string_view, int, uint32_t, uint32_t>(), py::arg("host"), py::arg("port"),
+            py::arg("flowinfo") = 0, py::arg("scope_id") = 0)
+      .def_property_readonly("host", &Inet6Address::host)
+      .def_property_readonly("port", &Inet6Address::port)
+      .def_property_readonly("flowinfo", &Inet6Address::flowinfo)
+      .def_property_readonly("scope_id", &Inet6Address::scope_id);
+  add_common(inet6);
+
+  py::class_<UnixAddress> unix_class(m, "UnixAddress",
+                                     "A unix socket path, or a name in Linux's abstract namespace (immutable).");
+  unix_class
+      .def(py::init([](py::handle path, bool abstract) {
+             if (abstract) return UnixAddress(fs_bytes(path), true);
+             return unix_from_path(path);
+           }),
+           py::arg("path"), py::arg("abstract") = false)
+      .def_property_readonly("path", [](const UnixAddress& a) { return fs_str(a.path()); })
+      .def_property_readonly("abstract", &UnixAddress::abstract)
+      .def_property_readonly("unnamed", &UnixAddress::unnamed);
+  add_common(unix_class);
+
+  m.def("parse_address", [](std::string_view text) { return parse_address(text); }, py::arg("text"));
+  m.def("address_from_tuple", &address_from_tuple, py::arg("family"), py::arg("address"));
+  m.def("to_address", &to_address, py::arg("family"), py::arg("address"));
+  m.def("max_unix_path", [] { return UnixAddress::max_path; });
+  m.def(
+      "resolve",
+      [](const std::string& host, const std::string& service, int family, int type, int protocol, int flags) {
+        std::vector<ResolvedAddress> found;
+        {
+          py::gil_scoped_release release;
+          found = resolve(host, service, family, type, protocol, flags);
+        }
+        py::list results;
+        for (auto& item : found)
+          results.append(py::make_tuple(item.family, item.type, item.protocol, item.canonical_name, item.address));
+        return results;
+      },
+      py::arg("host"), py::arg("service"), py::arg("family") = 0, py::arg("type") = 0, py::arg("protocol") = 0,
+      py::arg("flags") = 0);
+}
+
+}  // namespace socketeer::bindings

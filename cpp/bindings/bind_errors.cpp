@@ -1,0 +1,54 @@
+// The one place where C++ errors become Python exceptions:
+//   socketeer::Error           -> the OSError subclass for its errno (OSError(errno, ...) itself
+//                                 picks ConnectionRefusedError, TimeoutError, BlockingIOError ...)
+//                                 with the stdlib's strerror; the operation and address go in
+//                                 .filename, so str() reads
+//                                 "[Errno 111] Connection refused: 'connect to 127.0.0.1:1'"
+//   socketeer::ResolveError    -> socket.gaierror, as the stdlib raises for getaddrinfo
+//   socketeer::InvalidArgument -> ValueError naming the bad part
+#include "bindings.hpp"
+#include "socketeer/error.hpp"
+#include "socketeer/interrupt.hpp"
+#include "socketeer/resolve.hpp"
+
+namespace socketeer::bindings {
+namespace {
+
+void raise_os_error(const Error& error) {
+  py::object exception = py::reinterpret_steal<py::object>(PyObject_CallFunction(
+      PyExc_OSError, "iss", error.code_value(), error.reason().c_str(), error.context().c_str()));
+  if (!exception) return;  // the constructor's own error stays set
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())), exception.ptr());
+}
+
+void raise_resolve_error(const ResolveError& error) {
+  py::object gaierror = py::module_::import("socket").attr("gaierror");
+  std::string message = std::string(error.what()) + " (resolving '" + error.host() + "')";
+  PyErr_SetObject(gaierror.ptr(), py::make_tuple(error.code(), message).ptr());
+}
+
+// Runs after EINTR with the GIL released: lets Python's signal handlers run (Ctrl-C raises
+// KeyboardInterrupt), and abandons the C++ call if one of them raised.
+void check_python_signals() {
+  py::gil_scoped_acquire acquire;
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
+}  // namespace
+
+void init_errors(py::module_&) {
+  py::register_exception_translator([](std::exception_ptr pointer) {
+    try {
+      if (pointer) std::rethrow_exception(pointer);
+    } catch (const Error& error) {
+      raise_os_error(error);
+    } catch (const ResolveError& error) {
+      raise_resolve_error(error);
+    } catch (const InvalidArgument& error) {
+      PyErr_SetString(PyExc_ValueError, error.what());
+    }
+  });
+  set_interrupt_hook(check_python_signals);
+}
+
+}  // namespace socketeer::bindings

@@ -1,0 +1,327 @@
+// _core.Socket: the stdlib socket.socket method set over socketeer::Socket.
+//
+// Every call that can block runs with the GIL released. Hot methods take buffers through the
+// buffer protocol (no copies, no allocation) and have exactly one signature (no overload sets).
+#include <cmath>
+
+#include "bindings.hpp"
+#include "socketeer/error.hpp"
+#include "socketeer/socket.hpp"
+
+namespace socketeer::bindings {
+namespace {
+
+using namespace std::chrono_literals;
+
+[[noreturn]] void would_block(const char* operation) {
+  throw Error(EAGAIN, operation, {}, "Resource temporarily unavailable");
+}
+
+template <typename T>
+T ready_or_raise(std::optional<T>&& result, const char* operation) {
+  if (!result) would_block(operation);
+  return std::move(*result);
+}
+
+Timeout to_timeout(py::handle value) {
+  if (value.is_none()) return std::nullopt;
+  double seconds = PyFloat_AsDouble(value.ptr());
+  if (seconds == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  if (std::isnan(seconds)) throw py::value_error("Invalid value NaN (not a number)");
+  if (seconds < 0) throw py::value_error("Timeout value out of range");
+  if (seconds > 1e9) return std::chrono::nanoseconds(1'000'000'000LL * 1'000'000'000LL);
+  return std::chrono::nanoseconds(static_cast<long long>(std::ceil(seconds * 1e9)));
+}
+
+py::object from_timeout(Timeout timeout) {
+  if (!timeout) return py::none();
+  return py::float_(std::chrono::duration<double>(*timeout).count());
+}
+
+py::object optional_tuple(const std::optional<Address>& address) {
+  return address ? to_tuple(*address) : py::object(py::none());
+}
+
+// recv(): a bytes object of bufsize is filled without the GIL (nothing else can see it yet) and
+// shrunk to what arrived, as CPython does.
+py::object recv_bytes(Socket& self, Py_ssize_t size, int flags, std::optional<Address>* from) {
+  if (size < 0) throw py::value_error("negative buffersize in recv");
+  auto data = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, size));
+  if (!data) throw py::error_already_set();
+  size_t received;
+  {
+    py::gil_scoped_release release;
+    char* buffer = PyBytes_AS_STRING(data.ptr());
+    if (from) {
+      auto result = ready_or_raise(self.recv_from(buffer, static_cast<size_t>(size), flags), "recvfrom");
+      received = result.first;
+      *from = std::move(result.second);
+    } else {
+      received = ready_or_raise(self.recv(buffer, static_cast<size_t>(size), flags), "recv");
+    }
+  }
+  if (static_cast<Py_ssize_t>(received) != size) {
+    PyObject* resized = data.release().ptr();
+    if (_PyBytes_Resize(&resized, static_cast<Py_ssize_t>(received)) < 0) throw py::error_already_set();
+    data = py::reinterpret_steal<py::object>(resized);
+  }
+  return data;
+}
+
+size_t into_size(const WriteBuffer& buffer, Py_ssize_t nbytes, const char* operation) {
+  if (nbytes < 0) throw py::value_error(std::string("negative buffersize in ") + operation);
+  if (nbytes == 0) return buffer.size();
+  if (static_cast<size_t>(nbytes) > buffer.size())
+    throw py::value_error(std::string("buffer too small for requested bytes in ") + operation);
+  return static_cast<size_t>(nbytes);
+}
+
+py::list control_to_python(const std::vector<ControlMessage>& control) {
+  py::list items;
+  for (const auto& item : control) items.append(py::make_tuple(item.level, item.type, py::bytes(item.data)));
+  return items;
+}
+
+std::vector<ControlMessage> control_from_python(py::handle ancdata) {
+  std::vector<ControlMessage> control;
+  for (auto item : ancdata) {
+    auto triple = py::reinterpret_borrow<py::tuple>(item);
+    if (!py::isinstance<py::tuple>(item) || triple.size() != 3)
+      throw py::type_error("ancillary data items must be (level, type, data) tuples");
+    ReadBuffer data;
+    if (!data.acquire(triple[2].ptr())) throw py::error_already_set();
+    control.push_back({triple[0].cast<int>(), triple[1].cast<int>(), std::string(data.data(), data.size())});
+  }
+  return control;
+}
+
+void bind_lifecycle(py::class_<Socket>& cls) {
+  cls.def(py::init<int, int, int>(), py::arg("family"), py::arg("type"), py::arg("proto") = 0)
+      .def(py::init([](Socket& other) { return Socket(std::move(other)); }), py::arg("other"),
+           "Takes over another Socket's fd (the other is left closed).")
+      .def_static("adopt", &Socket::adopt, py::arg("fileno"),
+                  "Takes ownership of an open socket fd; raises (leaving it open) if it is not a socket.")
+      .def_static("pair", &Socket::pair, py::arg("family"), py::arg("type"), py::arg("proto") = 0)
+      .def("fileno", &Socket::fd)
+      .def_property_readonly("family_number", &Socket::family)
+      .def_property_readonly("type_number", &Socket::type)
+      .def_property_readonly("proto", &Socket::protocol)
+      .def_property_readonly("closed", &Socket::closed)
+      .def("_close", &Socket::close)
+      .def("detach", [](Socket& self) { return self.detach().release(); })
+      .def("_dup", &Socket::dup)
+      .def("bind", [](Socket& self, py::handle address) { self.bind(to_address(self.family(), address)); })
+      .def("listen", [](Socket& self, int backlog) { self.listen(backlog); }, py::arg("backlog") = 128)
+      .def("_accept",
+           [](Socket& self) {
+             std::optional<std::pair<Socket, Address>> accepted;
+             {
+               py::gil_scoped_release release;
+               accepted = self.accept();
+             }
+             auto [socket, peer] = ready_or_raise(std::move(accepted), "accept");
+             return py::make_tuple(std::move(socket), to_tuple(peer));
+           })
+      .def("connect",
+           [](Socket& self, py::handle address) {
+             Address target = to_address(self.family(), address);
+             py::gil_scoped_release release;
+             self.connect(target);
+           })
+      .def("connect_ex",
+           [](Socket& self, py::handle address) {
+             Address target = to_address(self.family(), address);
+             py::gil_scoped_release release;
+             return self.connect_ex(target);
+           })
+      .def("shutdown", [](Socket& self, int how) { self.shutdown(how); }, py::arg("how"))
+      .def("settimeout", [](Socket& self, py::handle value) { self.set_timeout(to_timeout(value)); }, py::arg("value"))
+      .def("gettimeout", [](const Socket& self) { return from_timeout(self.timeout()); })
+      .def("setblocking", [](Socket& self, bool flag) { self.set_timeout(flag ? Timeout() : Timeout(0ns)); }, py::arg("flag"))
+      .def("getblocking", [](const Socket& self) { return !self.timeout() || *self.timeout() != 0ns; });
+}
+
+void bind_io(py::class_<Socket>& cls) {
+  cls.def("send",
+          [](Socket& self, const ReadBuffer& data, int flags) {
+            py::gil_scoped_release release;
+            return ready_or_raise(self.send(data.data(), data.size(), flags), "send");
+          },
+          py::arg("data"), py::arg("flags") = 0)
+      .def("sendall",
+           [](Socket& self, const ReadBuffer& data, int flags) {
+             py::gil_scoped_release release;
+             self.send_all(data.data(), data.size(), flags);
+           },
+           py::arg("data"), py::arg("flags") = 0)
+      // sendto(data, address) or sendto(data, flags, address), as the stdlib's.
+      .def("sendto",
+           [](Socket& self, const ReadBuffer& data, py::handle flags_or_address, py::handle address) {
+             int flags = 0;
+             if (address.is_none()) {
+               address = flags_or_address;
+             } else {
+               flags = flags_or_address.cast<int>();
+             }
+             Address to = to_address(self.family(), address);
+             py::gil_scoped_release release;
+             return ready_or_raise(self.send_to(data.data(), data.size(), flags, to), "sendto");
+           },
+           py::arg("data"), py::arg("flags_or_address"), py::arg("address") = py::none())
+      .def("recv", [](Socket& self, Py_ssize_t size, int flags) { return recv_bytes(self, size, flags, nullptr); },
+           py::arg("bufsize"), py::arg("flags") = 0)
+      .def("recv_into",
+           [](Socket& self, const WriteBuffer& buffer, Py_ssize_t nbytes, int flags) {
+             size_t size = into_size(buffer, nbytes, "recv_into");
+             py::gil_scoped_release release;
+             return ready_or_raise(self.recv(buffer.data(), size, flags), "recv_into");
+           },
+           py::arg("buffer"), py::arg("nbytes") = 0, py::arg("flags") = 0)
+      .def("recvfrom",
+           [](Socket& self, Py_ssize_t size, int flags) {
+             std::optional<Address> from;
+             py::object data = recv_bytes(self, size, flags, &from);
+             return py::make_tuple(data, optional_tuple(from));
+           },
+           py::arg("bufsize"), py::arg("flags") = 0)
+      .def("recvfrom_into",
+           [](Socket& self, const WriteBuffer& buffer, Py_ssize_t nbytes, int flags) {
+             size_t size = into_size(buffer, nbytes, "recvfrom_into");
+             std::pair<size_t, std::optional<Address>> result;
+             {
+               py::gil_scoped_release release;
+               result = ready_or_raise(self.recv_from(buffer.data(), size, flags), "recvfrom_into");
+             }
+             return py::make_tuple(result.first, optional_tuple(result.second));
+           },
+           py::arg("buffer"), py::arg("nbytes") = 0, py::arg("flags") = 0);
+}
+
+void bind_messages(py::class_<Socket>& cls) {
+  cls.def("sendmsg",
+          [](Socket& self, py::iterable buffers, py::iterable ancdata, int flags, py::handle address) {
+            std::vector<ReadBuffer> held;
+            for (auto item : buffers) {
+              held.emplace_back();
+              if (!held.back().acquire(item.ptr())) throw py::error_already_set();
+            }
+            std::vector<iovec> vectors;
+            for (auto& buffer : held) vectors.push_back({buffer.data(), buffer.size()});
+            auto control = control_from_python(ancdata);
+            std::optional<Address> to;
+            if (!address.is_none()) to = to_address(self.family(), address);
+            py::gil_scoped_release release;
+            return ready_or_raise(self.send_msg(vectors, control, flags, to), "sendmsg");
+          },
+          py::arg("buffers"), py::arg("ancdata") = py::tuple(), py::arg("flags") = 0, py::arg("address") = py::none())
+      .def("recvmsg_into",
+           [](Socket& self, py::iterable buffers, size_t ancbufsize, int flags) {
+             std::vector<WriteBuffer> held;
+             for (auto item : buffers) {
+               held.emplace_back();
+               if (!held.back().acquire(item.ptr())) throw py::error_already_set();
+             }
+             std::vector<iovec> vectors;
+             for (auto& buffer : held) vectors.push_back({buffer.data(), buffer.size()});
+             std::optional<ReceivedMessage> message;
+             {
+               py::gil_scoped_release release;
+               message = self.recv_msg(vectors, ancbufsize, flags);
+             }
+             auto received = ready_or_raise(std::move(message), "recvmsg_into");
+             return py::make_tuple(received.size, control_to_python(received.control), received.flags,
+                                   optional_tuple(received.address));
+           },
+           py::arg("buffers"), py::arg("ancbufsize") = 0, py::arg("flags") = 0)
+      .def("send_fds",
+           [](Socket& self, const ReadBuffer& data, std::vector<int> fds, int flags, py::handle address) {
+             std::optional<Address> to;
+             if (!address.is_none()) to = to_address(self.family(), address);
+             py::gil_scoped_release release;
+             return ready_or_raise(self.send_fds(data.data(), data.size(), fds, flags, to), "send_fds");
+           },
+           py::arg("data"), py::arg("fds"), py::arg("flags") = 0, py::arg("address") = py::none())
+      .def("recv_fds",
+           [](Socket& self, Py_ssize_t bufsize, size_t maxfds, int flags) {
+             if (bufsize < 0) throw py::value_error("negative buffersize in recv_fds");
+             std::string data(static_cast<size_t>(bufsize), '\0');
+             std::optional<ReceivedFds> message;
+             {
+               py::gil_scoped_release release;
+               message = self.recv_fds(data.data(), data.size(), maxfds, flags);
+             }
+             auto received = ready_or_raise(std::move(message), "recv_fds");
+             py::list fds;
+             for (auto& fd : received.fds) fds.append(fd.get());
+             for (auto& fd : received.fds) fd.release();  // the caller owns them from here on
+             return py::make_tuple(py::bytes(data.data(), received.size), fds, received.flags,
+                                   optional_tuple(received.address));
+           },
+           py::arg("bufsize"), py::arg("maxfds"), py::arg("flags") = 0);
+}
+
+void bind_options(py::class_<Socket>& cls) {
+  cls.def("getsockname", [](const Socket& self) { return to_tuple(self.local_address()); })
+      .def("getpeername", [](const Socket& self) { return to_tuple(self.peer_address()); })
+      .def_property_readonly("local_address", &Socket::local_address, "The bound Address (getsockname).")
+      .def_property_readonly("peer_address", &Socket::peer_address, "The connected peer's Address (getpeername).")
+      .def("getsockopt",
+           [](const Socket& self, int level, int name, py::object buflen) -> py::object {
+             if (buflen.is_none()) return py::int_(self.get_option(level, name));
+             long size = buflen.cast<long>();
+             if (size <= 0 || size > 1024) throw py::value_error("getsockopt buflen out of range");
+             return py::bytes(self.get_option_bytes(level, name, static_cast<size_t>(size)));
+           },
+           py::arg("level"), py::arg("optname"), py::arg("buflen") = py::none())
+      .def("setsockopt",
+           [](Socket& self, int level, int name, py::handle value, py::handle optlen) {
+             if (value.is_none()) {
+               if (optlen.is_none()) throw py::type_error("setsockopt: value None needs optlen");
+               self.set_option_bytes(level, name, nullptr, optlen.cast<size_t>());
+             } else if (PyLong_Check(value.ptr())) {
+               self.set_option(level, name, value.cast<int>());
+             } else {
+               ReadBuffer data;
+               if (!data.acquire(value.ptr())) throw py::error_already_set();
+               self.set_option_bytes(level, name, data.data(), data.size());
+             }
+           },
+           py::arg("level"), py::arg("optname"), py::arg("value"), py::arg("optlen") = py::none())
+      .def("_peer_credentials",
+           [](const Socket& self) {
+             auto c = self.peer_credentials();
+             return py::make_tuple(c.pid, c.uid, c.gid);
+           })
+      .def("_tcp_info", [](const Socket& self) {
+        TcpInfo i = self.tcp_info();
+        py::dict d;
+#define SOCKETEER_FIELD(name) d[#name] = i.name
+        SOCKETEER_FIELD(state); SOCKETEER_FIELD(ca_state); SOCKETEER_FIELD(retransmits);
+        SOCKETEER_FIELD(probes); SOCKETEER_FIELD(backoff); SOCKETEER_FIELD(options);
+        SOCKETEER_FIELD(rto); SOCKETEER_FIELD(ato); SOCKETEER_FIELD(snd_mss); SOCKETEER_FIELD(rcv_mss);
+        SOCKETEER_FIELD(unacked); SOCKETEER_FIELD(sacked); SOCKETEER_FIELD(lost); SOCKETEER_FIELD(retrans);
+        SOCKETEER_FIELD(fackets); SOCKETEER_FIELD(last_data_sent); SOCKETEER_FIELD(last_ack_recv);
+        SOCKETEER_FIELD(last_data_recv); SOCKETEER_FIELD(last_ack_sent); SOCKETEER_FIELD(pmtu);
+        SOCKETEER_FIELD(rcv_ssthresh); SOCKETEER_FIELD(rtt); SOCKETEER_FIELD(rttvar);
+        SOCKETEER_FIELD(snd_ssthresh); SOCKETEER_FIELD(snd_cwnd); SOCKETEER_FIELD(advmss);
+        SOCKETEER_FIELD(reordering); SOCKETEER_FIELD(rcv_rtt); SOCKETEER_FIELD(rcv_space);
+        SOCKETEER_FIELD(total_retrans); SOCKETEER_FIELD(bytes_acked); SOCKETEER_FIELD(bytes_received);
+        SOCKETEER_FIELD(bytes_sent); SOCKETEER_FIELD(bytes_retrans); SOCKETEER_FIELD(segs_out);
+        SOCKETEER_FIELD(segs_in); SOCKETEER_FIELD(notsent_bytes); SOCKETEER_FIELD(min_rtt);
+        SOCKETEER_FIELD(delivery_rate_app_limited); SOCKETEER_FIELD(delivery_rate);
+#undef SOCKETEER_FIELD
+        return d;
+      });
+}
+
+}  // namespace
+
+void init_socket(py::module_& m) {
+  py::class_<Socket> cls(m, "Socket", "The C++ socket. Use socketeer.Socket, which adds the stdlib's ergonomics.");
+  bind_lifecycle(cls);
+  bind_io(cls);
+  bind_messages(cls);
+  bind_options(cls);
+}
+
+}  // namespace socketeer::bindings

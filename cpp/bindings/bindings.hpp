@@ -1,0 +1,78 @@
+// Shared pieces of the pybind11 glue: one init_<area> per file, buffer-protocol arguments
+// without copies, and the conversions between Address values and the stdlib's tuples.
+#pragma once
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <utility>
+
+#include "socketeer/address.hpp"
+
+namespace py = pybind11;
+
+namespace socketeer::bindings {
+
+void init_errors(py::module_& m);
+void init_address(py::module_& m);
+void init_socket(py::module_& m);
+
+// A Py_buffer held for the duration of one call. PyObject_GetBuffer with PyBUF_SIMPLE needs
+// no shape or strides, so unlike py::buffer nothing is allocated per call.
+template <int Flags>
+class BufferArg {
+ public:
+  BufferArg() = default;
+  BufferArg(BufferArg&& other) noexcept : view_(other.view_), held_(std::exchange(other.held_, false)) {}
+  BufferArg& operator=(BufferArg&& other) noexcept {
+    release();
+    view_ = other.view_;
+    held_ = std::exchange(other.held_, false);
+    return *this;
+  }
+  ~BufferArg() { release(); }
+
+  bool acquire(PyObject* object) {
+    release();
+    held_ = PyObject_GetBuffer(object, &view_, Flags) == 0;
+    return held_;
+  }
+  char* data() const { return static_cast<char*>(view_.buf); }
+  size_t size() const { return static_cast<size_t>(view_.len); }
+
+ private:
+  void release() {
+    if (std::exchange(held_, false)) PyBuffer_Release(&view_);
+  }
+  Py_buffer view_{};
+  bool held_ = false;
+};
+
+using ReadBuffer = BufferArg<PyBUF_SIMPLE>;
+using WriteBuffer = BufferArg<PyBUF_WRITABLE>;
+
+// Address <-> the stdlib's forms: ('1.2.3.4', 80), ('::1', 80, flowinfo, scope_id), a unix path
+// as str, an abstract name as bytes starting with NUL, '' for an unnamed unix socket.
+py::object to_tuple(const Address& address);
+// Accepts an Address object, a stdlib tuple (host names are resolved with the GIL released),
+// a path for AF_UNIX, or an address string ("127.0.0.1:80", "[::1]:80", "unix:@name").
+Address to_address(int family, py::handle object);
+// Like to_address, but learns the family from a tuple's shape.
+Address address_from_tuple(int family, py::handle object);
+
+}  // namespace socketeer::bindings
+
+namespace pybind11::detail {
+
+template <int Flags>
+struct type_caster<socketeer::bindings::BufferArg<Flags>> {
+  PYBIND11_TYPE_CASTER(socketeer::bindings::BufferArg<Flags>, const_name("collections.abc.Buffer"));
+  // Raises the stdlib's TypeError ("a bytes-like object is required, not 'str'") instead of
+  // pybind11's generic overload message.
+  bool load(handle source, bool) {
+    if (!value.acquire(source.ptr())) throw error_already_set();
+    return true;
+  }
+};
+
+}  // namespace pybind11::detail

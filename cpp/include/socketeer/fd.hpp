@@ -1,0 +1,39 @@
+// Fd: the one owner of a file descriptor. Move-only; closes exactly once.
+#pragma once
+
+#include <utility>
+
+namespace socketeer {
+
+class Fd {
+ public:
+  Fd() noexcept = default;
+  explicit Fd(int fd) noexcept : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+
+  int get() const noexcept { return fd_; }
+  bool valid() const noexcept { return fd_ >= 0; }
+  explicit operator bool() const noexcept { return valid(); }
+
+  // Gives up ownership without closing (socket.detach()).
+  int release() noexcept { return std::exchange(fd_, -1); }
+  // Closes the current fd (errors from close are ignored: the fd is gone either way on Linux).
+  void reset(int fd = -1) noexcept;
+  // Closes and reports close()'s error, for callers that want it (socket.close()).
+  void close();
+
+ private:
+  int fd_ = -1;
+};
+
+// A new fd referring to the same open file, CLOEXEC (F_DUPFD_CLOEXEC).
+Fd dup_cloexec(int fd);
+
+}  // namespace socketeer

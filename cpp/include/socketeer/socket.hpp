@@ -1,0 +1,144 @@
+// Socket: one method per syscall over an owned, CLOEXEC file descriptor.
+//
+// Blocking behaviour follows CPython's socket module: a timeout of "none" means a blocking fd;
+// zero means a non-blocking fd whose calls report would-block; a positive timeout means a
+// non-blocking fd where each call waits with poll() until a deadline. Would-block is a return
+// value (std::nullopt), never an exception, so hot non-blocking loops pay nothing for it.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "socketeer/address.hpp"
+#include "socketeer/fd.hpp"
+
+namespace socketeer {
+
+using Clock = std::chrono::steady_clock;
+using Timeout = std::optional<std::chrono::nanoseconds>;  // nullopt: block forever
+
+struct ControlMessage {
+  int level = 0;
+  int type = 0;
+  std::string data;
+};
+
+struct ReceivedMessage {
+  size_t size = 0;  // bytes written into the buffers
+  std::vector<ControlMessage> control;
+  int flags = 0;  // MSG_TRUNC, MSG_CTRUNC, MSG_EOR ...
+  std::optional<Address> address;
+};
+
+struct ReceivedFds {
+  size_t size = 0;
+  std::vector<Fd> fds;
+  int flags = 0;
+  std::optional<Address> address;
+};
+
+struct PeerCredentials {
+  int pid = 0;
+  unsigned uid = 0;
+  unsigned gid = 0;
+};
+
+struct TcpInfo {
+  int state, ca_state, retransmits, probes, backoff, options;
+  uint32_t rto, ato, snd_mss, rcv_mss, unacked, sacked, lost, retrans, fackets;
+  uint32_t last_data_sent, last_ack_recv, last_data_recv, last_ack_sent;
+  uint32_t pmtu, rcv_ssthresh, rtt, rttvar, snd_ssthresh, snd_cwnd, advmss, reordering;
+  uint32_t rcv_rtt, rcv_space, total_retrans;
+  uint64_t bytes_acked, bytes_received, bytes_sent, bytes_retrans;
+  uint32_t segs_out, segs_in, notsent_bytes, min_rtt, delivery_rate_app_limited;
+  uint64_t delivery_rate;
+};
+
+class Socket {
+ public:
+  Socket(int family, int type, int protocol = 0);
+  // Takes ownership of an open socket fd, reading its family, type and protocol from the kernel.
+  // If fd is not a socket, throws and leaves it open (the caller still owns it).
+  static Socket adopt(int fd);
+  static std::pair<Socket, Socket> pair(int family, int type, int protocol = 0);
+
+  Socket(Socket&&) noexcept = default;
+  Socket& operator=(Socket&&) noexcept = default;
+
+  int fd() const noexcept { return fd_.get(); }
+  bool closed() const noexcept { return !fd_.valid(); }
+  int family() const noexcept { return family_; }
+  int type() const noexcept { return type_; }
+  int protocol() const noexcept { return protocol_; }
+
+  Timeout timeout() const noexcept { return timeout_; }
+  void set_timeout(Timeout timeout);  // sets O_NONBLOCK unless timeout is "none"
+
+  void bind(const Address& address);
+  void listen(int backlog);
+  std::optional<std::pair<Socket, Address>> accept();
+  void connect(const Address& address);
+  int connect_ex(const Address& address);  // 0 or the errno, like the stdlib's
+
+  std::optional<size_t> send(const void* data, size_t size, int flags = 0);
+  std::optional<size_t> send_to(const void* data, size_t size, int flags, const Address& to);
+  void send_all(const void* data, size_t size, int flags = 0);
+  std::optional<size_t> send_msg(std::span<const iovec> buffers,
+                                 std::span<const ControlMessage> control, int flags,
+                                 const std::optional<Address>& to);
+  std::optional<size_t> send_fds(const void* data, size_t size, std::span<const int> fds,
+                                 int flags, const std::optional<Address>& to);
+
+  std::optional<size_t> recv(void* buffer, size_t size, int flags = 0);
+  std::optional<std::pair<size_t, std::optional<Address>>> recv_from(void* buffer, size_t size,
+                                                                     int flags = 0);
+  std::optional<ReceivedMessage> recv_msg(std::span<const iovec> buffers, size_t control_size,
+                                          int flags);
+  // Receives data and SCM_RIGHTS fds. If the kernel truncated the control data (more fds were
+  // sent than max_fds), the fds that did arrive are closed and EMSGSIZE is thrown.
+  std::optional<ReceivedFds> recv_fds(void* buffer, size_t size, size_t max_fds, int flags = 0);
+
+  void shutdown(int how);
+  void close();
+  Fd detach() noexcept { return std::move(fd_); }
+  Socket dup() const;
+
+  Address local_address() const;
+  Address peer_address() const;
+  int get_option(int level, int name) const;
+  std::string get_option_bytes(int level, int name, size_t size) const;
+  void set_option(int level, int name, int value);
+  void set_option_bytes(int level, int name, const void* value, size_t size);
+  PeerCredentials peer_credentials() const;
+  TcpInfo tcp_info() const;
+
+  // Waits (poll) until the fd is ready for events or the timeout expires; false on timeout.
+  bool wait(short events, Timeout timeout) const;
+
+ private:
+  Socket(Fd fd, int family, int type, int protocol);
+  int checked_fd(const char* operation) const;
+  // Runs a non-blocking-style call, waiting for readiness per the socket's timeout.
+  template <typename Call>
+  std::optional<ssize_t> io(short events, const char* operation, Call&& call);
+
+  Fd fd_;
+  int family_ = 0;
+  int type_ = 0;
+  int protocol_ = 0;
+  Timeout timeout_;
+};
+
+// Rounds a timeout up to whole milliseconds for poll()/epoll_wait(), as CPython does, so a
+// tiny positive timeout waits 1 ms instead of spinning with 0.
+int timeout_to_ms(Timeout timeout);
+
+}  // namespace socketeer

@@ -1,0 +1,256 @@
+#include "socketeer/address.hpp"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+
+#include <charconv>
+#include <cstring>
+#include <algorithm>
+#include <functional>
+#include <type_traits>
+
+#include "socketeer/error.hpp"
+
+namespace socketeer {
+namespace {
+
+[[noreturn]] void invalid(std::string message) { throw InvalidArgument(std::move(message)); }
+
+uint16_t checked_port(int port) {
+  if (port < 0 || port > 65535)
+    invalid("port must be 0-65535, got " + std::to_string(port));
+  return htons(static_cast<uint16_t>(port));
+}
+
+std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+int parse_port(std::string_view text, std::string_view whole) {
+  int port = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || port > 65535)
+    invalid("bad port " + quoted(text) + " in address " + quoted(whole) + " (want 0-65535)");
+  return port;
+}
+
+// An interface name or number after '%' in a scoped IPv6 address.
+uint32_t parse_scope(std::string_view scope, std::string_view whole) {
+  uint32_t index = 0;
+  auto [end, ec] = std::from_chars(scope.data(), scope.data() + scope.size(), index);
+  if (!scope.empty() && ec == std::errc{} && end == scope.data() + scope.size()) return index;
+  index = ::if_nametoindex(std::string(scope).c_str());
+  if (index == 0) invalid("unknown interface " + quoted(scope) + " in IPv6 address " + quoted(whole));
+  return index;
+}
+
+template <typename T>
+std::strong_ordering compare_bytes(const T& a, const T& b) {
+  int c = std::memcmp(&a, &b, sizeof(T));
+  return c <=> 0;
+}
+
+}  // namespace
+
+// --- IPv4 ------------------------------------------------------------------------------------
+
+std::optional<InetAddress> InetAddress::parse_host(std::string_view host, int port) {
+  InetAddress address;
+  address.raw.sin_port = checked_port(port);
+  if (host.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  char buffer[INET6_ADDRSTRLEN];
+  std::memcpy(buffer, host.data(), host.size());
+  buffer[host.size()] = '\0';
+  if (::inet_pton(AF_INET, buffer, &address.raw.sin_addr) != 1) return std::nullopt;
+  return address;
+}
+
+InetAddress::InetAddress(std::string_view host, int port) {
+  auto parsed = parse_host(host, port);
+  if (!parsed) invalid("not a numeric IPv4 address: " + quoted(host));
+  *this = *parsed;
+}
+
+std::string InetAddress::host() const {
+  char buffer[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &raw.sin_addr, buffer, sizeof buffer);
+  return buffer;
+}
+
+std::string InetAddress::to_string() const { return host() + ":" + std::to_string(port()); }
+
+std::strong_ordering InetAddress::operator<=>(const InetAddress& other) const {
+  if (auto c = compare_bytes(raw.sin_addr, other.raw.sin_addr); c != 0) return c;
+  return port() <=> other.port();
+}
+
+// --- IPv6 ------------------------------------------------------------------------------------
+
+std::optional<Inet6Address> Inet6Address::parse_host(std::string_view host, int port,
+                                                     uint32_t flowinfo, uint32_t scope_id) {
+  Inet6Address address;
+  address.raw.sin6_port = checked_port(port);
+  address.raw.sin6_flowinfo = htonl(flowinfo);
+  address.raw.sin6_scope_id = scope_id;
+  if (auto percent = host.find('%'); percent != std::string_view::npos) {
+    address.raw.sin6_scope_id = parse_scope(host.substr(percent + 1), host);
+    host = host.substr(0, percent);
+  }
+  if (host.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  char buffer[INET6_ADDRSTRLEN];
+  std::memcpy(buffer, host.data(), host.size());
+  buffer[host.size()] = '\0';
+  if (::inet_pton(AF_INET6, buffer, &address.raw.sin6_addr) != 1) return std::nullopt;
+  return address;
+}
+
+Inet6Address::Inet6Address(std::string_view host, int port, uint32_t flowinfo, uint32_t scope_id) {
+  auto parsed = parse_host(host, port, flowinfo, scope_id);
+  if (!parsed) invalid("not a numeric IPv6 address: " + quoted(host));
+  *this = *parsed;
+}
+
+std::string Inet6Address::host_without_scope() const {
+  char buffer[INET6_ADDRSTRLEN];
+  ::inet_ntop(AF_INET6, &raw.sin6_addr, buffer, sizeof buffer);
+  return buffer;
+}
+
+std::string Inet6Address::host() const {
+  std::string text = host_without_scope();
+  if (scope_id() != 0) {
+    char name[IF_NAMESIZE];
+    text += '%';
+    text += ::if_indextoname(scope_id(), name) ? std::string(name) : std::to_string(scope_id());
+  }
+  return text;
+}
+
+std::string Inet6Address::to_string() const {
+  return "[" + host() + "]:" + std::to_string(port());
+}
+
+std::strong_ordering Inet6Address::operator<=>(const Inet6Address& other) const {
+  if (auto c = compare_bytes(raw.sin6_addr, other.raw.sin6_addr); c != 0) return c;
+  if (auto c = port() <=> other.port(); c != 0) return c;
+  if (auto c = flowinfo() <=> other.flowinfo(); c != 0) return c;
+  return scope_id() <=> other.scope_id();
+}
+
+// --- UNIX ------------------------------------------------------------------------------------
+
+UnixAddress::UnixAddress(std::string_view path, bool is_abstract) {
+  raw.sun_family = AF_UNIX;
+  if (path.size() > max_path)
+    invalid("unix socket " + std::string(is_abstract ? "abstract name" : "path") + " is " +
+            std::to_string(path.size()) + " bytes, the limit is " + std::to_string(max_path) +
+            ": " + quoted(path.substr(0, 40)) + "...");
+  if (!is_abstract && path.find('\0') != std::string_view::npos)
+    invalid("unix socket path contains a NUL byte");
+  if (!is_abstract && path.empty()) return;  // unnamed
+  size_t offset = is_abstract ? 1 : 0;
+  std::memcpy(raw.sun_path + offset, path.data(), path.size());
+  // Path sockets count the terminating NUL, as the kernel does for getsockname; abstract names
+  // are exactly the bytes given (a trailing NUL would be part of the name).
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + offset + path.size() +
+                                  (is_abstract ? 0 : 1));
+}
+
+std::string UnixAddress::path() const {
+  if (unnamed()) return {};
+  size_t size = length - offsetof(sockaddr_un, sun_path);
+  if (abstract()) return std::string(raw.sun_path + 1, size - 1);
+  return std::string(raw.sun_path, strnlen(raw.sun_path, size));
+}
+
+std::string UnixAddress::to_string() const {
+  return std::string("unix:") + (abstract() ? "@" : "") + path();
+}
+
+std::strong_ordering UnixAddress::operator<=>(const UnixAddress& other) const {
+  if (auto c = abstract() <=> other.abstract(); c != 0) return c;
+  return path() <=> other.path();
+}
+
+// --- any address -----------------------------------------------------------------------------
+
+Address parse_address(std::string_view text) {
+  if (text.starts_with("unix:")) {
+    auto rest = text.substr(5);
+    if (rest.starts_with('@')) return UnixAddress(rest.substr(1), true);
+    return UnixAddress(rest, false);
+  }
+  if (text.starts_with('[')) {
+    auto close = text.find(']');
+    if (close == std::string_view::npos)
+      invalid("missing ']' in IPv6 address " + quoted(text) + " (want [HOST]:PORT)");
+    if (close + 1 >= text.size() || text[close + 1] != ':')
+      invalid("missing ':PORT' after ']' in address " + quoted(text));
+    auto host = text.substr(1, close - 1);
+    int port = parse_port(text.substr(close + 2), text);
+    auto parsed = Inet6Address::parse_host(host, port);
+    if (!parsed) invalid("not a numeric IPv6 address: " + quoted(host) + " in " + quoted(text));
+    return *parsed;
+  }
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos)
+    invalid("missing ':PORT' in address " + quoted(text) +
+            " (want HOST:PORT, [HOST6]:PORT, unix:PATH or unix:@NAME)");
+  auto host = text.substr(0, colon);
+  if (host.find(':') != std::string_view::npos)
+    invalid("IPv6 address " + quoted(text) + " needs brackets: [HOST]:PORT");
+  int port = parse_port(text.substr(colon + 1), text);
+  auto parsed = InetAddress::parse_host(host, port);
+  if (!parsed)
+    invalid("not a numeric IPv4 address: " + quoted(host) + " in " + quoted(text) +
+            " (use resolve() for host names)");
+  return *parsed;
+}
+
+std::string to_string(const Address& address) {
+  return std::visit([](const auto& a) { return a.to_string(); }, address);
+}
+
+int family_of(const Address& address) {
+  return std::visit([](const auto& a) { return std::decay_t<decltype(a)>::family; }, address);
+}
+
+size_t hash_of(const Address& address) {
+  return std::hash<std::string>{}(std::to_string(address.index()) + to_string(address));
+}
+
+const sockaddr* sockaddr_of(const Address& address) {
+  return std::visit([](const auto& a) { return reinterpret_cast<const sockaddr*>(&a.raw); },
+                    address);
+}
+
+socklen_t length_of(const Address& address) {
+  if (auto unix_address = std::get_if<UnixAddress>(&address)) return unix_address->length;
+  return std::visit([](const auto& a) { return static_cast<socklen_t>(sizeof(a.raw)); }, address);
+}
+
+Address address_from_sockaddr(const sockaddr_storage& storage, socklen_t length) {
+  switch (storage.ss_family) {
+    case AF_INET: {
+      InetAddress a;
+      std::memcpy(&a.raw, &storage, sizeof a.raw);
+      return a;
+    }
+    case AF_INET6: {
+      Inet6Address a;
+      std::memcpy(&a.raw, &storage, sizeof a.raw);
+      return a;
+    }
+    case AF_UNIX: {
+      UnixAddress a;
+      a.length = std::min<socklen_t>(length, sizeof a.raw);
+      std::memcpy(&a.raw, &storage, a.length);
+      a.raw.sun_family = AF_UNIX;
+      // Linux may report a path's length without its NUL; keep our convention (with NUL).
+      if (!a.unnamed() && !a.abstract()) a = UnixAddress(a.path(), false);
+      return a;
+    }
+    default:
+      throw InvalidArgument("unsupported address family " + std::to_string(storage.ss_family));
+  }
+}
+
+}  // namespace socketeer
