@@ -1,0 +1,50 @@
+#include "socketeer/address.hpp"
+#include "testing.hpp"
+
+using namespace socketeer;
+
+TEST(parse_and_format_round_trip) {
+  for (const char* text : {"127.0.0.1:8080", "[::1]:8080", "[fe80::1%lo]:80", "unix:/run/app.sock",
+                           "unix:@name", "0.0.0.0:0", "[::]:65535"}) {
+    CHECK_EQ(to_string(parse_address(text)), std::string(text));
+  }
+}
+
+TEST(families) {
+  CHECK_EQ(family_of(parse_address("1.2.3.4:5")), AF_INET);
+  CHECK_EQ(family_of(parse_address("[::1]:5")), AF_INET6);
+  CHECK_EQ(family_of(parse_address("unix:@x")), AF_UNIX);
+}
+
+TEST(bad_addresses_name_the_bad_part) {
+  CHECK_THROWS_AS(parse_address("1.2.3.4"), InvalidArgument);
+  CHECK_THROWS_AS(parse_address("1.2.3.4:65536"), InvalidArgument);
+  CHECK_THROWS_AS(parse_address("[::1:80"), InvalidArgument);
+  CHECK_THROWS_AS(parse_address("::1:80"), InvalidArgument);
+  CHECK_THROWS_AS(parse_address("[fe80::1%nosuchif0]:80"), InvalidArgument);
+  CHECK_THROWS_AS(parse_address("unix:" + std::string(108, 'x')), InvalidArgument);
+  try {
+    parse_address("1.2.3:80");
+    FAIL_AT("no error");
+  } catch (const InvalidArgument& error) {
+    CHECK(std::string(error.what()).find("'1.2.3'") != std::string::npos);
+  }
+}
+
+TEST(unix_path_limit_is_107_bytes) {
+  UnixAddress longest(std::string(107, 'p'), false);
+  CHECK_EQ(longest.path().size(), 107u);
+  UnixAddress abstract(std::string(107, 'a'), true);
+  CHECK(abstract.abstract());
+  CHECK_EQ(abstract.path().size(), 107u);
+}
+
+TEST(ordering_and_equality) {
+  CHECK(parse_address("1.2.3.4:5") == parse_address("1.2.3.4:5"));
+  CHECK(parse_address("1.2.3.4:5") < parse_address("1.2.3.4:6"));
+  CHECK(parse_address("1.2.3.4:9") < parse_address("1.2.3.5:1"));
+  CHECK(parse_address("255.0.0.0:1") < parse_address("[::]:0"));  // by family first
+  CHECK_EQ(hash_of(parse_address("unix:@a")), hash_of(parse_address("unix:@a")));
+}
+
+int main() { return socketeer::testing::run_all(); }
