@@ -343,8 +343,9 @@ std::optional<ReceivedMessage> Socket::recv_msg(std::span<const iovec> buffers, 
   if (!n) return std::nullopt;
   if (*n < 0) throw_error(static_cast<int>(-*n), "recvmsg");
   from.length = header.msg_namelen;
-  return ReceivedMessage{static_cast<size_t>(*n), unpack_control(header), header.msg_flags,
-                         name_of(from)};
+  // The kernel echoes MSG_CMSG_CLOEXEC back in msg_flags; it is our request, not news.
+  return ReceivedMessage{static_cast<size_t>(*n), unpack_control(header),
+                         header.msg_flags & ~MSG_CMSG_CLOEXEC, name_of(from)};
 }
 
 std::optional<ReceivedFds> Socket::recv_fds(void* buffer, size_t size, size_t max_fds, int flags) {

@@ -1,0 +1,11 @@
+"""socketeer: every Berkeley socket for Python, with a C++ core.
+
+Re-exports only; see the submodules for the code.
+"""
+
+from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress, resolve
+from .constants import *  # noqa: F401,F403  (AF_*, SOCK_*, SOL_*, SO_*, IPPROTO_*, TCP_*, MSG_* ...)
+from .constants import AddressFamily, SocketKind, TcpState
+from .socket import PeerCredentials, Socket, TcpInfo, fromfd, socketpair
+
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""Shared fixtures. The fd-leak guard runs around every test: a test that leaves a file
+descriptor open fails, naming each leaked fd and what it points at (socket, pipe, file)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def open_fds() -> dict[int, str]:
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the fd listdir itself used, gone by now
+            pass
+    return fds
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("allow_fd_leaks"):
+        yield
+        return
+    before = open_fds()
+    yield
+    gc.collect()
+    leaked = {fd: target for fd, target in open_fds().items() if before.get(fd) != target}
+    if leaked:
+        for fd in leaked:  # close them so one leak does not fail every later test
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        described = ", ".join(f"fd {fd} -> {target}" for fd, target in sorted(leaked.items()))
+        pytest.fail(f"test leaked {len(leaked)} file descriptor(s): {described}", pytrace=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "allow_fd_leaks: skip the fd-leak guard for this test")
+    config.addinivalue_line("markers", "root: needs root (CAP_NET_RAW, netns); skipped otherwise")
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory for unix socket paths (pytest's tmp_path can exceed the 107-byte limit)."""
+    path = Path(tempfile.mkdtemp(prefix="st-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def needs_tool():
+    """needs_tool("socat") -> its path, or skips the test naming the missing program.
+    .ci/run installs every tool the suite uses, so a skip there is a missing install step."""
+
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"{name} is not installed: .ci/run must install it")
+            pytest.skip(f"{name} is not installed")
+        return path
+
+    return find
