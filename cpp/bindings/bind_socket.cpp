@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "bindings.hpp"
+#include "socketeer/socket.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/socket.hpp"
 
@@ -42,40 +43,6 @@ py::object optional_tuple(const std::optional<Address>& address) {
   return address ? to_tuple(*address) : py::object(py::none());
 }
 
-// recv(): a bytes object of bufsize is filled without the GIL (nothing else can see it yet) and
-// shrunk to what arrived, as CPython does.
-py::object recv_bytes(Socket& self, Py_ssize_t size, int flags, std::optional<Address>* from) {
-  if (size < 0) throw py::value_error("negative buffersize in recv");
-  auto data = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, size));
-  if (!data) throw py::error_already_set();
-  size_t received;
-  {
-    py::gil_scoped_release release;
-    char* buffer = PyBytes_AS_STRING(data.ptr());
-    if (from) {
-      auto result = ready_or_raise(self.recv_from(buffer, static_cast<size_t>(size), flags), "recvfrom");
-      received = result.first;
-      *from = std::move(result.second);
-    } else {
-      received = ready_or_raise(self.recv(buffer, static_cast<size_t>(size), flags), "recv");
-    }
-  }
-  if (static_cast<Py_ssize_t>(received) != size) {
-    PyObject* resized = data.release().ptr();
-    if (_PyBytes_Resize(&resized, static_cast<Py_ssize_t>(received)) < 0) throw py::error_already_set();
-    data = py::reinterpret_steal<py::object>(resized);
-  }
-  return data;
-}
-
-size_t into_size(const WriteBuffer& buffer, Py_ssize_t nbytes, const char* operation) {
-  if (nbytes < 0) throw py::value_error(std::string("negative buffersize in ") + operation);
-  if (nbytes == 0) return buffer.size();
-  if (static_cast<size_t>(nbytes) > buffer.size())
-    throw py::value_error(std::string("buffer too small for requested bytes in ") + operation);
-  return static_cast<size_t>(nbytes);
-}
-
 py::list control_to_python(const std::vector<ControlMessage>& control) {
   py::list items;
   for (const auto& item : control) items.append(py::make_tuple(item.level, item.type, py::bytes(item.data)));
@@ -102,7 +69,6 @@ void bind_lifecycle(py::class_<Socket>& cls) {
       .def_static("adopt", &Socket::adopt, py::arg("fileno"),
                   "Takes ownership of an open socket fd; raises (leaving it open) if it is not a socket.")
       .def_static("pair", &Socket::pair, py::arg("family"), py::arg("type"), py::arg("proto") = 0)
-      .def("fileno", &Socket::fd)
       .def_property_readonly("family_number", &Socket::family)
       .def_property_readonly("type_number", &Socket::type)
       .def_property_readonly("proto", &Socket::protocol)
@@ -139,62 +105,6 @@ void bind_lifecycle(py::class_<Socket>& cls) {
       .def("gettimeout", [](const Socket& self) { return from_timeout(self.timeout()); })
       .def("setblocking", [](Socket& self, bool flag) { self.set_timeout(flag ? Timeout() : Timeout(0ns)); }, py::arg("flag"))
       .def("getblocking", [](const Socket& self) { return !self.timeout() || *self.timeout() != 0ns; });
-}
-
-void bind_io(py::class_<Socket>& cls) {
-  cls.def("send",
-          [](Socket& self, const ReadBuffer& data, int flags) {
-            py::gil_scoped_release release;
-            return ready_or_raise(self.send(data.data(), data.size(), flags), "send");
-          },
-          py::arg("data"), py::arg("flags") = 0)
-      .def("sendall",
-           [](Socket& self, const ReadBuffer& data, int flags) {
-             py::gil_scoped_release release;
-             self.send_all(data.data(), data.size(), flags);
-           },
-           py::arg("data"), py::arg("flags") = 0)
-      // sendto(data, address) or sendto(data, flags, address), as the stdlib's.
-      .def("sendto",
-           [](Socket& self, const ReadBuffer& data, py::handle flags_or_address, py::handle address) {
-             int flags = 0;
-             if (address.is_none()) {
-               address = flags_or_address;
-             } else {
-               flags = flags_or_address.cast<int>();
-             }
-             Address to = to_address(self.family(), address);
-             py::gil_scoped_release release;
-             return ready_or_raise(self.send_to(data.data(), data.size(), flags, to), "sendto");
-           },
-           py::arg("data"), py::arg("flags_or_address"), py::arg("address") = py::none())
-      .def("recv", [](Socket& self, Py_ssize_t size, int flags) { return recv_bytes(self, size, flags, nullptr); },
-           py::arg("bufsize"), py::arg("flags") = 0)
-      .def("recv_into",
-           [](Socket& self, const WriteBuffer& buffer, Py_ssize_t nbytes, int flags) {
-             size_t size = into_size(buffer, nbytes, "recv_into");
-             py::gil_scoped_release release;
-             return ready_or_raise(self.recv(buffer.data(), size, flags), "recv_into");
-           },
-           py::arg("buffer"), py::arg("nbytes") = 0, py::arg("flags") = 0)
-      .def("recvfrom",
-           [](Socket& self, Py_ssize_t size, int flags) {
-             std::optional<Address> from;
-             py::object data = recv_bytes(self, size, flags, &from);
-             return py::make_tuple(data, optional_tuple(from));
-           },
-           py::arg("bufsize"), py::arg("flags") = 0)
-      .def("recvfrom_into",
-           [](Socket& self, const WriteBuffer& buffer, Py_ssize_t nbytes, int flags) {
-             size_t size = into_size(buffer, nbytes, "recvfrom_into");
-             std::pair<size_t, std::optional<Address>> result;
-             {
-               py::gil_scoped_release release;
-               result = ready_or_raise(self.recv_from(buffer.data(), size, flags), "recvfrom_into");
-             }
-             return py::make_tuple(result.first, optional_tuple(result.second));
-           },
-           py::arg("buffer"), py::arg("nbytes") = 0, py::arg("flags") = 0);
 }
 
 void bind_messages(py::class_<Socket>& cls) {
@@ -261,9 +171,7 @@ void bind_messages(py::class_<Socket>& cls) {
 }
 
 void bind_options(py::class_<Socket>& cls) {
-  cls.def("getsockname", [](const Socket& self) { return to_tuple(self.local_address()); })
-      .def("getpeername", [](const Socket& self) { return to_tuple(self.peer_address()); })
-      .def_property_readonly("local_address", &Socket::local_address, "The bound Address (getsockname).")
+  cls.def_property_readonly("local_address", &Socket::local_address, "The bound Address (getsockname).")
       .def_property_readonly("peer_address", &Socket::peer_address, "The connected peer's Address (getpeername).")
       .def("getsockopt",
            [](const Socket& self, int level, int name, py::object buflen) -> py::object {
@@ -319,7 +227,7 @@ void bind_options(py::class_<Socket>& cls) {
 void init_socket(py::module_& m) {
   py::class_<Socket> cls(m, "Socket", "The C++ socket. Use socketeer.Socket, which adds the stdlib's ergonomics.");
   bind_lifecycle(cls);
-  bind_io(cls);
+  init_socket_io(cls);
   bind_messages(cls);
   bind_options(cls);
 }

@@ -16,6 +16,14 @@ namespace socketeer::bindings {
 void init_errors(py::module_& m);
 void init_address(py::module_& m);
 void init_socket(py::module_& m);
+}  // namespace socketeer::bindings
+
+namespace socketeer {
+class Socket;
+}
+
+namespace socketeer::bindings {
+void init_socket_io(py::class_<Socket>& cls);  // the hot methods, in bind_socket_io.cpp
 
 // A Py_buffer held for the duration of one call. PyObject_GetBuffer with PyBUF_SIMPLE needs
 // no shape or strides, so unlike py::buffer nothing is allocated per call.
