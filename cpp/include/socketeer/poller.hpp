@@ -1,0 +1,129 @@
+// Poller: readiness notification over epoll, with coalesced interest changes, a built-in waker
+// and a reusable event array.
+//
+//   Poller poller;
+//   poller.add(fd, Ready::readable, Mode::level);   // epoll_ctl(ADD) now: errors surface here
+//   poller.modify(fd, Ready::readable | Ready::writable);  // remembered; applied by poll()
+//   for (const Event& event : poller.poll(std::chrono::milliseconds(100))) ...
+//   poller.wake();                                  // from any thread: poll() returns
+//
+// Each registered fd has one Watcher (libuv's uv__io_t idea) that holds the interest the kernel
+// has ("armed") and the interest the caller wants ("wanted"). modify() only updates "wanted" and
+// queues the fd; poll() first applies each queued change with one epoll_ctl, so a loop turn that
+// turns writable interest on and off again costs nothing, and several changes cost one call.
+// add() and remove() act at once: add() so that a closed fd, a regular file (EPERM) or a
+// duplicate is refused to the caller that made the mistake, remove() because callers close the
+// fd right after, and a removal deferred past close() could no longer be made (see poller_epoll.cpp).
+//
+// Threads: add/modify/remove/wake/close may be called from any thread, also while another
+// thread is blocked in poll(); poll() itself runs in one thread at a time. The span poll()
+// returns stays valid until the next poll().
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "socketeer/fd.hpp"
+#include "socketeer/socket.hpp"  // Timeout
+#include "socketeer/waker.hpp"
+
+namespace socketeer {
+
+// Interest bits (what a registration waits for) and the bits of a ready Event. readable and
+// writable equal selectors.EVENT_READ and EVENT_WRITE.
+namespace Ready {
+constexpr uint32_t readable = 1;
+constexpr uint32_t writable = 2;
+constexpr uint32_t priority = 4;     // out-of-band data, EPOLLPRI
+constexpr uint32_t read_closed = 8;  // the peer shut down its writing side (EPOLLRDHUP) or hangup
+constexpr uint32_t error = 16;       // always reported, never requested
+constexpr uint32_t hangup = 32;      // always reported, never requested
+constexpr uint32_t interest_mask = readable | writable | priority | read_closed;
+}  // namespace Ready
+
+// How a registration triggers; edge and oneshot combine, exclusive combines with edge only.
+namespace Mode {
+constexpr uint32_t level = 0;
+constexpr uint32_t edge = 1;       // EPOLLET: reported once per change; drain until EAGAIN
+constexpr uint32_t oneshot = 2;    // EPOLLONESHOT: disarmed after one report; modify() re-arms
+constexpr uint32_t exclusive = 4;  // EPOLLEXCLUSIVE: one of several pollers sharing the fd wakes
+constexpr uint32_t mask = edge | oneshot | exclusive;
+}  // namespace Mode
+
+struct Event {
+  int fd;
+  uint32_t events;  // Ready bits
+};
+
+struct Registration {
+  uint32_t interest;
+  uint32_t mode;
+};
+
+class Poller {
+ public:
+  // epoll_create1(EPOLL_CLOEXEC), plus the waker's eventfd registered in it.
+  Poller();
+
+  // false if fd is already registered. Throws Error for the kernel's refusals (EBADF, EPERM
+  // for regular files, ...) and InvalidArgument for bad interest or mode bits.
+  bool add(int fd, uint32_t interest, uint32_t mode = Mode::level);
+  // false if fd is not registered. Keeps the mode unless one is given. Deferred to poll():
+  // a change the kernel then refuses (the fd was closed meanwhile) is reported as an error
+  // event for that fd, since poll() cannot hand an exception to the caller of modify().
+  bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
+  // false if fd is not registered. An fd closed before its removal is forgotten quietly.
+  bool remove(int fd);
+
+  // Applies queued changes, then one epoll_wait (timeout rounded up to whole milliseconds;
+  // nullopt blocks). EINTR is retried with the time that is left. Wake-ups are not reported.
+  std::span<const Event> poll(Timeout timeout);
+  // Makes the current or next poll() return. Any thread.
+  void wake();
+
+  std::optional<Registration> registration(int fd) const;
+  size_t size() const;
+  int fd() const;
+  bool closed() const;
+  // Closes the epoll fd and the waker. If another thread is inside poll(), it is woken and the
+  // fds are closed when it returns, so no fd number is ever closed under a running epoll_wait.
+  void close();
+
+ private:
+  struct Watcher {
+    uint32_t wanted = 0;      // epoll bits the caller asked for (interest and mode)
+    uint32_t armed = 0;       // epoll bits the kernel has
+    uint32_t generation = 0;  // bumped by each add(); stamped into each kernel registration
+    bool registered = false;  // between add() and remove()
+    bool in_kernel = false;   // the epoll set holds it (a failed change clears this)
+    bool queued = false;      // in pending_
+  };
+
+  int checked_fd() const;
+  Watcher* find(int fd);
+  const Watcher* find(int fd) const;
+  int control(int op, int fd, const Watcher& watcher);  // epoll_ctl's result
+  bool apply(int fd, Watcher& watcher);
+  void flush();
+  int wait(int epoll_fd, Timeout timeout);
+  void collect(int count);
+  void close_now();
+
+  mutable std::mutex mutex_;
+  Fd epoll_;
+  Waker waker_;
+  std::vector<Watcher> watchers_;  // indexed by fd
+  std::vector<int> pending_;       // fds whose wanted interest changed since the last poll
+  std::vector<epoll_event> kernel_events_;
+  std::vector<Event> ready_;
+  size_t registered_ = 0;
+  bool polling_ = false;
+  bool close_requested_ = false;
+};
+
+}  // namespace socketeer

@@ -1,0 +1,245 @@
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "socketeer/poller.hpp"
+#include "socketeer/timer.hpp"
+#include "socketeer/waker.hpp"
+#include "testing.hpp"
+
+using namespace socketeer;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Pair {
+  Fd a, b;
+  Pair() {
+    int fds[2];
+    check(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), "socketpair");
+    a.reset(fds[0]);
+    b.reset(fds[1]);
+  }
+};
+
+void send_byte(const Fd& fd) { check(::send(fd.get(), "x", 1, MSG_NOSIGNAL), "send"); }
+
+std::vector<Event> poll_now(Poller& poller) {
+  auto events = poller.poll(0ns);
+  return {events.begin(), events.end()};
+}
+
+uint32_t events_for(Poller& poller, int fd) {
+  for (const Event& event : poller.poll(0ns))
+    if (event.fd == fd) return event.events;
+  return 0;
+}
+
+}  // namespace
+
+TEST(readable_and_writable) {
+  Poller poller;
+  Pair pair;
+  CHECK(poller.add(pair.a.get(), Ready::readable | Ready::writable));
+  CHECK_EQ(events_for(poller, pair.a.get()), Ready::writable);
+  send_byte(pair.b);
+  CHECK_EQ(events_for(poller, pair.a.get()), Ready::readable | Ready::writable);
+  CHECK_EQ(poller.size(), 1u);
+}
+
+TEST(level_repeats_edge_does_not) {
+  Poller poller;
+  Pair level, edge;
+  poller.add(level.a.get(), Ready::readable);
+  poller.add(edge.a.get(), Ready::readable, Mode::edge);
+  send_byte(level.b);
+  send_byte(edge.b);
+  CHECK_EQ(poll_now(poller).size(), 2u);
+  auto again = poll_now(poller);
+  CHECK_EQ(again.size(), 1u);
+  CHECK_EQ(again[0].fd, level.a.get());
+  send_byte(edge.b);  // a new arrival is a new edge, though the fd was never drained
+  CHECK_EQ(events_for(poller, edge.a.get()), Ready::readable);
+}
+
+TEST(oneshot_is_disarmed_until_modify) {
+  Poller poller;
+  Pair pair;
+  poller.add(pair.a.get(), Ready::readable, Mode::oneshot);
+  send_byte(pair.b);
+  CHECK_EQ(events_for(poller, pair.a.get()), Ready::readable);
+  CHECK_EQ(events_for(poller, pair.a.get()), 0u);
+  poller.modify(pair.a.get(), Ready::readable);  // same interest re-arms; mode kept
+  CHECK_EQ(events_for(poller, pair.a.get()), Ready::readable);
+  CHECK_EQ(poller.registration(pair.a.get())->mode, Mode::oneshot);
+}
+
+TEST(modify_changes_are_coalesced) {
+  Poller poller;
+  Pair pair;
+  poller.add(pair.a.get(), Ready::readable);
+  send_byte(pair.b);
+  poller.modify(pair.a.get(), Ready::writable);
+  poller.modify(pair.a.get(), Ready::readable | Ready::writable);
+  poller.modify(pair.a.get(), Ready::writable);
+  CHECK_EQ(events_for(poller, pair.a.get()), Ready::writable);
+  // A change undone in the same turn never reaches the kernel: on a closed fd it would fail.
+  Fd keep = dup_cloexec(pair.a.get());
+  int number = pair.a.release();
+  ::close(number);
+  poller.modify(number, Ready::readable);
+  poller.modify(number, Ready::writable);
+  for (const Event& event : poll_now(poller)) CHECK(!(event.events & Ready::error));
+  poller.modify(number, Ready::readable);
+  bool reported = false;  // the failed change is reported as an error event
+  for (const Event& event : poll_now(poller)) reported |= event.fd == number && event.events == Ready::error;
+  CHECK(reported);
+  CHECK(poller.remove(number));
+}
+
+TEST(registration_errors) {
+  Poller poller;
+  Pair pair;
+  CHECK_THROWS_AS(poller.add(-1, Ready::readable), InvalidArgument);
+  CHECK_THROWS_AS(poller.add(pair.a.get(), 64), InvalidArgument);
+  CHECK_THROWS_AS(poller.add(pair.a.get(), Ready::readable, 8), InvalidArgument);
+  CHECK_THROWS_AS(poller.add(pair.a.get(), Ready::readable, Mode::exclusive | Mode::oneshot), InvalidArgument);
+  CHECK_THROWS_AS(poller.add(pair.a.get(), Ready::priority, Mode::exclusive), InvalidArgument);
+  CHECK(poller.add(pair.a.get(), Ready::readable));
+  CHECK(!poller.add(pair.a.get(), Ready::readable));
+  CHECK_THROWS_AS(poller.modify(pair.a.get(), Ready::error), InvalidArgument);
+  CHECK(!poller.modify(pair.b.get(), Ready::readable));
+  CHECK(!poller.remove(pair.b.get()));
+  CHECK(!poller.remove(-1));
+  CHECK(!poller.registration(pair.b.get()));
+  CHECK(poller.remove(pair.a.get()));
+  CHECK_EQ(poller.size(), 0u);
+  int closed = pair.b.release();
+  ::close(closed);
+  CHECK_THROWS_ERRNO(poller.add(closed, Ready::readable), EBADF);
+  Fd file(check(::open("/proc/self/status", O_RDONLY | O_CLOEXEC), "open"));
+  CHECK_THROWS_ERRNO(poller.add(file.get(), Ready::readable), EPERM);
+  CHECK_EQ(poller.size(), 0u);
+}
+
+TEST(remove_after_close_is_quiet_and_stale_events_are_dropped) {
+  Poller poller;
+  Pair pair;
+  int number = pair.a.get();
+  poller.add(number, Ready::readable);
+  Fd keep = dup_cloexec(number);  // keeps the open file description, and so its registration
+  ::close(pair.a.release());
+  CHECK(poller.remove(number));  // EBADF from the kernel, swallowed
+  send_byte(pair.b);             // the lost registration is now readable under the old number
+  Waker reused;                  // takes the lowest free number: the one just closed
+  CHECK_EQ(reused.fd(), number);
+  CHECK(poller.add(reused.fd(), Ready::readable));
+  CHECK_EQ(poll_now(poller).size(), 0u);  // nothing from the old file under the new number
+  reused.wake();
+  CHECK_EQ(events_for(poller, reused.fd()), Ready::readable);
+  poller.remove(reused.fd());
+}
+
+TEST(hangup_error_and_read_closed) {
+  Poller poller;
+  Pair half, full;
+  poller.add(half.a.get(), Ready::read_closed);
+  poller.add(full.a.get(), 0);  // no interest: hangup is reported anyway
+  check(::shutdown(half.b.get(), SHUT_WR), "shutdown");
+  full.b.reset();
+  CHECK_EQ(events_for(poller, half.a.get()), Ready::read_closed);
+  uint32_t events = events_for(poller, full.a.get());
+  CHECK(events & Ready::hangup);
+  CHECK(events & Ready::read_closed);
+}
+
+TEST(exclusive_registration_can_be_modified) {
+  Poller poller;
+  Pair pair;
+  poller.add(pair.a.get(), Ready::readable, Mode::exclusive);
+  poller.modify(pair.a.get(), Ready::writable);
+  CHECK_EQ(events_for(poller, pair.a.get()), Ready::writable);
+  poller.modify(pair.a.get(), Ready::readable, Mode::level);
+  send_byte(pair.b);
+  CHECK_EQ(events_for(poller, pair.a.get()), Ready::readable);
+  CHECK_EQ(poller.registration(pair.a.get())->mode, Mode::level);
+}
+
+TEST(wake_from_another_thread) {
+  Poller poller;
+  poller.wake();  // a wake before poll() makes it return at once, reporting nothing
+  CHECK_EQ(poller.poll(10s).size(), 0u);
+  auto start = Clock::now();
+  std::thread waker([&] {
+    std::this_thread::sleep_for(20ms);
+    poller.wake();
+  });
+  CHECK_EQ(poller.poll(std::nullopt).size(), 0u);
+  waker.join();
+  CHECK(Clock::now() - start < 5s);
+}
+
+TEST(close_while_polling_in_another_thread) {
+  Poller poller;
+  std::thread closer([&] {
+    std::this_thread::sleep_for(20ms);
+    poller.close();
+  });
+  poller.poll(std::nullopt);
+  closer.join();
+  CHECK(poller.closed());
+  CHECK_THROWS_AS(poller.poll(0ns), InvalidArgument);
+  CHECK_THROWS_AS(poller.wake(), InvalidArgument);
+  poller.close();  // idempotent
+}
+
+TEST(timeouts_are_rounded_up) {
+  Poller poller;
+  auto start = Clock::now();
+  poller.poll(1us);  // one whole millisecond, not a busy zero
+  CHECK(Clock::now() - start >= 1ms);
+}
+
+TEST(timers_are_ordinary_events) {
+  Poller poller;
+  Timer once, periodic;
+  poller.add(once.fd(), Ready::readable);
+  poller.add(periodic.fd(), Ready::readable);
+  CHECK_EQ(once.expirations(), 0u);
+  once.arm(0ns);
+  periodic.arm(1ms, 1ms);
+  CHECK(periodic.setting().interval == 1ms);
+  int seen_once = 0, seen_periodic = 0;
+  while (seen_periodic < 3) {
+    for (const Event& event : poller.poll(1s)) {
+      if (event.fd == once.fd()) seen_once += static_cast<int>(once.expirations());
+      if (event.fd == periodic.fd()) seen_periodic += static_cast<int>(periodic.expirations());
+    }
+  }
+  CHECK_EQ(seen_once, 1);
+  periodic.disarm();
+  CHECK(periodic.setting().remaining == 0ns);
+  CHECK_THROWS_AS(once.arm(1ms, -1ms), InvalidArgument);
+  once.close();
+  CHECK_THROWS_AS(once.expirations(), InvalidArgument);
+}
+
+TEST(waker_counts) {
+  Waker waker;
+  CHECK_EQ(waker.drain(), 0u);
+  waker.wake();
+  waker.wake();
+  CHECK_EQ(waker.drain(), 2u);
+}
+
+TEST(every_fd_is_cloexec) {
+  Poller poller;
+  Timer timer;
+  Waker waker;
+  for (int fd : {poller.fd(), timer.fd(), waker.fd()}) CHECK(::fcntl(fd, F_GETFD) & FD_CLOEXEC);
+}
+
+int main() { return socketeer::testing::run_all(); }
