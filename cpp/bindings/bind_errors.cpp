@@ -6,8 +6,12 @@
 //                                 "[Errno 111] Connection refused: 'connect to 127.0.0.1:1'"
 //   socketeer::ResolveError    -> socket.gaierror, as the stdlib raises for getaddrinfo
 //   socketeer::InvalidArgument -> ValueError naming the bad part
+//   socketeer::IncompleteRead  -> _core.IncompleteReadError (an EOFError) with .partial bytes
+//   socketeer::FrameTooLarge   -> _core.MessageTooLarge (a ValueError) with .size and .limit
 #include "bindings.hpp"
 #include "socketeer/error.hpp"
+#include "socketeer/framing.hpp"
+#include "socketeer/stream_reader.hpp"
 #include "socketeer/interrupt.hpp"
 #include "socketeer/resolve.hpp"
 
@@ -19,6 +23,16 @@ void raise_os_error(const Error& error) {
       PyExc_OSError, "iss", error.code_value(), error.reason().c_str(), error.context().c_str()));
   if (!exception) return;  // the constructor's own error stays set
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())), exception.ptr());
+}
+
+PyObject* incomplete_read_type = nullptr;
+PyObject* message_too_large_type = nullptr;
+
+void raise_with_attributes(PyObject* type, const char* message, py::dict attributes) {
+  auto exception = py::reinterpret_steal<py::object>(PyObject_CallFunction(type, "s", message));
+  if (!exception) return;
+  for (auto [name, value] : attributes) py::setattr(exception, name, value);
+  PyErr_SetObject(type, exception.ptr());
 }
 
 void raise_resolve_error(const ResolveError& error) {
@@ -36,7 +50,18 @@ void check_python_signals() {
 
 }  // namespace
 
-void init_errors(py::module_&) {
+void init_errors(py::module_& m) {
+  incomplete_read_type = PyErr_NewExceptionWithDoc(
+      "socketeer._core.IncompleteReadError",
+      "The stream ended in the middle of a message; .partial holds the bytes that did arrive.",
+      PyExc_EOFError, nullptr);
+  message_too_large_type = PyErr_NewExceptionWithDoc(
+      "socketeer._core.MessageTooLarge",
+      "A message exceeds the framing's max_size (.size, .limit); the stream cannot be resynchronised.",
+      PyExc_ValueError, nullptr);
+  if (!incomplete_read_type || !message_too_large_type) throw py::error_already_set();
+  m.attr("IncompleteReadError") = py::handle(incomplete_read_type);
+  m.attr("MessageTooLarge") = py::handle(message_too_large_type);
   py::register_exception_translator([](std::exception_ptr pointer) {
     try {
       if (pointer) std::rethrow_exception(pointer);
@@ -44,6 +69,15 @@ void init_errors(py::module_&) {
       raise_os_error(error);
     } catch (const ResolveError& error) {
       raise_resolve_error(error);
+    } catch (const IncompleteRead& error) {
+      py::dict attributes;
+      attributes["partial"] = py::bytes(error.partial());
+      raise_with_attributes(incomplete_read_type, error.what(), attributes);
+    } catch (const FrameTooLarge& error) {
+      py::dict attributes;
+      attributes["size"] = error.size();
+      attributes["limit"] = error.limit();
+      raise_with_attributes(message_too_large_type, error.what(), attributes);
     } catch (const InvalidArgument& error) {
       PyErr_SetString(PyExc_ValueError, error.what());
     }

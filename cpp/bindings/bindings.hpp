@@ -16,6 +16,7 @@ namespace socketeer::bindings {
 void init_errors(py::module_& m);
 void init_address(py::module_& m);
 void init_socket(py::module_& m);
+void init_stream(py::module_& m);
 }  // namespace socketeer::bindings
 
 namespace socketeer {

@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_errors(m);
   socketeer::bindings::init_address(m);
   socketeer::bindings::init_socket(m);
+  socketeer::bindings::init_stream(m);
 }

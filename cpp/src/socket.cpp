@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "socketeer/error.hpp"
+#include "socketeer/deadline.hpp"
 #include "socketeer/interrupt.hpp"
 #include "socketeer/names.hpp"
 
@@ -20,29 +21,6 @@ constexpr int kSocketTypeFlags = SOCK_NONBLOCK | SOCK_CLOEXEC;
 
 std::string to_target(const Address& address) { return "to " + to_string(address); }
 std::string on_target(const Address& address) { return "on " + to_string(address); }
-
-// A deadline fixed on first use, so the fast path (data ready at once) never reads the clock.
-class Deadline {
- public:
-  explicit Deadline(Timeout timeout) : timeout_(timeout) {}
-  // Time left, or nullopt when waiting is unbounded; throws when it already passed.
-  Timeout remaining(const char* operation) {
-    if (!timeout_) return std::nullopt;
-    auto now = Clock::now();
-    if (!started_) {
-      end_ = now + *timeout_;
-      started_ = true;
-    }
-    auto left = end_ - now;
-    if (left <= 0ns) throw_timeout(operation);
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(left);
-  }
-
- private:
-  Timeout timeout_;
-  bool started_ = false;
-  Clock::time_point end_{};
-};
 
 bool would_block(int code) { return code == EAGAIN || code == EWOULDBLOCK; }
 
@@ -304,6 +282,20 @@ std::optional<size_t> Socket::send_fds(const void* data, size_t size, std::span<
                         std::string(reinterpret_cast<const char*>(fds.data()), fds.size_bytes())};
   std::span<const ControlMessage> control(&rights, fds.empty() ? 0 : 1);
   return send_msg(std::span(&buffer, 1), control, flags, to);
+}
+
+std::optional<size_t> Socket::recv_now(void* buffer, size_t size) {
+  ssize_t n = retry_eintr([&] { return ::recv(checked_fd("recv"), buffer, size, MSG_DONTWAIT); });
+  if (n >= 0) return static_cast<size_t>(n);
+  if (would_block(errno)) return std::nullopt;
+  throw_error(errno, "recv");
+}
+
+std::optional<size_t> Socket::send_now(const void* data, size_t size) {
+  ssize_t n = retry_eintr([&] { return ::send(checked_fd("send"), data, size, MSG_DONTWAIT | MSG_NOSIGNAL); });
+  if (n >= 0) return static_cast<size_t>(n);
+  if (would_block(errno)) return std::nullopt;
+  throw_error(errno, "send");
 }
 
 std::optional<size_t> Socket::recv(void* buffer, size_t size, int flags) {

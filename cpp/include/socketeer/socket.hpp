@@ -18,12 +18,11 @@
 #include <vector>
 
 #include "socketeer/address.hpp"
+#include "socketeer/deadline.hpp"
 #include "socketeer/fd.hpp"
 
 namespace socketeer {
 
-using Clock = std::chrono::steady_clock;
-using Timeout = std::optional<std::chrono::nanoseconds>;  // nullopt: block forever
 
 struct ControlMessage {
   int level = 0;
@@ -98,6 +97,10 @@ class Socket {
                                  int flags, const std::optional<Address>& to);
 
   std::optional<size_t> recv(void* buffer, size_t size, int flags = 0);
+  // One recv/send with MSG_DONTWAIT whatever the socket's timeout: nullopt when it would
+  // block. For callers that wait on their own terms (StreamReader, the reactor).
+  std::optional<size_t> recv_now(void* buffer, size_t size);
+  std::optional<size_t> send_now(const void* data, size_t size);
   std::optional<std::pair<size_t, std::optional<Address>>> recv_from(void* buffer, size_t size,
                                                                      int flags = 0);
   std::optional<ReceivedMessage> recv_msg(std::span<const iovec> buffers, size_t control_size,
