@@ -9,11 +9,13 @@ namespace socketeer::bindings {
 namespace {
 
 // Unix paths are bytes to the kernel: str goes through the filesystem encoding, as os.fsencode.
+// Not PyUnicode_FSConverter: it rejects embedded NULs, and the stdlib spells an abstract name
+// with a leading NUL (b"\0name", as getsockname returns it).
 std::string fs_bytes(py::handle object) {
-  PyObject* encoded = nullptr;
-  if (!PyUnicode_FSConverter(object.ptr(), &encoded)) throw py::error_already_set();
-  auto owner = py::reinterpret_steal<py::bytes>(encoded);
-  return std::string(owner);
+  auto path = py::reinterpret_steal<py::object>(PyOS_FSPath(object.ptr()));
+  if (path && PyUnicode_Check(path.ptr())) path = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(path.ptr()));
+  if (!path) throw py::error_already_set();
+  return std::string(py::reinterpret_borrow<py::bytes>(path));
 }
 
 py::str fs_str(const std::string& bytes) {
@@ -105,8 +107,10 @@ void add_common(py::class_<T>& cls) {
       .def("__ge__", [](const T& a, const Address& b) { return Address(a) >= b; }, py::is_operator())
       .def("to_tuple", [](const T& a) { return to_tuple(a); },
            "The standard library's form of this address (what socket.getsockname() returns).")
-      .def(py::pickle([](const T& a) { return py::bytes(a.to_string()); },
-                      [](const py::bytes& text) { return std::get<T>(parse_address(std::string(text))); }));
+      // Pickled as the stdlib form, not the text: the text drops flowinfo (it has no spelling
+      // for it) and an abstract name may hold any byte.
+      .def(py::pickle([](const T& a) { return to_tuple(a); },
+                      [](py::object state) { return std::get<T>(address_from_tuple(T::family, state)); }));
 }
 
 }  // namespace
