@@ -95,7 +95,7 @@ std::string repr_of(const Address& address) {
 
 // Methods every address class shares: text, ordering, hashing, pickling, to_tuple.
 template <typename T>
-void add_common(py::class_<T>& cls) {
+void add_common(py::class_<T>& cls, py::module_ module) {
   cls.def("__str__", [](const T& a) { return fs_str(a.to_string()); })
       .def("__repr__", [](const T& a) { return repr_of(a); })
       .def("__hash__", [](const T& a) { return hash_of(a); })
@@ -107,10 +107,12 @@ void add_common(py::class_<T>& cls) {
       .def("__ge__", [](const T& a, const Address& b) { return Address(a) >= b; }, py::is_operator())
       .def("to_tuple", [](const T& a) { return to_tuple(a); },
            "The standard library's form of this address (what socket.getsockname() returns).")
-      // Pickled as the stdlib form, not the text: the text drops flowinfo (it has no spelling
-      // for it) and an abstract name may hold any byte.
-      .def(py::pickle([](const T& a) { return to_tuple(a); },
-                      [](py::object state) { return std::get<T>(address_from_tuple(T::family, state)); }));
+      // Pickled as address_from_tuple(family, stdlib form): the text would drop flowinfo (it has
+      // no spelling for it), and __reduce__ (unlike py::pickle's __getstate__/__setstate__)
+      // serves pickle protocols 0 and 1 too, where copyreg cannot allocate a pybind11 instance.
+      .def("__reduce__", [module](const T& a) {
+        return py::make_tuple(module.attr("address_from_tuple"), py::make_tuple(T::family, to_tuple(a)));
+      });
 }
 
 }  // namespace
@@ -152,7 +154,7 @@ void init_address(py::module_& m) {
   inet.def(py::init<std::string_view, int>(), py::arg("host"), py::arg("port"))
       .def_property_readonly("host", &InetAddress::host)
       .def_property_readonly("port", &InetAddress::port);
-  add_common(inet);
+  add_common(inet, m);
 
   py::class_<Inet6Address> inet6(m, "Inet6Address", "An IPv6 address, port, flow info and scope (immutable).");
   inet6.def(py::init<std::string_view, int, uint32_t, uint32_t>(), py::arg("host"), py::arg("port"),
@@ -161,7 +163,7 @@ void init_address(py::module_& m) {
       .def_property_readonly("port", &Inet6Address::port)
       .def_property_readonly("flowinfo", &Inet6Address::flowinfo)
       .def_property_readonly("scope_id", &Inet6Address::scope_id);
-  add_common(inet6);
+  add_common(inet6, m);
 
   py::class_<UnixAddress> unix_class(m, "UnixAddress",
                                      "A unix socket path, or a name in Linux's abstract namespace (immutable).");
@@ -174,7 +176,7 @@ void init_address(py::module_& m) {
       .def_property_readonly("path", [](const UnixAddress& a) { return fs_str(a.path()); })
       .def_property_readonly("abstract", &UnixAddress::abstract)
       .def_property_readonly("unnamed", &UnixAddress::unnamed);
-  add_common(unix_class);
+  add_common(unix_class, m);
 
   m.def("parse_address", [](std::string_view text) { return parse_address(text); }, py::arg("text"));
   m.def("address_from_tuple", &address_from_tuple, py::arg("family"), py::arg("address"));
