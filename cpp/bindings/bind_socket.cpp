@@ -170,6 +170,53 @@ void bind_messages(py::class_<Socket>& cls) {
            py::arg("bufsize"), py::arg("maxfds"), py::arg("flags") = 0);
 }
 
+// Datagrams in batches: one sendmmsg / recvmmsg per call.
+void bind_batches(py::module_& m, py::class_<Socket>& cls) {
+  py::class_<DatagramBatch>(m, "DatagramBatch", "Reusable room for receiving many datagrams in one call.")
+      .def(py::init<size_t, size_t>(), py::arg("slots"), py::arg("slot_size"))
+      .def_property_readonly("slots", &DatagramBatch::slots)
+      .def_property_readonly("slot_size", &DatagramBatch::slot_size);
+  cls.def("send_many",
+          [](Socket& self, py::iterable messages, int flags) {
+            std::vector<ReadBuffer> payloads;
+            std::vector<std::optional<Address>> addresses;
+            for (auto item : messages) {
+              py::handle data = item, to = py::none();
+              if (PyTuple_Check(item.ptr()) && PyTuple_GET_SIZE(item.ptr()) == 2) {
+                data = PyTuple_GET_ITEM(item.ptr(), 0);
+                to = PyTuple_GET_ITEM(item.ptr(), 1);
+              }
+              payloads.emplace_back();
+              if (!payloads.back().acquire(data.ptr())) throw py::error_already_set();
+              addresses.push_back(to.is_none() ? std::nullopt : std::optional(to_address(self.family(), to)));
+            }
+            std::vector<OutgoingDatagram> outgoing;
+            for (size_t i = 0; i < payloads.size(); ++i)
+              outgoing.push_back({payloads[i].data(), payloads[i].size(), addresses[i] ? &*addresses[i] : nullptr});
+            if (outgoing.empty()) return size_t{0};
+            py::gil_scoped_release release;
+            return ready_or_raise(self.send_many(outgoing, flags), "sendmmsg");
+          },
+          py::arg("messages"), py::arg("flags") = 0,
+          "Sends [(data, address), ...] (or [data, ...] when connected) in one sendmmsg; returns how many went.")
+      .def("recv_many",
+           [](Socket& self, DatagramBatch& batch, int flags) {
+             size_t count;
+             {
+               py::gil_scoped_release release;
+               count = ready_or_raise(self.recv_many(batch, flags), "recvmmsg");
+             }
+             py::list received;
+             for (size_t i = 0; i < count; ++i) {
+               auto data = batch.data(i);
+               received.append(py::make_tuple(py::bytes(data.data(), data.size()), batch.address(i)));
+             }
+             return received;
+           },
+           py::arg("batch"), py::arg("flags") = 0,
+           "Receives up to batch.slots datagrams in one recvmmsg (waiting for the first): [(bytes, Address), ...].");
+}
+
 void bind_options(py::class_<Socket>& cls) {
   cls.def_property_readonly("local_address", &Socket::local_address, "The bound Address (getsockname).")
       .def_property_readonly("peer_address", &Socket::peer_address, "The connected peer's Address (getpeername).")
@@ -230,6 +277,7 @@ void init_socket(py::module_& m) {
   init_socket_io(cls);
   bind_messages(cls);
   bind_options(cls);
+  bind_batches(m, cls);
 }
 
 }  // namespace socketeer::bindings

@@ -284,6 +284,33 @@ std::optional<size_t> Socket::send_fds(const void* data, size_t size, std::span<
   return send_msg(std::span(&buffer, 1), control, flags, to);
 }
 
+std::optional<size_t> Socket::send_many(std::span<const OutgoingDatagram> messages, int flags) {
+  std::vector<iovec> vectors(messages.size());
+  std::vector<mmsghdr> headers(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    vectors[i] = {const_cast<void*>(messages[i].data), messages[i].size};
+    headers[i].msg_hdr.msg_iov = &vectors[i];
+    headers[i].msg_hdr.msg_iovlen = 1;
+    if (messages[i].to) {
+      headers[i].msg_hdr.msg_name = const_cast<sockaddr*>(sockaddr_of(*messages[i].to));
+      headers[i].msg_hdr.msg_namelen = length_of(*messages[i].to);
+    }
+  }
+  auto n = io(POLLOUT, "sendmmsg", [&](int fd) {
+    return static_cast<ssize_t>(::sendmmsg(fd, headers.data(), static_cast<unsigned>(headers.size()), flags | MSG_NOSIGNAL));
+  });
+  if (n && *n < 0) throw_error(static_cast<int>(-*n), "sendmmsg");
+  return n;
+}
+
+std::optional<size_t> Socket::recv_many(DatagramBatch& batch, int flags) {
+  auto n = io(POLLIN, "recvmmsg", [&](int fd) {
+    return static_cast<ssize_t>(::recvmmsg(fd, batch.prepare(), static_cast<unsigned>(batch.slots()), flags | MSG_WAITFORONE, nullptr));
+  });
+  if (n && *n < 0) throw_error(static_cast<int>(-*n), "recvmmsg");
+  return n;
+}
+
 std::optional<size_t> Socket::recv_now(void* buffer, size_t size) {
   ssize_t n = retry_eintr([&] { return ::recv(checked_fd("recv"), buffer, size, MSG_DONTWAIT); });
   if (n >= 0) return static_cast<size_t>(n);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "socketeer/address.hpp"
+#include "socketeer/datagram_batch.hpp"
 #include "socketeer/deadline.hpp"
 #include "socketeer/fd.hpp"
 
@@ -95,6 +96,11 @@ class Socket {
                                  const std::optional<Address>& to);
   std::optional<size_t> send_fds(const void* data, size_t size, std::span<const int> fds,
                                  int flags, const std::optional<Address>& to);
+
+  // sendmmsg: returns how many of the messages went out (all, unless the buffer filled).
+  std::optional<size_t> send_many(std::span<const OutgoingDatagram> messages, int flags = 0);
+  // recvmmsg: fills up to batch.slots() datagrams; returns how many arrived (at least one).
+  std::optional<size_t> recv_many(DatagramBatch& batch, int flags = 0);
 
   std::optional<size_t> recv(void* buffer, size_t size, int flags = 0);
   // One recv/send with MSG_DONTWAIT whatever the socket's timeout: nullopt when it would
