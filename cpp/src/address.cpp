@@ -22,7 +22,23 @@ uint16_t checked_port(int port) {
   return htons(static_cast<uint16_t>(port));
 }
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+// Quotes a caller's text for an error message. Paths are bytes, not text, and the path limit
+// cuts them short (possibly inside a UTF-8 sequence), so every byte that is not printable ASCII
+// is written as \xNN: the message is always valid text.
+std::string quoted(std::string_view text) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out = "'";
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += digits[c >> 4];
+      out += digits[c & 0xf];
+    }
+  }
+  return out + "'";
+}
 
 int parse_port(std::string_view text, std::string_view whole) {
   int port = -1;

@@ -7,5 +7,6 @@ from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress
 from .constants import *  # noqa: F401,F403  (AF_*, SOCK_*, SOL_*, SO_*, IPPROTO_*, TCP_*, MSG_* ...)
 from .constants import AddressFamily, SocketKind, TcpState
 from .socket import PeerCredentials, Socket, TcpInfo, fromfd, socketpair
+from .poller import EVENT_PRIORITY, EVENT_READ, EVENT_READ_CLOSED, EVENT_WRITE, Poller, Timer
 
 __version__ = "0.1.0"
