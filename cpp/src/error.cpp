@@ -24,7 +24,7 @@ void throw_error(int code, std::string_view operation, std::string_view target) 
 }
 
 void throw_timeout(std::string_view operation) {
-  throw Error(ETIMEDOUT, std::string(operation), {}, "timed out");
+  throw TimedOut(ETIMEDOUT, std::string(operation), {}, "timed out");
 }
 
 }  // namespace socketeer

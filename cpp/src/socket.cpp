@@ -211,12 +211,15 @@ void Socket::connect(const Address& address) {
   if (code != 0) throw_error(code, "connect", to_target(address));
 }
 
+// As CPython's: every failure of the connect is returned, EBADF on a closed socket included,
+// and a passed socket timeout is EWOULDBLOCK (the kernel's own ETIMEDOUT stays ETIMEDOUT).
 int Socket::connect_ex(const Address& address) {
   try {
     connect(address);
     return 0;
+  } catch (const TimedOut&) {
+    return EWOULDBLOCK;
   } catch (const Error& error) {
-    if (error.code_value() == EBADF) throw;
     return error.code_value();
   }
 }

@@ -27,7 +27,14 @@ class Error : public std::system_error {
   std::string reason_;
 };
 
-// The deadline of a socket timeout passed: errno ETIMEDOUT, reason "timed out" (the stdlib's).
+// The deadline of a socket timeout passed (not the kernel's own ETIMEDOUT): a type of its own,
+// so callers can tell the two apart (connect_ex answers EWOULDBLOCK for it, as CPython does).
+class TimedOut : public Error {
+ public:
+  using Error::Error;
+};
+
+// Throws TimedOut: errno ETIMEDOUT, reason "timed out" (the stdlib's).
 [[noreturn]] void throw_timeout(std::string_view operation);
 
 // A mistake in a value the caller passed (a malformed address, an out-of-range port): the
