@@ -1,0 +1,142 @@
+"""Endpoint strings, parsed once into :class:`Endpoint` objects.
+
+==============================  ============================================
+``tcp://HOST:PORT``             TCP over IPv4 or IPv6 (names are resolved)
+``tcp4://`` ``tcp6://``         TCP restricted to one family
+``udp://HOST:PORT``             UDP (also ``udp4://``, ``udp6://``)
+``unix:PATH``                   unix stream socket (``@name``: abstract)
+``unix+dgram:PATH``             unix datagram socket
+``unix+seqpacket:PATH``         unix seqpacket socket
+==============================  ============================================
+
+IPv6 hosts go in brackets: ``tcp://[::1]:8080``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress, resolve
+from .constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM
+
+__all__ = ["Endpoint", "parse_endpoint"]
+
+_INET_SCHEMES = {
+    "tcp": (0, SOCK_STREAM), "tcp4": (AF_INET, SOCK_STREAM), "tcp6": (AF_INET6, SOCK_STREAM),
+    "udp": (0, SOCK_DGRAM), "udp4": (AF_INET, SOCK_DGRAM), "udp6": (AF_INET6, SOCK_DGRAM),
+}
+_UNIX_SCHEMES = {"unix": SOCK_STREAM, "unix+dgram": SOCK_DGRAM, "unix+seqpacket": SOCK_SEQPACKET}
+_FORMS = "tcp://HOST:PORT, udp://HOST:PORT, unix:PATH, unix+dgram:PATH or unix+seqpacket:PATH"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed endpoint: where to connect, listen or bind, and with which kind of socket."""
+
+    scheme: str
+    kind: int
+    family: int = 0  # 0: any family the host resolves to
+    host: Optional[str] = None
+    port: Optional[int] = None
+    path: Optional[str] = None  # unix only; for abstract names, without the '@'
+    abstract: bool = False
+
+    @property
+    def is_unix(self) -> bool:
+        return self.path is not None
+
+    def __str__(self) -> str:
+        if self.is_unix:
+            return f"{self.scheme}:{'@' if self.abstract else ''}{self.path}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def addresses(self) -> list[AnyAddress]:
+        """The socket addresses this endpoint names (host names resolved, IPv6 first as the
+        resolver orders them)."""
+        if self.is_unix:
+            return [UnixAddress(self.path or "", abstract=self.abstract)]
+        assert self.host is not None and self.port is not None
+        try:
+            numeric = Address.parse(f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}")
+        except ValueError:
+            numeric = None
+        if numeric is not None:
+            if self.family and numeric.family != self.family:
+                raise ValueError(f"endpoint {self}: {self.host} is not an {_family_word(self.family)} address")
+            return [numeric]
+        return resolve(self.host, self.port, family=self.family, type=self.kind)
+
+    @classmethod
+    def from_address(cls, address: AnyAddress, kind: int = SOCK_STREAM) -> "Endpoint":
+        """The endpoint for an Address and socket kind (``tcp://`` or ``udp://`` for inet ones)."""
+        if isinstance(address, UnixAddress):
+            scheme = {v: k for k, v in _UNIX_SCHEMES.items()}[kind]
+            return cls(scheme, kind, AF_UNIX, path=address.path, abstract=address.abstract)
+        scheme = "tcp" if kind == SOCK_STREAM else "udp"
+        return cls(scheme, kind, int(address.family), host=address.host, port=address.port)
+
+
+def parse_endpoint(endpoint: Union[str, Endpoint, InetAddress, Inet6Address, UnixAddress]) -> Endpoint:
+    """Parses an endpoint string (see the module docstring); Endpoints pass through and Address
+    objects become stream endpoints. Malformed input raises ValueError naming the bad part."""
+    if isinstance(endpoint, Endpoint):
+        return endpoint
+    if isinstance(endpoint, Address):
+        return Endpoint.from_address(endpoint)
+    if not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be a string like 'tcp://127.0.0.1:80', not {type(endpoint).__name__!r}")
+    scheme, separator, rest = endpoint.partition(":")
+    if not separator:
+        raise ValueError(f"bad endpoint {endpoint!r}: no scheme (want {_FORMS})")
+    if scheme in _UNIX_SCHEMES:
+        return _parse_unix(endpoint, scheme, rest)
+    if scheme in _INET_SCHEMES:
+        return _parse_inet(endpoint, scheme, rest)
+    raise ValueError(f"bad endpoint {endpoint!r}: unknown scheme {scheme!r} (want {_FORMS})")
+
+
+def _parse_unix(endpoint: str, scheme: str, path: str) -> Endpoint:
+    if path.startswith("//"):
+        path = path[2:]
+    abstract = path.startswith("@")
+    if abstract:
+        path = path[1:]
+    if not path and not (abstract or scheme == "unix+dgram"):
+        raise ValueError(f"bad endpoint {endpoint!r}: empty path")
+    limit = 107
+    if len(path.encode()) > limit:
+        raise ValueError(f"bad endpoint {endpoint!r}: unix path is {len(path.encode())} bytes, the limit is {limit}")
+    return Endpoint(scheme, _UNIX_SCHEMES[scheme], AF_UNIX, path=path, abstract=abstract)
+
+
+def _parse_inet(endpoint: str, scheme: str, rest: str) -> Endpoint:
+    if not rest.startswith("//"):
+        raise ValueError(f"bad endpoint {endpoint!r}: want {scheme}://HOST:PORT")
+    rest = rest[2:]
+    family, kind = _INET_SCHEMES[scheme]
+    if rest.startswith("["):
+        host, bracket, port_text = rest[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"bad endpoint {endpoint!r}: missing ']' after the IPv6 host")
+        if not port_text.startswith(":"):
+            raise ValueError(f"bad endpoint {endpoint!r}: missing ':PORT' after ']'")
+        port_text = port_text[1:]
+    else:
+        host, colon, port_text = rest.rpartition(":")
+        if not colon:
+            raise ValueError(f"bad endpoint {endpoint!r}: missing ':PORT' (want {scheme}://HOST:PORT)")
+        if ":" in host:
+            raise ValueError(f"bad endpoint {endpoint!r}: IPv6 hosts need brackets: {scheme}://[{host}]:{port_text}")
+    if not host:
+        raise ValueError(f"bad endpoint {endpoint!r}: empty host (use 0.0.0.0 or [::] for every interface)")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"bad endpoint {endpoint!r}: port {port_text!r} is not a number 0-65535")
+    if "/" in host or " " in host:
+        raise ValueError(f"bad endpoint {endpoint!r}: bad host {host!r}")
+    return Endpoint(scheme, kind, family, host=host, port=int(port_text))
+
+
+def _family_word(family: int) -> str:
+    return "IPv4" if family == AF_INET else "IPv6"

@@ -1,0 +1,602 @@
+"""The high level: ``connect()`` -> :class:`Stream`, ``listen()`` -> :class:`Listener`,
+``bind()`` -> :class:`Datagram`. All are context managers.
+
+>>> with listen("tcp://127.0.0.1:0") as listener:
+...     with connect(f"tcp://{listener.address}") as client, listener.accept() as server:
+...         client.send_all(b"ping\\n")
+...         server.recv_until(b"\\n")
+b'ping\\n'
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional, Union
+
+from . import _core
+from ._display import html_table
+from .address import Address, AnyAddress, UnixAddress
+from .constants import (AF_INET, AF_INET6, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER,
+                        SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET)
+from .endpoints import Endpoint, parse_endpoint
+from .framing import Framing
+from .socket import Socket, TcpInfo
+
+__all__ = ["Stream", "Listener", "Datagram", "IncompleteReadError", "connect", "listen", "bind"]
+
+IncompleteReadError = _core.IncompleteReadError
+log = logging.getLogger("socketeer")
+
+_DEFAULT: Any = object()  # "use the object's default timeout"
+HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
+
+EndpointLike = Union[str, Endpoint, AnyAddress]
+
+
+class _Timeouts:
+    """A default timeout per object, overridable per call; applied to the socket lazily so an
+    unchanged timeout costs no fcntl."""
+
+    def __init__(self, sock: Socket, timeout: Optional[float]):
+        self.socket = sock
+        self.timeout = timeout
+
+    def pick(self, timeout: Any) -> Optional[float]:
+        return self.timeout if timeout is _DEFAULT else timeout
+
+    def apply(self, timeout: Any) -> None:
+        wanted = self.pick(timeout)
+        if self.socket.gettimeout() != wanted:
+            self.socket.settimeout(wanted)
+
+
+class Stream:
+    """A connected byte stream (TCP, unix stream or seqpacket) with buffered, framed reads.
+
+    Every read and write takes an optional ``timeout`` (seconds; ``None`` waits forever) that
+    bounds the whole call, defaulting to the stream's ``timeout``. Expiry raises TimeoutError.
+    """
+
+    def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
+        self.socket = sock
+        self._timeouts = _Timeouts(sock, timeout)
+        self._reader = _core.StreamReader(buffer_size)
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """The default timeout of every call, in seconds (None: wait forever)."""
+        return self._timeouts.timeout
+
+    @timeout.setter
+    def timeout(self, value: Optional[float]) -> None:
+        self._timeouts.timeout = value
+
+    @property
+    def local_address(self) -> AnyAddress:
+        return self.socket.local_address
+
+    @property
+    def peer_address(self) -> AnyAddress:
+        return self.socket.peer_address
+
+    def tcp_info(self) -> TcpInfo:
+        """The kernel's TCP_INFO (state, rtt, cwnd, retransmits ...) for a TCP stream."""
+        return self.socket.tcp_info()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def send_all(self, data: Any, *, timeout: Any = _DEFAULT) -> None:
+        """Sends every byte of ``data`` (bytes-like) within the timeout."""
+        self._timeouts.apply(timeout)
+        self.socket.sendall(data)
+
+    def send_message(self, message: Any, framing: Framing, *, timeout: Any = _DEFAULT) -> None:
+        """Sends one message with ``framing``'s length prefix or delimiter added."""
+        self.send_all(framing.encode(message), timeout=timeout)
+
+    def close_write(self) -> None:
+        """Half-closes the stream (shutdown SHUT_WR): the peer reads end of stream, and this side
+        can still receive."""
+        self.socket.shutdown(SHUT_WR)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
+        """Up to ``max_size`` bytes, as soon as any are there; ``b''`` at end of stream."""
+        return self._reader.read_some(self.socket, max_size, self._timeouts.pick(timeout))
+
+    def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
+        """Exactly ``size`` bytes. End of stream before that raises IncompleteReadError, whose
+        ``.partial`` holds what did arrive."""
+        return self._reader.read_exactly(self.socket, size, self._timeouts.pick(timeout))
+
+    def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
+        """Bytes up to and including ``delimiter`` (like asyncio's ``readuntil``). More than
+        ``max_size`` bytes without one raises MessageTooLarge; never buffers without bound."""
+        return self._reader.read_until(self.socket, bytes(delimiter), max_size, self._timeouts.pick(timeout))
+
+    def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
+              timeout: Any = _DEFAULT) -> Iterator[Any]:
+        """Yields each line without its line ending (``\\n`` or ``\\r\\n``), as bytes, or as str
+        when ``encoding`` is given, until end of stream. A last line without a newline is yielded
+        too."""
+        framing = Framing.delimited(b"\n", max_size)
+        pick = self._timeouts.pick(timeout)
+        while True:
+            try:
+                batch = self._reader.read_frames(self.socket, framing, pick)
+            except IncompleteReadError as error:
+                batch = [error.partial]
+            if not batch:
+                return
+            for line in batch:
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                yield line.decode(encoding) if encoding else line
+
+    def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> Iterator[bytes]:
+        """Yields whole messages split by ``framing`` (see socketeer.framing) until the stream
+        ends. The splitting runs in C++, one call per batch of messages. A stream that ends in
+        the middle of a message raises IncompleteReadError."""
+        pick = self._timeouts.pick(timeout)
+        while True:
+            batch = self._reader.read_frames(self.socket, framing, pick)
+            if not batch:
+                return
+            yield from batch
+
+    # --- ending ----------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Closes with a reset (RST) instead of an orderly FIN: SO_LINGER with a zero timeout."""
+        if not self.socket.closed:
+            try:
+                self.socket.setsockopt(SOL_SOCKET, SO_LINGER, (1).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+            except OSError:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.socket.closed
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<socketeer.Stream closed>"
+        return f"<socketeer.Stream {_text(self.socket, 'local_address')} -> {_text(self.socket, 'peer_address')}>"
+
+    def _repr_html_(self) -> str:
+        rows = self.socket._describe() + [("buffered", f"{self._reader.buffered_size} bytes"),
+                                          ("timeout", self.timeout)]
+        return html_table("socketeer.Stream", rows)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class Listener:
+    """A listening socket. ``accept()`` returns Streams; ``close()`` from any thread wakes a
+    blocked ``accept()``, which then raises OSError(EBADF)."""
+
+    def __init__(self, sock: Socket, endpoint: Endpoint, *, unlink_on_close: Optional[str] = None):
+        self.socket = sock
+        self.socket.setblocking(False)  # accept waits in poll(), together with the wake-up fd
+        self._endpoint = endpoint
+        self._unlink = unlink_on_close
+        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._lock = threading.Condition()
+        self._waiting = 0
+        self._closed = False
+
+    @property
+    def address(self) -> AnyAddress:
+        """The bound Address (port 0 resolved to the real port)."""
+        return self.socket.local_address
+
+    @property
+    def endpoint(self) -> str:
+        """What a client passes to connect(): ``tcp://127.0.0.1:40123``, ``unix:/path`` ..."""
+        return str(Endpoint.from_address(self.address, self._endpoint.kind))
+
+    def accept(self, timeout: Optional[float] = None) -> Stream:
+        """The next incoming connection as a Stream (TimeoutError after ``timeout`` seconds)."""
+        with self._lock:
+            if self._closed:
+                raise OSError(errno.EBADF, "listener is closed", f"accept on {self._endpoint}")
+            self._waiting += 1
+        try:
+            return self._accept(timeout)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                self._lock.notify_all()
+
+    def _accept(self, timeout: Optional[float]) -> Stream:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.socket.fileno(), select.POLLIN)
+        poller.register(self._wake, select.POLLIN)
+        while True:
+            if self._closed:
+                raise OSError(errno.EBADF, "listener is closed", f"accept on {self._endpoint}")
+            try:
+                sock, _ = self.socket.accept()
+                sock.setblocking(True)
+                return Stream(sock)
+            except BlockingIOError:
+                pass
+            wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+            if not poller.poll(wait_ms) and deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(errno.ETIMEDOUT, "timed out", f"accept on {self._endpoint}")
+
+    def __iter__(self) -> Iterator[Stream]:
+        """Incoming streams, until the listener is closed."""
+        while True:
+            try:
+                yield self.accept()
+            except OSError as error:
+                if self._closed and error.errno == errno.EBADF:
+                    return
+                raise
+
+    def serve(self, handler: Callable[[Stream], Any], *, threads: int = 8) -> None:
+        """Runs ``handler(stream)`` for every connection on a pool of ``threads`` threads until
+        the listener is closed (from another thread or by Ctrl-C). The stream is closed when the
+        handler returns; an exception in a handler is logged with its traceback and closes only
+        that connection."""
+
+        def run(stream: Stream) -> None:
+            with stream:
+                try:
+                    handler(stream)
+                except Exception:
+                    log.exception("handler %r failed for %r", handler, stream)
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="socketeer-serve") as pool:
+            try:
+                for stream in self:
+                    pool.submit(run, stream)
+            except KeyboardInterrupt:
+                self.close()
+
+    def close(self) -> None:
+        """Stops listening; wakes every thread blocked in accept() first. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.eventfd_write(self._wake, 1)  # stays readable: every waiter wakes
+            while self._waiting:
+                self._lock.wait()
+        self.socket.close()
+        os.close(self._wake)
+        if self._unlink:
+            try:
+                os.unlink(self._unlink)
+            except FileNotFoundError:
+                pass
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<socketeer.Listener {'closed' if self._closed else self.endpoint}>"
+
+    def _repr_html_(self) -> str:
+        return html_table("socketeer.Listener", self.socket._describe() + [("endpoint", self._endpoint)])
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class Datagram:
+    """A datagram socket (UDP or unix datagram): ``send_to``/``recv_from`` with Address objects,
+    connected ``send``/``recv``, and batches over sendmmsg/recvmmsg."""
+
+    def __init__(self, sock: Socket, endpoint: Endpoint, *, timeout: Optional[float] = None,
+                 unlink_on_close: Optional[str] = None):
+        self.socket = sock
+        self._endpoint = endpoint
+        self._timeouts = _Timeouts(sock, timeout)
+        self._unlink = unlink_on_close
+        self._batch: Optional[_core.DatagramBatch] = None
+
+    @property
+    def address(self) -> AnyAddress:
+        """The bound Address (port 0 resolved)."""
+        return self.socket.local_address
+
+    @property
+    def endpoint(self) -> str:
+        return str(Endpoint.from_address(self.address, SOCK_DGRAM))
+
+    @property
+    def peer_address(self) -> AnyAddress:
+        return self.socket.peer_address
+
+    @property
+    def timeout(self) -> Optional[float]:
+        return self._timeouts.timeout
+
+    @timeout.setter
+    def timeout(self, value: Optional[float]) -> None:
+        self._timeouts.timeout = value
+
+    def connect(self, target: EndpointLike) -> None:
+        """Fixes the peer: ``send``/``recv`` then need no address, and datagrams from anyone
+        else are dropped by the kernel."""
+        self.socket.connect(_single_address(target, self.socket.family_number))
+
+    def send_to(self, data: Any, address: Any, *, timeout: Any = _DEFAULT) -> int:
+        """Sends one datagram to ``address`` (an Address, ``"127.0.0.1:9"`` or a tuple)."""
+        self._timeouts.apply(timeout)
+        return self.socket.sendto(data, address)
+
+    def recv_from(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
+        """One datagram and the Address it came from (None for an unnamed unix sender)."""
+        self._timeouts.apply(timeout)
+        data, address = self.socket.recvfrom(max_size)
+        if address is None or address == "":
+            return data, None
+        return data, Address.from_tuple(self.socket.family_number, address)
+
+    def send(self, data: Any, *, timeout: Any = _DEFAULT) -> int:
+        """Sends one datagram to the connected peer."""
+        self._timeouts.apply(timeout)
+        return self.socket.send(data)
+
+    def recv(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> bytes:
+        """One datagram from the connected peer."""
+        self._timeouts.apply(timeout)
+        return self.socket.recv(max_size)
+
+    def send_batch(self, messages: Iterable[Any], *, timeout: Any = _DEFAULT) -> int:
+        """Sends ``[(data, address), ...]`` (or ``[data, ...]`` when connected) in one sendmmsg
+        call; returns how many were sent."""
+        self._timeouts.apply(timeout)
+        return self.socket.send_many(list(messages))
+
+    def recv_batch(self, max_messages: int = 64, max_size: int = 2048, *,
+                   timeout: Any = _DEFAULT) -> list[tuple[bytes, Optional[AnyAddress]]]:
+        """Waits for one datagram, then takes every one already queued (up to ``max_messages``)
+        in the same recvmmsg call: ``[(data, address), ...]``. Datagrams longer than
+        ``max_size`` are truncated, as with recv."""
+        if self._batch is None or (self._batch.slots, self._batch.slot_size) != (max_messages, max_size):
+            self._batch = _core.DatagramBatch(max_messages, max_size)
+        self._timeouts.apply(timeout)
+        return self.socket.recv_many(self._batch)
+
+    def set_broadcast(self, enabled: bool = True) -> None:
+        """Allows sending to broadcast addresses (SO_BROADCAST)."""
+        self.socket.setsockopt(SOL_SOCKET, SO_BROADCAST, int(enabled))
+
+    def join_group(self, group: str, interface: str = "0.0.0.0") -> None:
+        """Joins a multicast group (IPv4: IP_ADD_MEMBERSHIP; IPv6: IPV6_JOIN_GROUP)."""
+        self._membership(group, interface, join=True)
+
+    def leave_group(self, group: str, interface: str = "0.0.0.0") -> None:
+        """Leaves a multicast group joined with join_group()."""
+        self._membership(group, interface, join=False)
+
+    def _membership(self, group: str, interface: str, *, join: bool) -> None:
+        import socket as stdlib
+        if self.socket.family_number == AF_INET6:
+            index = 0 if interface in ("0.0.0.0", "") else stdlib.if_nametoindex(interface)
+            request = stdlib.inet_pton(AF_INET6, group) + index.to_bytes(4, "little")
+            option = stdlib.IPV6_JOIN_GROUP if join else stdlib.IPV6_LEAVE_GROUP
+            self.socket.setsockopt(IPPROTO_IPV6, option, request)
+        else:
+            request = stdlib.inet_aton(group) + stdlib.inet_aton(interface)
+            option = stdlib.IP_ADD_MEMBERSHIP if join else stdlib.IP_DROP_MEMBERSHIP
+            self.socket.setsockopt(IPPROTO_IP, option, request)
+
+    def close(self) -> None:
+        self.socket.close()
+        if self._unlink:
+            try:
+                os.unlink(self._unlink)
+            except FileNotFoundError:
+                pass
+            self._unlink = None
+
+    @property
+    def closed(self) -> bool:
+        return self.socket.closed
+
+    def __enter__(self) -> "Datagram":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<socketeer.Datagram {'closed' if self.closed else _text(self.socket, 'local_address')}>"
+
+    def _repr_html_(self) -> str:
+        return html_table("socketeer.Datagram", self.socket._describe() + [("timeout", self.timeout)])
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Any:
+    """Connects to ``endpoint``: a :class:`Stream` for ``tcp://``, ``unix:`` and
+    ``unix+seqpacket:``, a connected :class:`Datagram` for ``udp://`` and ``unix+dgram:``.
+
+    For host names with several addresses, TCP connects with Happy Eyeballs (RFC 8305): the
+    next address is tried 250 ms after the previous one started (or at once when it failed),
+    and the first to succeed wins. ``timeout`` bounds the whole attempt.
+    """
+    parsed = parse_endpoint(endpoint)
+    addresses = parsed.addresses()
+    if parsed.kind == SOCK_DGRAM:
+        sock = Socket(addresses[0].family, SOCK_DGRAM)
+        try:
+            if isinstance(addresses[0], UnixAddress):
+                sock.bind(UnixAddress(""))  # autobind, so the peer can reply
+            sock.connect(addresses[0])
+        except BaseException:
+            sock.close()
+            raise
+        return Datagram(sock, parsed, timeout=timeout)
+    if len(addresses) == 1:
+        return Stream(_connect_one(addresses[0], parsed.kind, timeout), timeout=None)
+    return Stream(_happy_eyeballs(_interleave(addresses), parsed, timeout))
+
+
+def _connect_one(address: AnyAddress, kind: int, timeout: Optional[float]) -> Socket:
+    sock = Socket(address.family, kind)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address)
+        sock.settimeout(None)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _interleave(addresses: list[AnyAddress]) -> list[AnyAddress]:
+    """Alternates families, starting with the resolver's first choice (RFC 8305 section 4)."""
+    first = [a for a in addresses if a.family == addresses[0].family]
+    other = [a for a in addresses if a.family != addresses[0].family]
+    mixed: list[AnyAddress] = []
+    for i in range(max(len(first), len(other))):
+        mixed += first[i:i + 1] + other[i:i + 1]
+    return mixed
+
+
+def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Optional[float]) -> Socket:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pending: dict[int, Socket] = {}
+    errors: list[OSError] = []
+    poller = select.poll()
+    next_start = time.monotonic()
+    try:
+        while addresses or pending:
+            now = time.monotonic()
+            if addresses and (now >= next_start or not pending):
+                address = addresses.pop(0)
+                sock = Socket(address.family, endpoint.kind)
+                sock.setblocking(False)
+                code = sock.connect_ex(address)
+                if code in (0, errno.EINPROGRESS):
+                    pending[sock.fileno()] = sock
+                    poller.register(sock.fileno(), select.POLLOUT)
+                else:
+                    sock.close()
+                    errors.append(OSError(code, os.strerror(code), f"connect to {address}"))
+                next_start = now + HAPPY_EYEBALLS_DELAY
+                continue
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(errno.ETIMEDOUT, "timed out", f"connect to {endpoint}")
+            waits = [t for t in (next_start if addresses else None, deadline) if t is not None]
+            wait_ms = None if not waits else max(0, int((min(waits) - now) * 1000 + 0.999))
+            for fd, _ in poller.poll(wait_ms):
+                sock = pending.pop(fd)
+                poller.unregister(fd)
+                code = sock.getsockopt(SOL_SOCKET, 4)  # SO_ERROR
+                if code == 0:
+                    sock.setblocking(True)
+                    return sock
+                errors.append(OSError(code, os.strerror(code), f"connect to {_text(sock, 'peer_address', '?')}"))
+                sock.close()
+                next_start = time.monotonic()  # a failure starts the next attempt at once
+        raise _combined(errors, endpoint)
+    finally:
+        for sock in pending.values():
+            sock.close()
+
+
+def _combined(errors: list[OSError], endpoint: Endpoint) -> OSError:
+    if len({e.errno for e in errors}) == 1:
+        first = errors[0]
+        return OSError(first.errno, first.strerror, f"connect to {endpoint} ({len(errors)} addresses tried)")
+    details = "; ".join(f"{e.filename}: {e.strerror}" for e in errors)
+    return OSError(f"connect to {endpoint} failed for every address: {details}")
+
+
+def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool = False) -> Listener:
+    """Listens on ``endpoint`` (``tcp://HOST:PORT``, ``unix:PATH``, ``unix+seqpacket:PATH``).
+    Port 0 picks a free port: ``listener.address`` tells which. A unix socket file is removed
+    when the listener closes."""
+    parsed = parse_endpoint(endpoint)
+    if parsed.kind == SOCK_DGRAM:
+        raise ValueError(f"cannot listen on datagram endpoint {parsed}: use socketeer.bind()")
+    address = parsed.addresses()[0]
+    sock = Socket(address.family, parsed.kind)
+    try:
+        if address.family != AF_UNIX:
+            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return Listener(sock, parsed, unlink_on_close=_unix_path(address))
+
+
+def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[float] = None) -> Datagram:
+    """Binds a datagram socket: ``udp://HOST:PORT`` or ``unix+dgram:PATH`` (an empty PATH
+    autobinds to a fresh abstract name, so a client can be replied to)."""
+    parsed = parse_endpoint(endpoint)
+    if parsed.kind != SOCK_DGRAM:
+        raise ValueError(f"cannot bind() stream endpoint {parsed}: use socketeer.listen() or connect()")
+    address = parsed.addresses()[0]
+    sock = Socket(address.family, SOCK_DGRAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
+
+
+def _unix_path(address: AnyAddress) -> Optional[str]:
+    if isinstance(address, UnixAddress) and not address.abstract and address.path:
+        return address.path
+    return None
+
+
+def _single_address(target: EndpointLike, family: int) -> AnyAddress:
+    if isinstance(target, Address):
+        return target  # type: ignore[return-value]
+    if isinstance(target, str) and "://" not in target and not target.startswith("unix"):
+        return Address.parse(target)
+    return parse_endpoint(target).addresses()[0]
+
+
+def _text(sock: Socket, attribute: str, fallback: str = "-") -> str:
+    try:
+        return str(getattr(sock, attribute))
+    except OSError:
+        return fallback
