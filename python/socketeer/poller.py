@@ -25,7 +25,8 @@ is always safe, and a bad fd is refused by ``register`` itself.
 
 Timers are ``Timer`` objects (timerfd on the monotonic clock): register one for
 ``EVENT_READ`` like any fd; it becomes readable when it expires, and ``timer.read()`` returns
-how many times it has expired since the last read (and makes it unreadable again)::
+how many times it has expired since the last read (and makes it unreadable again; read it
+after each event)::
 
     with Timer(0.5, interval=0.5) as tick:
         poller.register(tick, EVENT_READ)
@@ -36,7 +37,7 @@ how many times it has expired since the last read (and makes it unreadable again
 from __future__ import annotations
 
 import selectors as _selectors
-from typing import Any, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, TypeVar, Union
 
 from . import _core
 from ._display import html_table
@@ -67,6 +68,7 @@ EVENT_HANGUP: int = _core.EVENT_HANGUP
 
 
 PollEvent = _core.PollEvent
+_R = TypeVar("_R", bound="_Resource")
 
 
 class HasFileno(Protocol):
@@ -96,7 +98,30 @@ def _mode(edge: bool, oneshot: bool, exclusive: bool) -> int:
     )
 
 
-class Poller(_core.Poller):
+class _Resource:
+    """Context manager and notebook display for an fd-owning object with a ``_summary()``."""
+
+    if TYPE_CHECKING:  # provided by the C++ base and the subclass
+
+        def close(self) -> None: ...
+
+        def _summary(self) -> list[tuple[str, object]]: ...
+
+    def __enter__(self: _R) -> _R:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        details = ", ".join(f"{name}={value}" for name, value in self._summary())
+        return f"<socketeer.{type(self).__name__} {details}>"
+
+    def _repr_html_(self) -> str:
+        return html_table(f"socketeer.{type(self).__name__}", self._summary())
+
+
+class Poller(_Resource, _core.Poller):
     """An epoll instance (CLOEXEC) with a built-in waker.
 
     ``poll(timeout=None) -> list[PollEvent]`` is the C++ method itself: ``None`` waits until
@@ -172,26 +197,13 @@ class Poller(_core.Poller):
         except ValueError:
             return False
 
-    def __enter__(self) -> Poller:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def _summary(self) -> list[tuple[str, object]]:
         if self.closed:
             return [("state", "closed")]
         return [("fd", self.fileno()), ("registrations", len(self))]
 
-    def __repr__(self) -> str:
-        details = ", ".join(f"{name}={value}" for name, value in self._summary())
-        return f"<socketeer.Poller {details}>"
 
-    def _repr_html_(self) -> str:
-        return html_table("socketeer.Poller", self._summary())
-
-
-class Timer(_core.Timer):
+class Timer(_Resource, _core.Timer):
     """A timer delivered as an ordinary fd event (timerfd, CLOCK_MONOTONIC, CLOEXEC).
 
     ``Timer(delay, interval=None)`` expires ``delay`` seconds from now, then every
@@ -199,7 +211,8 @@ class Timer(_core.Timer):
     interval=None)`` re-arms it (a delay <= 0 expires at once), ``cancel()`` disarms it.
     The fd is readable once the timer has expired; ``read()`` returns the number of
     expirations since the last read (0 if none; it never blocks) and makes it unreadable.
-    Register it with ``edge=True`` to be told of each expiry without reading.
+    Read it after each event: level-triggered, an unread timer is reported on every poll;
+    edge-triggered, its later expiries are not reported until it has been read.
     """
 
     def __init__(self, delay: Optional[float] = None, interval: Optional[float] = None) -> None:
@@ -219,12 +232,6 @@ class Timer(_core.Timer):
         _, interval = self._setting()
         return interval or None
 
-    def __enter__(self) -> Timer:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def _summary(self) -> list[tuple[str, object]]:
         if self.closed:
             return [("state", "closed")]
@@ -234,10 +241,3 @@ class Timer(_core.Timer):
         if interval:
             rows.append(("interval", f"{interval:.6f}s"))
         return rows
-
-    def __repr__(self) -> str:
-        details = ", ".join(f"{name}={value}" for name, value in self._summary())
-        return f"<socketeer.Timer {details}>"
-
-    def _repr_html_(self) -> str:
-        return html_table("socketeer.Timer", self._summary())
