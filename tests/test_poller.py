@@ -509,3 +509,22 @@ def test_repr_and_html(poller, pair):
     assert repr(poller) == f"<socketeer.Poller fd={poller.fileno()}, registrations=1>"
     html = poller._repr_html_()
     assert "socketeer.Poller" in html and f"<code>{poller.fileno()}</code>" in html
+
+
+# --- socketeer.selectors.EpollSelector specifics (the shared contract is in tests/contract) -----
+
+
+def test_selector_modify_of_a_closed_fd_reports_the_key_ready(pair):
+    from socketeer.selectors import EpollSelector
+
+    a, b = pair
+    with EpollSelector() as selector:
+        fd = a.fileno()
+        key = selector.register(fd, EVENT_READ)
+        a.close()
+        changed = selector.modify(fd, EVENT_READ | EVENT_WRITE)  # deferred: the stdlib raises EBADF here
+        assert changed == key._replace(events=EVENT_READ | EVENT_WRITE)
+        assert selector.select(0) == [(changed, EVENT_READ | EVENT_WRITE)]  # so the I/O call raises
+        assert selector.unregister(fd) is changed
+        assert "keys=0" in repr(selector)
+    assert repr(selector) == "<socketeer.selectors.EpollSelector closed>"
