@@ -58,10 +58,7 @@ class Endpoint:
         if self.is_unix:
             return [UnixAddress(self.path or "", abstract=self.abstract)]
         assert self.host is not None and self.port is not None
-        try:
-            numeric = Address.parse(f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}")
-        except ValueError:
-            numeric = None
+        numeric = _numeric(self.host, self.port)
         if numeric is not None:
             if self.family and numeric.family != self.family:
                 raise ValueError(f"endpoint {self}: {self.host} is not an {_family_word(self.family)} address")
@@ -106,6 +103,8 @@ def _parse_unix(endpoint: str, scheme: str, path: str) -> Endpoint:
     if not path and not (abstract or scheme == "unix+dgram"):
         raise ValueError(f"bad endpoint {endpoint!r}: empty path")
     limit = 107
+    if "\0" in path:
+        raise ValueError(f"bad endpoint {endpoint!r}: unix path contains a NUL byte")
     if len(path.encode()) > limit:
         raise ValueError(f"bad endpoint {endpoint!r}: unix path is {len(path.encode())} bytes, the limit is {limit}")
     return Endpoint(scheme, _UNIX_SCHEMES[scheme], AF_UNIX, path=path, abstract=abstract)
@@ -131,11 +130,25 @@ def _parse_inet(endpoint: str, scheme: str, rest: str) -> Endpoint:
             raise ValueError(f"bad endpoint {endpoint!r}: IPv6 hosts need brackets: {scheme}://[{host}]:{port_text}")
     if not host:
         raise ValueError(f"bad endpoint {endpoint!r}: empty host (use 0.0.0.0 or [::] for every interface)")
-    if not port_text.isdigit() or int(port_text) > 65535:
+    # ASCII digits only: str.isdigit() also admits '²' (int() rejects it) and '٣' (int() reads 3).
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
         raise ValueError(f"bad endpoint {endpoint!r}: port {port_text!r} is not a number 0-65535")
-    if "/" in host or " " in host:
+    if "/" in host or not host.isprintable() or any(c.isspace() for c in host):
         raise ValueError(f"bad endpoint {endpoint!r}: bad host {host!r}")
+    numeric = _numeric(host, 0)
+    if rest.startswith("[") and (numeric is None or numeric.family != AF_INET6):
+        raise ValueError(f"bad endpoint {endpoint!r}: {host!r} in brackets is not an IPv6 address")
+    if family and numeric is not None and numeric.family != family:
+        raise ValueError(f"bad endpoint {endpoint!r}: {host} is not an {_family_word(family)} address")
     return Endpoint(scheme, kind, family, host=host, port=int(port_text))
+
+
+def _numeric(host: str, port: int) -> Optional[AnyAddress]:
+    """The Address for a numeric host (no resolving), None for a name."""
+    try:
+        return Address.parse(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    except ValueError:
+        return None
 
 
 def _family_word(family: int) -> str:
