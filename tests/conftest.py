@@ -69,3 +69,49 @@ def needs_tool():
         return path
 
     return find
+
+
+@pytest.fixture
+def closing() -> Iterator:
+    """closing(obj) -> obj, closed (in reverse order) when the test ends, pass or fail, before the
+    fd-leak guard counts. For sockets, files and subprocess pipes a test opens along the way."""
+    opened: list = []
+
+    def register(obj):
+        opened.append(obj)
+        return obj
+
+    yield register
+    for obj in reversed(opened):
+        obj.close()
+
+
+@pytest.fixture
+def default_timeout() -> Iterator:
+    """default_timeout(seconds) sets socket.setdefaulttimeout for this test only (restored after)."""
+    import socket
+
+    saved = socket.getdefaulttimeout()
+    yield socket.setdefaulttimeout
+    socket.setdefaulttimeout(saved)
+
+
+@pytest.fixture
+def wait_until():
+    """wait_until(predicate, timeout=10, what=...) polls predicate() until it returns something
+    truthy (which it returns), failing the test after timeout seconds. For the readiness of things
+    we cannot be told about (an outside program listening, a thread entering a syscall), never as a
+    stand-in for synchronising with our own code."""
+    import time
+
+    def wait(predicate, timeout: float = 10.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(0.002)
+
+    return wait
