@@ -1,0 +1,552 @@
+"""socketeer.Socket beyond the stdlib's contract: Address arguments, fd passing, peer credentials,
+TCP_INFO, conversions, notebook display, CLOEXEC everywhere, the GIL and signals around blocking
+calls, raw sockets. (What it shares with socket.socket is in contract/test_socket_contract.py.)"""
+
+from __future__ import annotations
+
+import array
+import errno
+import gc
+import os
+import platform
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import socketeer
+from socketeer import Address, InetAddress, Socket, TcpState, UnixAddress
+from subprocess_env import child_env
+
+
+@pytest.fixture
+def pair(closing):
+    a, b = socketeer.socketpair()
+    return closing(a), closing(b)
+
+
+@pytest.fixture
+def tcp(closing):
+    """(listener, client, accepted) over 127.0.0.1, all socketeer."""
+    listener = closing(Socket())
+    listener.bind("127.0.0.1:0")
+    listener.listen()
+    client = closing(Socket())
+    client.connect(listener.local_address)
+    accepted, _ = listener.accept()
+    return listener, client, closing(accepted)
+
+
+@pytest.fixture
+def pipe():
+    read_end, write_end = os.pipe()
+    yield read_end, write_end
+    os.close(read_end)
+    os.close(write_end)
+
+
+# --- Address objects and strings as arguments -----------------------------------------------------
+
+def test_address_objects_and_strings_are_accepted(closing):
+    server = closing(Socket())
+    server.bind(InetAddress("127.0.0.1", 0))
+    server.listen()
+    address = server.local_address
+    assert isinstance(address, InetAddress) and address.host == "127.0.0.1" and address.port != 0
+    for target in (address, str(address), address.to_tuple()):
+        client = closing(Socket())
+        client.connect(target)
+        accepted, peer = server.accept()
+        closing(accepted)
+        assert peer == client.getsockname()
+        assert client.peer_address == address
+        assert accepted.peer_address == client.local_address
+
+
+def test_udp_sendto_with_address_objects_and_strings(closing):
+    receiver = closing(Socket(socket.AF_INET6, socket.SOCK_DGRAM))
+    receiver.bind("[::1]:0")
+    sender = closing(Socket(socket.AF_INET6, socket.SOCK_DGRAM))
+    sender.bind(Address.parse("[::1]:0"))
+    sender.sendto(b"object", receiver.local_address)
+    sender.sendto(b"string", str(receiver.local_address))
+    sender.sendto(b"flags", 0, receiver.local_address)
+    for expected in (b"object", b"string", b"flags"):
+        data, source = receiver.recvfrom(100)
+        assert (data, Address.from_tuple(socket.AF_INET6, source)) == (expected, sender.local_address)
+
+
+def test_unix_address_objects(closing, short_tmp):
+    for address in (UnixAddress(str(short_tmp / "s")), UnixAddress(f"socketeer-{os.getpid()}", abstract=True)):
+        server = closing(Socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        server.bind(address)
+        server.listen()
+        assert server.local_address == address
+        client = closing(Socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        client.connect(address)
+        assert client.peer_address == address
+        closing(server.accept()[0])
+
+
+def test_local_and_peer_address(closing, tcp):
+    listener, client, accepted = tcp
+    assert listener.local_address == accepted.local_address == client.peer_address
+    assert client.local_address == accepted.peer_address
+    assert client.local_address.to_tuple() == client.getsockname()
+    with pytest.raises(OSError) as caught:
+        listener.peer_address
+    assert caught.value.errno == errno.ENOTCONN
+    unbound = closing(Socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+    assert unbound.local_address == UnixAddress("") and unbound.local_address.unnamed
+
+
+def test_bad_address_arguments(closing):
+    sock = closing(Socket())
+    with pytest.raises(ValueError, match="bad port 'x'"):
+        sock.bind("127.0.0.1:x")
+    with pytest.raises(ValueError, match="needs brackets"):
+        sock.connect("::1:80")
+    with pytest.raises(TypeError, match="list"):
+        sock.bind(["127.0.0.1", 0])
+
+
+# --- passing fds ------------------------------------------------------------------------------------
+
+def test_send_fds_recv_fds_passes_a_pipe_end(pair, pipe):
+    a, b = pair
+    read_end, write_end = pipe
+    assert a.send_fds([b"he", b"llo"], [write_end]) == 5
+    data, fds, flags, address = b.recv_fds(100, 4)
+    assert (data, flags, address) == (b"hello", 0, None)
+    [received] = fds
+    try:
+        assert received not in (read_end, write_end)
+        assert os.get_inheritable(received) is False  # CLOEXEC, like every fd socketeer opens
+        os.write(received, b"via the passed fd")
+        assert os.read(read_end, 100) == b"via the passed fd"
+    finally:
+        os.close(received)
+
+
+def test_send_fds_takes_file_objects(pair, tmp_path):
+    a, b = pair
+    with open(tmp_path / "f", "w+b") as file:
+        file.write(b"contents")
+        file.flush()
+        a.send_fds(b"x", [file])
+        _, [fd], _, _ = b.recv_fds(1, 1)
+    with os.fdopen(fd, "rb") as received:
+        received.seek(0)
+        assert received.read() == b"contents"
+
+
+def test_recv_fds_without_fds(pair):
+    a, b = pair
+    a.send_fds(b"plain", [])
+    assert b.recv_fds(100, 2) == (b"plain", [], 0, None)
+
+
+def test_more_fds_than_maxfds_closes_the_arrived_ones_and_raises(pair, pipe):
+    """The fd-leak guard checks that the fds which did arrive were closed."""
+    a, b = pair
+    read_end, write_end = pipe
+    a.send_fds(b"x", [read_end, write_end, read_end])
+    with pytest.raises(OSError) as caught:
+        b.recv_fds(10, 1)
+    assert caught.value.errno == errno.EMSGSIZE
+    assert "maxfds=1" in str(caught.value) and "MSG_CTRUNC" in str(caught.value)
+
+
+def test_recv_fds_over_dgram_with_an_address(closing, short_tmp, pipe):
+    receiver = closing(Socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+    receiver.bind(str(short_tmp / "r"))
+    sender = closing(Socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+    sender.bind(str(short_tmp / "s"))
+    sender.send_fds(b"d", [pipe[1]], 0, receiver.local_address)
+    data, [fd], flags, address = receiver.recv_fds(10, 1)
+    os.close(fd)
+    assert (data, flags, address) == (b"d", 0, str(short_tmp / "s"))
+
+
+def test_fds_received_with_recvmsg_are_cloexec(pair, pipe):
+    a, b = pair
+    a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [pipe[0]]))])
+    _, [(_, _, raw)], _, _ = b.recvmsg(1, socket.CMSG_SPACE(4))
+    [fd] = array.array("i", raw)
+    try:
+        assert os.get_inheritable(fd) is False
+    finally:
+        os.close(fd)
+
+
+# --- CLOEXEC everywhere -------------------------------------------------------------------------------
+
+def test_every_socket_fd_is_cloexec(closing, tcp, pair):
+    listener, client, accepted = tcp
+    sockets = [listener, client, accepted, *pair,
+               closing(client.dup()),
+               closing(socketeer.fromfd(client.fileno(), socket.AF_INET, socket.SOCK_STREAM)),
+               *(closing(s) for s in socketeer.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)),
+               closing(Socket(socket.AF_INET6, socket.SOCK_DGRAM)),
+               closing(Socket(socket.AF_UNIX, socket.SOCK_SEQPACKET))]
+    with socket.socket() as std:
+        sockets.append(closing(Socket.from_stdlib(std)))
+    for sock in sockets:
+        assert os.get_inheritable(sock.fileno()) is False, sock
+
+
+def test_a_child_process_does_not_inherit_socket_fds(pair):
+    fd = pair[0].fileno()
+    code = f"import os, sys\ntry:\n    os.fstat({fd})\nexcept OSError:\n    sys.exit(0)\nsys.exit(1)"
+    assert subprocess.run([sys.executable, "-c", code], close_fds=False, timeout=30).returncode == 0
+
+
+# --- peer credentials and TCP_INFO ------------------------------------------------------------------------
+
+def test_peer_credentials_of_a_socketpair(pair):
+    for sock in pair:
+        credentials = sock.peer_credentials()
+        assert (credentials.pid, credentials.uid, credentials.gid) == (os.getpid(), os.getuid(), os.getgid())
+        assert credentials == socketeer.PeerCredentials(os.getpid(), os.getuid(), os.getgid())
+        with pytest.raises(AttributeError):
+            credentials.pid = 1
+
+
+def test_peer_credentials_across_a_process(closing, short_tmp):
+    server = closing(Socket(socket.AF_UNIX, socket.SOCK_STREAM))
+    server.bind(str(short_tmp / "s"))
+    server.listen()
+    code = (f"import socket, os\ns = socket.socket(socket.AF_UNIX)\ns.connect({str(short_tmp / 's')!r})\n"
+            f"s.sendall(str(os.getpid()).encode())\ns.recv(1)\n")
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        accepted = closing(server.accept()[0])
+        pid = int(accepted.recv(100))
+        assert accepted.peer_credentials() == socketeer.PeerCredentials(pid, os.getuid(), os.getgid())
+        assert pid == child.pid
+        accepted.close()
+        assert child.wait(30) == 0
+    finally:
+        child.kill()
+        child.wait(30)
+
+
+def test_tcp_info(tcp):
+    listener, client, accepted = tcp
+    assert listener.tcp_info().state == TcpState.LISTEN
+    for _ in range(3):  # traffic both ways gives the kernel rtt samples
+        client.sendall(b"x" * 1000)
+        assert len(accepted.recv(1000)) > 0
+        accepted.sendall(b"y")
+        assert client.recv(1) == b"y"
+    info = client.tcp_info()
+    assert info.state == TcpState.ESTABLISHED and isinstance(info.state, TcpState)
+    assert info.rtt > 0 and info.snd_cwnd > 0 and info.snd_mss > 0
+    assert info.bytes_acked >= 3000 and info.bytes_received >= 3
+    assert info.retransmits == 0
+    client.shutdown(socket.SHUT_WR)
+    assert accepted.recv(10) == b""
+    assert accepted.tcp_info().state == TcpState.CLOSE_WAIT
+
+
+def test_tcp_info_on_a_non_tcp_socket_raises_oserror(pair):
+    with pytest.raises(OSError):
+        pair[0].tcp_info()
+
+
+# --- socketpair, fromfd and the stdlib ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET])
+def test_socketpair_kinds(closing, kind):
+    a, b = (closing(s) for s in socketeer.socketpair(socket.AF_UNIX, kind))
+    assert type(a) is Socket and a.type == kind and a.family == socket.AF_UNIX
+    a.send(b"one")
+    a.send(b"two")
+    if kind == socket.SOCK_STREAM:
+        assert b.recv(3) + b.recv(3) == b"onetwo"
+    else:
+        assert (b.recv(100), b.recv(100)) == (b"one", b"two")
+
+
+def test_socketpair_nonblocking_flag(closing):
+    a, b = (closing(s) for s in socketeer.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK))
+    assert a.type == socket.SOCK_STREAM and a.gettimeout() == 0.0 and not os.get_blocking(a.fileno())
+    with pytest.raises(BlockingIOError):
+        a.recv(1)
+
+
+def test_fromfd_keeps_the_original_open(closing, pair):
+    copy = closing(socketeer.fromfd(pair[0], socket.AF_UNIX, socket.SOCK_STREAM))  # an object with fileno()
+    copy.close()
+    pair[0].send(b"original")
+    assert pair[1].recv(100) == b"original"
+
+
+def test_fromfd_of_a_non_socket_raises_and_leaks_nothing(pipe):
+    with pytest.raises(OSError) as caught:
+        socketeer.fromfd(pipe[0], socket.AF_UNIX, socket.SOCK_STREAM)
+    assert caught.value.errno == errno.ENOTSOCK
+    os.fstat(pipe[0])  # the caller's fd stays open
+
+
+def test_socket_with_fileno_takes_ownership(closing):
+    std_a, std_b = socket.socketpair()
+    closing(std_b)
+    sock = closing(Socket(fileno=std_a.detach()))
+    assert (sock.family, sock.type) == (socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.send(b"owned")
+    assert std_b.recv(10) == b"owned"
+
+
+def test_from_stdlib_and_to_stdlib(closing):
+    std_a, std_b = (closing(s) for s in socket.socketpair())
+    std_a.settimeout(4.0)
+    ours = closing(Socket.from_stdlib(std_a))
+    assert type(ours) is Socket and ours.fileno() != std_a.fileno() and ours.gettimeout() == 4.0
+    back = closing(ours.to_stdlib())
+    assert type(back) is socket.socket and back.fileno() not in (ours.fileno(), std_a.fileno())
+    assert back.gettimeout() == 4.0 and (back.family, back.type) == (socket.AF_UNIX, socket.SOCK_STREAM)
+    std_a.close()  # each is an independent fd on the same socket
+    ours.sendall(b"from socketeer")
+    assert std_b.recv(100) == b"from socketeer"
+    ours.close()
+    std_b.sendall(b"to the stdlib copy")
+    assert back.recv(100) == b"to the stdlib copy"
+
+
+def test_stdlib_listener_socketeer_connection_round_trip(closing):
+    std_server = closing(socket.create_server(("127.0.0.1", 0)))
+    ours = closing(Socket.from_stdlib(std_server))
+    std_server.close()
+    client = closing(socket.create_connection(ours.getsockname(), timeout=10))
+    accepted = closing(ours.accept()[0])
+    std_accepted = closing(accepted.to_stdlib())
+    accepted.close()
+    client.sendall(b"ping")
+    assert std_accepted.recv(4) == b"ping"
+
+
+# --- display and life cycle ---------------------------------------------------------------------------------
+
+def test_repr_html(tcp, closing):
+    _, client, _ = tcp
+    html = client._repr_html_()
+    assert html.startswith("<table>") and "socketeer.Socket" in html
+    for expected in (f"<code>{client.fileno()}</code>", "AF_INET", "SOCK_STREAM", "blocking",
+                     str(client.local_address), str(client.peer_address), "ESTABLISHED", "µs"):
+        assert expected in html, expected
+    unix = closing(Socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+    unix.settimeout(1.5)
+    unix_html = unix._repr_html_()
+    assert "AF_UNIX" in unix_html and "SOCK_DGRAM" in unix_html and "1.5" in unix_html
+    assert "tcp state" not in unix_html
+    unix.close()
+    assert "closed" in unix._repr_html_()
+
+
+def test_address_repr_html():
+    html = Address.parse("[::1]:80")._repr_html_()
+    assert "Inet6Address" in html and "AF_INET6" in html and "[::1]:80" in html
+
+
+def test_unclosed_socket_warns_and_closes_its_fd():
+    sock = Socket()
+    fd = sock.fileno()
+    with pytest.warns(ResourceWarning, match=f"unclosed <socketeer.socket.Socket fd={fd}"):
+        del sock
+        gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed by the finaliser (nothing else opened an fd in between)
+
+
+def test_closed_socket_does_not_warn(recwarn):
+    Socket().close()
+    gc.collect()
+    assert not [w for w in recwarn if issubclass(w.category, ResourceWarning)]
+
+
+# --- the GIL and signals around blocking calls -----------------------------------------------------------
+
+# recvfrom (a blocking recv), poll and ppoll (a recv with a timeout waits in poll first)
+RECV_SYSCALLS = {"x86_64": {45, 7, 271}, "aarch64": {207, 73}}
+
+
+def in_recv_syscall(thread_id: int) -> bool:
+    """True while the thread is blocked in the kernel receiving (from /proc, no guessing)."""
+    numbers = RECV_SYSCALLS.get(platform.machine())
+    if numbers is None:
+        pytest.skip(f"no recvfrom syscall number known for {platform.machine()}")
+    with open(f"/proc/self/task/{thread_id}/syscall") as file:
+        first = file.read().split()[0]
+    return first.isdigit() and int(first) in numbers
+
+
+def test_blocking_recv_releases_the_gil(pair, wait_until):
+    a, b = pair
+    a.settimeout(20)  # if the GIL were held, the main thread could only run after this expires
+    result = {}
+    started = threading.Event()
+
+    def receive():
+        started.set()
+        try:
+            result["data"] = a.recv(100)
+        except OSError as error:
+            result["error"] = error
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    try:
+        started.wait(10)
+        # The main thread runs Python (this polling) while the other blocks in recv.
+        wait_until(lambda: in_recv_syscall(receiver.native_id) or not receiver.is_alive(), timeout=10,
+                   what="the receiver to block in recv")
+        progress = sum(range(100_000))  # more Python work with the receiver still blocked
+        assert receiver.is_alive() and in_recv_syscall(receiver.native_id)
+        b.send(b"wake up")
+    finally:
+        receiver.join(30)
+    assert progress == 4999950000
+    assert result == {"data": b"wake up"}
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_signal_handler_interrupts_a_blocking_recv(pair, wait_until):
+    """Ctrl-C: a signal whose handler raises ends a recv blocked in the main thread."""
+    a, _ = pair
+    main_thread = threading.get_ident()
+    main_native = threading.get_native_id()
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted
+
+    def interrupt_when_blocked():
+        wait_until(lambda: in_recv_syscall(main_native), timeout=10, what="the main thread to block in recv")
+        signal.pthread_kill(main_thread, signal.SIGALRM)
+
+    previous = signal.signal(signal.SIGALRM, raise_interrupted)
+    killer = threading.Thread(target=interrupt_when_blocked)
+    try:
+        killer.start()
+        with pytest.raises(Interrupted):
+            a.recv(100)  # blocking, no timeout: only the signal can end it
+    finally:
+        killer.join(30)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_signal_whose_handler_returns_does_not_end_recv(pair, wait_until):
+    """EINTR is retried: a handler that returns normally leaves recv waiting for its data."""
+    a, b = pair
+    main_thread = threading.get_ident()
+    main_native = threading.get_native_id()
+    handled = threading.Event()
+
+    def note(signum, frame):
+        handled.set()
+        b.send(b"after the signal")  # runs in the main thread, between EINTR and the retry
+
+    def interrupt_when_blocked():
+        wait_until(lambda: in_recv_syscall(main_native), timeout=10, what="the main thread to block in recv")
+        signal.pthread_kill(main_thread, signal.SIGALRM)
+
+    previous = signal.signal(signal.SIGALRM, note)
+    killer = threading.Thread(target=interrupt_when_blocked)
+    try:
+        killer.start()
+        assert a.recv(100) == b"after the signal"
+    finally:
+        killer.join(30)
+        signal.signal(signal.SIGALRM, previous)
+    assert handled.is_set()
+
+
+def test_no_sigpipe_when_the_peer_is_gone():
+    """With SIGPIPE at its default action (death), sending to a closed peer must raise instead."""
+    code = textwrap.dedent("""
+        import signal, socketeer
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        a, b = socketeer.socketpair()
+        b.close()
+        for send in (lambda: a.send(b"x"), lambda: a.sendall(b"x"), lambda: a.sendmsg([b"x"]),
+                     lambda: a.send_fds(b"x", [0])):
+            try:
+                send()
+            except BrokenPipeError:
+                pass
+            else:
+                raise SystemExit("no error")
+        print("alive")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout == "alive\n"
+
+
+# --- raw sockets ----------------------------------------------------------------------------------------------
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def _echo_request(ident: int, sequence: int, payload: bytes) -> bytes:
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, sequence)
+    return struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, sequence) + payload
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root (CAP_NET_RAW); CI runs as root")
+
+
+@pytest.mark.root
+@needs_root
+def test_raw_icmp_echo_to_loopback(closing):
+    sock = closing(Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
+    assert (sock.type, sock.proto) == (socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sock.settimeout(10)
+    ident, payload = os.getpid() & 0xFFFF, b"socketeer ping %d" % os.getpid()
+    sock.sendto(_echo_request(ident, 1, payload), ("127.0.0.1", 0))
+    while True:  # a raw socket sees every ICMP packet on the host: our request, then its reply
+        packet, (source, _) = sock.recvfrom(65535)
+        header_length = (packet[0] & 0x0F) * 4
+        kind, code, _, reply_ident, sequence = struct.unpack("!BBHHH", packet[header_length:header_length + 8])
+        if kind == 0 and reply_ident == ident:
+            break
+    assert (source, code, sequence) == ("127.0.0.1", 0, 1)
+    assert packet[header_length + 8:] == payload
+    assert _checksum(packet[header_length:]) == 0
+
+
+@pytest.mark.root
+@needs_root
+def test_raw_socket_without_privileges_raises_permission_error():
+    code = textwrap.dedent("""
+        import errno, os, socket, socketeer
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        try:
+            socketeer.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        except PermissionError as error:
+            assert error.errno == errno.EPERM, error
+            print(error)
+        else:
+            raise SystemExit("a raw socket without privileges")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
+                          timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert "Operation not permitted" in done.stdout and "SOCK_RAW" in done.stdout
