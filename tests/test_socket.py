@@ -5,8 +5,10 @@ calls, raw sockets. (What it shares with socket.socket is in contract/test_socke
 from __future__ import annotations
 
 import array
+import contextlib
 import errno
 import gc
+import importlib.util
 import os
 import platform
 import signal
@@ -21,7 +23,7 @@ import pytest
 
 import socketeer
 from socketeer import Address, InetAddress, Socket, TcpState, UnixAddress
-from subprocess_env import child_env
+from subprocess_env import ROOT, child_env
 
 
 @pytest.fixture
@@ -419,53 +421,46 @@ class Interrupted(Exception):
     pass
 
 
-def test_a_signal_handler_interrupts_a_blocking_recv(pair, wait_until):
-    """Ctrl-C: a signal whose handler raises ends a recv blocked in the main thread."""
-    a, _ = pair
-    main_thread = threading.get_ident()
-    main_native = threading.get_native_id()
+@contextlib.contextmanager
+def sigalrm_once_blocked(handler, wait_until):
+    """Installs handler for SIGALRM and, from a thread, sends SIGALRM to the main thread as soon as
+    /proc shows it blocked in recv inside the with-block; restores the old handler after."""
+    main_thread, main_native = threading.get_ident(), threading.get_native_id()
 
-    def raise_interrupted(signum, frame):
-        raise Interrupted
-
-    def interrupt_when_blocked():
+    def signal_when_blocked():
         wait_until(lambda: in_recv_syscall(main_native), timeout=10, what="the main thread to block in recv")
         signal.pthread_kill(main_thread, signal.SIGALRM)
 
-    previous = signal.signal(signal.SIGALRM, raise_interrupted)
-    killer = threading.Thread(target=interrupt_when_blocked)
+    previous = signal.signal(signal.SIGALRM, handler)
+    sender = threading.Thread(target=signal_when_blocked)
     try:
-        killer.start()
-        with pytest.raises(Interrupted):
-            a.recv(100)  # blocking, no timeout: only the signal can end it
+        sender.start()
+        yield
     finally:
-        killer.join(30)
+        sender.join(30)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_signal_handler_interrupts_a_blocking_recv(pair, wait_until):
+    """Ctrl-C: a signal whose handler raises ends a recv blocked in the main thread."""
+    def raise_interrupted(signum, frame):
+        raise Interrupted
+
+    with sigalrm_once_blocked(raise_interrupted, wait_until), pytest.raises(Interrupted):
+        pair[0].recv(100)  # blocking, no timeout: only the signal can end it
 
 
 def test_a_signal_whose_handler_returns_does_not_end_recv(pair, wait_until):
     """EINTR is retried: a handler that returns normally leaves recv waiting for its data."""
     a, b = pair
-    main_thread = threading.get_ident()
-    main_native = threading.get_native_id()
     handled = threading.Event()
 
     def note(signum, frame):
         handled.set()
         b.send(b"after the signal")  # runs in the main thread, between EINTR and the retry
 
-    def interrupt_when_blocked():
-        wait_until(lambda: in_recv_syscall(main_native), timeout=10, what="the main thread to block in recv")
-        signal.pthread_kill(main_thread, signal.SIGALRM)
-
-    previous = signal.signal(signal.SIGALRM, note)
-    killer = threading.Thread(target=interrupt_when_blocked)
-    try:
-        killer.start()
+    with sigalrm_once_blocked(note, wait_until):
         assert a.recv(100) == b"after the signal"
-    finally:
-        killer.join(30)
-        signal.signal(signal.SIGALRM, previous)
     assert handled.is_set()
 
 
@@ -494,18 +489,11 @@ def test_no_sigpipe_when_the_peer_is_gone():
 
 # --- raw sockets ----------------------------------------------------------------------------------------------
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def _echo_request(ident: int, sequence: int, payload: bytes) -> bytes:
-    header = struct.pack("!BBHHH", 8, 0, 0, ident, sequence)
-    return struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, sequence) + payload
+def _load_example(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root (CAP_NET_RAW); CI runs as root")
@@ -514,11 +502,12 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root
 @pytest.mark.root
 @needs_root
 def test_raw_icmp_echo_to_loopback(closing):
+    icmp = _load_example("icmp_ping")  # the echo request encoding (checksum included)
     sock = closing(Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
     assert (sock.type, sock.proto) == (socket.SOCK_RAW, socket.IPPROTO_ICMP)
     sock.settimeout(10)
     ident, payload = os.getpid() & 0xFFFF, b"socketeer ping %d" % os.getpid()
-    sock.sendto(_echo_request(ident, 1, payload), ("127.0.0.1", 0))
+    sock.sendto(icmp.echo_request(ident, 1, payload), ("127.0.0.1", 0))
     while True:  # a raw socket sees every ICMP packet on the host: our request, then its reply
         packet, (source, _) = sock.recvfrom(65535)
         header_length = (packet[0] & 0x0F) * 4
@@ -527,7 +516,7 @@ def test_raw_icmp_echo_to_loopback(closing):
             break
     assert (source, code, sequence) == ("127.0.0.1", 0, 1)
     assert packet[header_length + 8:] == payload
-    assert _checksum(packet[header_length:]) == 0
+    assert icmp.checksum(packet[header_length:]) == 0
 
 
 @pytest.mark.root
