@@ -1,0 +1,35 @@
+"""The benchmarks still run (a few iterations, no timing checked: that is for people to read)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from subprocess_env import ROOT, child_env
+
+BENCH_CALLS = str(ROOT / "benchmarks" / "bench_calls.py")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-W", "error", BENCH_CALLS, *args], env=child_env(),
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_bench_calls_prints_a_table() -> None:
+    result = run("--iterations", "20", "--repeats", "2")
+    assert result.returncode == 0, result.stderr
+    for row in ("send+recv_into 64 B, socketpair", "sendto+recvfrom 64 B, UDP 127.0.0.1", "getsockname", "fileno"):
+        assert row in result.stdout
+    assert "ratio" in result.stdout
+
+
+def test_bench_calls_json() -> None:
+    result = run("--iterations", "20", "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["case"].split(",")[0] for r in report["results"]] == [
+        "send+recv_into 64 B", "sendto+recvfrom 64 B", "getsockname", "fileno"]
+    for r in report["results"]:
+        assert r["stdlib_ns"] >= 0 and r["socketeer_ns"] >= 0
+        assert r["ratio"] is None or r["ratio"] >= 0  # None: too few calls to time
