@@ -1,0 +1,18 @@
+"""Echo with socketeer.Server and a Python handler: framing (none: each chunk read is a message)
+and buffering in C++, the handler called with whole messages in batches. UDP: on_datagram."""
+
+from __future__ import annotations
+
+from _common import parse_args, serve_socketeer
+
+
+class Echo:
+    def on_message(self, conn, data):
+        conn.send(data)
+
+    def on_datagram(self, endpoint, data, address):
+        endpoint.send_to(data, address)
+
+
+if __name__ == "__main__":
+    serve_socketeer(parse_args(__doc__), handler=Echo())

@@ -1,0 +1,23 @@
+"""Echo with socketeer.Server in the convenient stream style: line framing in C++, the handler
+gets each line (without its newline) and sends it back as a line. The load generator's messages
+end with a newline, so each one is one line. A byte stream has no datagram form: UDP is n/a."""
+
+from __future__ import annotations
+
+from _common import parse_args, serve_socketeer, unavailable
+
+
+class LineEcho:
+    def on_message(self, conn, line):
+        conn.send(line + b"\n")
+
+
+if __name__ == "__main__":
+    args = parse_args(__doc__)
+    if args.endpoint.kind == "udp":
+        unavailable("line framing is for byte streams; UDP has socketeer-handler")
+    try:
+        from socketeer import framing
+    except ImportError as exc:
+        unavailable(f"socketeer is not importable ({exc})")
+    serve_socketeer(args, handler=LineEcho(), framing=framing.lines(max_size=1 << 20))
