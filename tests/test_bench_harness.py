@@ -1,0 +1,106 @@
+"""The benchmark harness works end to end: benchmarks/run.py builds the load generator and the C
+reference, starts servers, measures and reports sane JSON. Performance is never asserted here
+(the host is shared and noisy); only that the numbers exist and hang together."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from subprocess_env import ROOT, child_env
+
+RUN_PY = ROOT / "benchmarks" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def bench_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """socketeer-loadgen and echo-reference, built once for this module in a private directory."""
+    import shutil
+
+    for tool in ("cmake", "ninja"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (pip install '.[bench]')")
+    build_dir = tmp_path_factory.mktemp("bench-build")
+    done = subprocess.run([sys.executable, str(RUN_PY), "--build-only", "--build-dir", str(build_dir)],
+                          env=child_env(), capture_output=True, text=True, timeout=50)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return build_dir
+
+
+def run_harness(build_dir: Path, *args: str) -> dict:
+    done = subprocess.run([sys.executable, str(RUN_PY), "--quick", "--repeats", "1", "--duration", "0.2",
+                           "--warmup", "0.05", "--json", "--quiet", "--build-dir", str(build_dir), *args],
+                          env=child_env(), capture_output=True, text=True, timeout=40)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_quick_run_reports_every_figure(bench_build: Path) -> None:
+    report = run_harness(bench_build, "--servers", "c-reference,asyncio-protocol", "--configs", "tcp-10x64")
+    assert report["meta"]["repeats"] == 1
+    rows = {row["server"]: row for row in report["results"]}
+    assert set(rows) == {"c-reference", "asyncio-protocol"}
+    for row in rows.values():
+        assert row["status"] == "ok", row
+        assert (row["config"], row["transport"], row["connections"], row["size"]) == ("tcp-10x64", "tcp", 10, 64)
+        assert row["runs"] == 1 and row["rps"] > 0 and row["mib_per_s"] > 0
+        assert row["errors"] == 0
+        assert 0 < row["p50_us"] <= row["p99_us"]
+        assert row["cpu_us_per_req"] is not None and row["cpu_us_per_req"] >= 0
+        assert row["user_us_per_req"] + row["sys_us_per_req"] == pytest.approx(row["cpu_us_per_req"], abs=0.01)
+    assert rows["c-reference"]["ratio_to_c"] == 1.0
+    assert rows["asyncio-protocol"]["ratio_to_c"] > 0
+
+
+def test_a_server_that_cannot_run_is_reported_not_fatal(bench_build: Path) -> None:
+    report = run_harness(bench_build, "--servers", "c-reference,asyncio-streams", "--configs", "udp-10x64")
+    rows = {row["server"]: row for row in report["results"]}
+    assert rows["c-reference"]["status"] == "ok"
+    assert rows["c-reference"]["lost"] >= 0
+    assert rows["asyncio-streams"]["status"] == "n/a (asyncio streams have no datagram API)"
+    assert rows["asyncio-streams"]["rps"] is None and rows["asyncio-streams"]["ratio_to_c"] is None
+
+
+def test_udp_load_generator_counts_losses_instead_of_hanging(bench_build: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as black_hole:  # bound, never answers
+        black_hole.bind(("127.0.0.1", 0))
+        port = black_hole.getsockname()[1]
+        done = subprocess.run([str(bench_build / "socketeer-loadgen"), f"udp://127.0.0.1:{port}", "--connections", "2",
+                               "--duration", "0.3", "--warmup", "0", "--loss-timeout-ms", "20", "--window", "4",
+                               "--json"], capture_output=True, text=True, timeout=20)
+    assert done.returncode == 1, done.stderr  # 1: it ran, but nothing came back
+    result = json.loads(done.stdout)
+    assert result["requests"] == 0
+    assert result["udp"]["window"] == 4 and result["udp"]["lost"] > 0
+
+
+def test_c_reference_echoes_a_large_stream_intact(bench_build: Path, short_tmp: Path) -> None:
+    """1 MiB through the reference while the client reads slowly: its partial-write path runs."""
+    path = short_tmp / "echo.sock"
+    server = subprocess.Popen([str(bench_build / "echo-reference"), f"unix:{path}", "--lifetime", "30"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == f"unix:{path}"
+        payload = bytes(range(256)) * 4096
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(20)
+            client.connect(str(path))
+            sender = threading.Thread(target=client.sendall, args=(payload,))
+            sender.start()
+            received = bytearray()
+            while len(received) < len(payload):
+                chunk = client.recv(4096)
+                assert chunk, "the reference closed early"
+                received += chunk
+            sender.join(timeout=20)
+        assert received == payload
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+        server.stdout.close()
