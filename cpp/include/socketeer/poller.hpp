@@ -105,8 +105,10 @@ class Poller {
   };
 
   int checked_fd() const;
-  Watcher* find(int fd);
-  const Watcher* find(int fd) const;
+  Watcher* find(int fd) {  // inline: runs once per ready fd
+    return fd >= 0 && static_cast<size_t>(fd) < watchers_.size() ? &watchers_[fd] : nullptr;
+  }
+  const Watcher* find(int fd) const { return const_cast<Poller*>(this)->find(fd); }
   int control(int op, int fd, const Watcher& watcher);  // epoll_ctl's result
   bool apply(int fd, Watcher& watcher);
   void flush();

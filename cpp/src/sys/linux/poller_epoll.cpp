@@ -121,14 +121,6 @@ int Poller::checked_fd() const {
   return epoll_.get();
 }
 
-Poller::Watcher* Poller::find(int fd) {
-  return fd >= 0 && static_cast<size_t>(fd) < watchers_.size() ? &watchers_[fd] : nullptr;
-}
-
-const Poller::Watcher* Poller::find(int fd) const {
-  return fd >= 0 && static_cast<size_t>(fd) < watchers_.size() ? &watchers_[fd] : nullptr;
-}
-
 int Poller::control(int op, int fd, const Watcher& watcher) {
   epoll_event event{};
   event.events = watcher.wanted;
