@@ -1,0 +1,288 @@
+// _core.Reactor, _core.Connection, _core.DatagramEndpoint: the C++ event loop with Python
+// handlers. The loop runs with the GIL released; PythonDispatcher takes it once per loop turn
+// to deliver the whole batch of events.
+#include <unordered_map>
+
+#include "bindings.hpp"
+#include "socketeer/reactor.hpp"
+
+namespace socketeer::bindings {
+namespace {
+
+class PythonDispatcher;
+
+// The Python face of one Reactor and whichever dispatcher drives it. close() drops both, which
+// also breaks the reference cycle box -> dispatcher -> handles -> box.
+struct ReactorBox {
+  std::unique_ptr<Reactor> reactor;
+  std::unique_ptr<Dispatcher> dispatcher;
+  PythonDispatcher* python = nullptr;
+
+  Reactor& get() {
+    if (!reactor) throw py::value_error("the server is closed");
+    return *reactor;
+  }
+};
+
+// A handle Python code holds for one connection: readable from any thread through the shared
+// ConnectionState; send/close go to the reactor (queued when called off the loop thread).
+struct Connection {
+  ReactorBox* box;
+  std::shared_ptr<const ConnectionState> state;
+  py::object server;  // keeps the box alive while handles exist
+};
+
+struct DatagramEndpointHandle {
+  ReactorBox* box;
+  uint64_t id;
+  py::object server;
+};
+
+uint64_t token_for(Reactor& reactor, py::handle data) {
+  if (!reactor.in_loop_thread() || !PyBytes_CheckExact(data.ptr())) return 0;
+  Py_INCREF(data.ptr());  // bytes are immutable: the reactor may send straight from them
+  return reinterpret_cast<uint64_t>(data.ptr());
+}
+
+bool send_bytes(Reactor& reactor, uint64_t id, py::handle data, const Address* to) {
+  ReadBuffer buffer;
+  if (!buffer.acquire(data.ptr())) throw py::error_already_set();
+  uint64_t token = token_for(reactor, data);
+  if (to) return reactor.send_to(id, buffer.data(), buffer.size(), *to, token);
+  return reactor.send(id, buffer.data(), buffer.size(), token);
+}
+
+py::object method_or_none(py::handle handler, const char* name) {
+  return py::hasattr(handler, name) ? py::object(handler.attr(name)) : py::object(py::none());
+}
+
+class PythonDispatcher : public Dispatcher {
+ public:
+  PythonDispatcher(ReactorBox* box, py::object server, py::object handler, py::object on_error)
+      : box_(box),
+        server_(std::move(server)),
+        on_connect_(method_or_none(handler, "on_connect")),
+        on_message_(method_or_none(handler, "on_message")),
+        on_messages_(method_or_none(handler, "on_messages")),
+        on_close_(method_or_none(handler, "on_close")),
+        on_datagram_(method_or_none(handler, "on_datagram")),
+        on_error_(std::move(on_error)) {}
+
+  void add_endpoint(uint64_t id, py::object endpoint) { endpoints_[id] = std::move(endpoint); }
+
+  void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override {
+    py::gil_scoped_acquire gil;
+    py::list batch;
+    for (const auto& event : events) {
+      if (event.kind == ReactorEvent::Kind::message && !on_messages_.is_none()) {
+        batch.append(py::make_tuple(connection(event.id), py::bytes(event.data.data(), event.data.size())));
+        continue;
+      }
+      if (batch.size()) deliver_batch(reactor, batch);
+      deliver(reactor, event);
+    }
+    if (batch.size()) deliver_batch(reactor, batch);
+  }
+
+  void release(std::span<const uint64_t> tokens) override {
+    py::gil_scoped_acquire gil;
+    for (uint64_t token : tokens) Py_DECREF(reinterpret_cast<PyObject*>(token));
+  }
+
+  void forget() {
+    connections_.clear();
+    endpoints_.clear();
+  }
+
+ private:
+  py::object connection(uint64_t id) {
+    auto it = connections_.find(id);
+    return it == connections_.end() ? py::object(py::none()) : it->second;
+  }
+
+  void deliver(Reactor& reactor, const ReactorEvent& event) {
+    py::object target;
+    try {
+      switch (event.kind) {
+        case ReactorEvent::Kind::opened:
+          target = py::cast(Connection{box_, reactor.connection_state(event.id), server_});
+          connections_[event.id] = target;
+          if (!on_connect_.is_none()) on_connect_(target);
+          break;
+        case ReactorEvent::Kind::message:
+          target = connection(event.id);
+          if (!on_message_.is_none()) on_message_(target, py::bytes(event.data.data(), event.data.size()));
+          break;
+        case ReactorEvent::Kind::closed: {
+          target = connection(event.id);
+          connections_.erase(event.id);
+          if (!on_close_.is_none()) on_close_(target, py::str(event.data.data(), event.data.size()));
+          break;
+        }
+        case ReactorEvent::Kind::datagram:
+          target = endpoints_[event.id];
+          if (!on_datagram_.is_none())
+            on_datagram_(target, py::bytes(event.data.data(), event.data.size()), *event.from);
+          break;
+      }
+    } catch (py::error_already_set& error) {
+      report(reactor, error, target, event.kind == ReactorEvent::Kind::datagram ? 0 : event.id);
+    }
+  }
+
+  void deliver_batch(Reactor& reactor, py::list& batch) {
+    try {
+      on_messages_(batch);
+    } catch (py::error_already_set& error) {
+      report(reactor, error, py::none(), 0);
+    }
+    batch = py::list();
+  }
+
+  // A handler raised: report it (logged by the Python layer) and close that connection; the
+  // loop goes on.
+  void report(Reactor& reactor, py::error_already_set& error, py::handle target, uint64_t id) {
+    try {
+      on_error_(target, error.value());
+    } catch (py::error_already_set& nested) {
+      nested.discard_as_unraisable("socketeer.Server error reporter");
+    }
+    if (id) reactor.close(id, false);
+  }
+
+  ReactorBox* box_;
+  py::object server_;
+  py::object on_connect_, on_message_, on_messages_, on_close_, on_datagram_, on_error_;
+  std::unordered_map<uint64_t, py::object> connections_;
+  std::unordered_map<uint64_t, py::object> endpoints_;
+};
+
+
+ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
+                            std::optional<double> idle, size_t datagram_batch, size_t datagram_size) {
+  ReactorOptions options;
+  if (framing) options.framing = *framing;
+  options.read_buffer = read_buffer;
+  options.high_watermark = high;
+  options.low_watermark = low;
+  if (idle) options.idle_timeout = std::chrono::nanoseconds(static_cast<long long>(*idle * 1e9));
+  options.datagram_batch = datagram_batch;
+  options.datagram_size = datagram_size;
+  return options;
+}
+
+}  // namespace
+
+void init_server(py::module_& m) {
+  py::class_<Connection>(m, "Connection", py::dynamic_attr(),
+                         "One connection of a socketeer.Server, as its handlers see it. Set any attribute on it "
+                         "to keep per-connection state.")
+      .def_property_readonly("id", [](const Connection& c) { return c.state->id; })
+      .def_property_readonly("open", [](const Connection& c) { return c.state->open.load(); })
+      .def_property_readonly("peer_address", [](const Connection& c) { return c.state->peer; })
+      .def_property_readonly("local_address", [](const Connection& c) { return c.state->local; })
+      .def("send",
+           [](Connection& c, py::handle data) {
+             if (!c.box->reactor) return false;
+             return send_bytes(*c.box->reactor, c.state->id, data, nullptr);
+           },
+           py::arg("data"),
+           "Queues data (sent after this batch of events, or at once off the loop thread); False if closed.")
+      .def("close", [](Connection& c) { if (c.box->reactor) c.box->reactor->close(c.state->id, false); },
+           "Closes after what is queued has been sent.")
+      .def("abort", [](Connection& c) { if (c.box->reactor) c.box->reactor->close(c.state->id, true); },
+           "Resets (RST) at once.")
+      .def("__repr__", [](const Connection& c) {
+        std::string peer = c.state->peer ? to_string(*c.state->peer) : "?";
+        return "<socketeer.Connection #" + std::to_string(c.state->id) + " " + peer +
+               (c.state->open ? "" : " closed") + ">";
+      });
+
+  py::class_<DatagramEndpointHandle>(m, "DatagramEndpoint", "A bound datagram socket of a socketeer.Server.")
+      .def_property_readonly("id", [](const DatagramEndpointHandle& e) { return e.id; })
+      .def_property_readonly("address", [](const DatagramEndpointHandle& e) { return e.box->get().local_address(e.id); })
+      .def("send_to",
+           [](DatagramEndpointHandle& e, py::handle data, py::handle address) {
+             Reactor& reactor = e.box->get();
+             Address to = to_address(family_of(reactor.local_address(e.id)), address);
+             return send_bytes(reactor, e.id, data, &to);
+           },
+           py::arg("data"), py::arg("address"));
+
+  py::class_<ReactorBox>(m, "Reactor", "The C++ event loop behind socketeer.Server.")
+      .def(py::init([](std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
+                       std::optional<double> idle, size_t datagram_batch, size_t datagram_size) {
+             auto box = std::make_unique<ReactorBox>();
+             box->reactor = std::make_unique<Reactor>(
+                 make_options(framing, read_buffer, high, low, idle, datagram_batch, datagram_size));
+             return box;
+           }),
+           py::arg("framing") = py::none(), py::arg("read_buffer") = 64 * 1024,
+           py::arg("high_watermark") = 4 * 1024 * 1024, py::arg("low_watermark") = 1024 * 1024,
+           py::arg("idle_timeout") = py::none(), py::arg("datagram_batch") = 64, py::arg("datagram_size") = 65536)
+      .def("add_listener", [](ReactorBox& box, Socket& socket) { return box.get().add_listener(std::move(socket)); },
+           py::arg("socket"), "Takes over a listening socket (the Python Socket is left closed).")
+      .def("add_datagram",
+           [](py::object self, Socket& socket) {
+             auto& box = self.cast<ReactorBox&>();
+             uint64_t id = box.get().add_datagram(std::move(socket));
+             if (box.python) box.python->add_endpoint(id, py::cast(DatagramEndpointHandle{&box, id, self}));
+             return id;
+           },
+           py::arg("socket"))
+      .def("endpoint", [](py::object self, uint64_t id) {
+        auto& box = self.cast<ReactorBox&>();
+        box.get();
+        return DatagramEndpointHandle{&box, id, self};
+      })
+      .def("local_address", [](ReactorBox& box, uint64_t id) { return box.get().local_address(id); })
+      .def("set_handler",
+           [](py::object self, py::object handler, py::object on_error) {
+             auto& box = self.cast<ReactorBox&>();
+             auto dispatcher = std::make_unique<PythonDispatcher>(&box, self, handler, on_error);
+             box.python = dispatcher.get();
+             box.dispatcher = std::move(dispatcher);
+             box.get().set_dispatcher(box.dispatcher.get());
+           },
+           py::arg("handler"), py::arg("on_error"))
+      .def("set_builtin",
+           [](ReactorBox& box, const std::string& name, std::optional<py::bytes> response) {
+             if (name == "echo") box.dispatcher = std::make_unique<EchoDispatcher>();
+             else if (name == "discard") box.dispatcher = std::make_unique<DiscardDispatcher>();
+             else if (name == "fixed") box.dispatcher = std::make_unique<FixedResponseDispatcher>(std::string(response.value_or(py::bytes())));
+             else throw py::value_error("builtin must be 'echo', 'discard' or 'fixed', not '" + name + "'");
+             box.python = nullptr;
+             box.get().set_dispatcher(box.dispatcher.get());
+           },
+           py::arg("name"), py::arg("response") = py::none())
+      .def("run", [](ReactorBox& box) {
+        Reactor& reactor = box.get();
+        py::gil_scoped_release release;
+        reactor.run();
+      })
+      .def("stop", [](ReactorBox& box) { if (box.reactor) box.reactor->stop(); })
+      .def("close",
+           [](ReactorBox& box) {
+             if (box.reactor && box.reactor->running()) throw py::value_error("stop() the server before closing it");
+             box.reactor.reset();  // closes every socket, the epoll fd and the waker
+             box.python = nullptr;
+             box.dispatcher.reset();  // drops the handler and every handle (with the GIL held)
+           },
+           "Closes every socket; the reactor cannot run again.")
+      .def_property_readonly("closed", [](ReactorBox& box) { return !box.reactor; })
+      .def_property_readonly("running", [](ReactorBox& box) { return box.reactor && box.reactor->running(); })
+      .def("stats", [](ReactorBox& box) {
+        ReactorStats s = box.get().stats();
+        py::dict d;
+        d["accepted"] = s.accepted;
+        d["closed"] = s.closed;
+        d["connections"] = s.connections;
+        d["messages"] = s.messages;
+        d["datagrams"] = s.datagrams;
+        d["dropped_datagrams"] = s.dropped_datagrams;
+        d["turns"] = s.turns;
+        return d;
+      });
+}
+
+}  // namespace socketeer::bindings

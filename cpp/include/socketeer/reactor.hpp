@@ -1,0 +1,200 @@
+// Reactor: the C++ event loop behind socketeer.Server.
+//
+// One thread runs run(). Each turn: poll (edge-triggered), accept every pending connection,
+// read every ready connection into its own buffer and split it into messages with the
+// Framing, then hand the whole turn's events to the Dispatcher in ONE call (for Python: one
+// GIL acquisition per turn, not per message), then flush every connection that has output
+// with one sendmsg (writev) each.
+//
+// Lifetimes that make this zero-copy:
+//  - a message event's bytes are a view into its connection's input buffer; the buffer is not
+//    moved, grown or consumed until the turn's dispatch and flush are over;
+//  - output is a queue of chunks that may point at memory the reactor does not own (the input
+//    buffer, for echo; a Python bytes object, for a handler's reply). Unsent borrowed chunks
+//    are copied before the input they point at is consumed; chunks carrying a token are
+//    reported back to the dispatcher (release()) once sent or dropped, so it can free them.
+//
+// Edge-triggered epoll reports a readable fd once per change, so a connection that stopped
+// reading before EAGAIN (its buffer filled, its turn's budget ran out, or backpressure paused
+// it) is remembered in `read_again_` and read again without waiting for a new event.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "socketeer/datagram_batch.hpp"
+#include "socketeer/framing.hpp"
+#include "socketeer/poller.hpp"
+#include "socketeer/socket.hpp"
+
+namespace socketeer {
+
+struct ReactorEvent {
+  enum class Kind : uint8_t { opened, message, closed, datagram };
+  Kind kind;
+  uint64_t id;             // connection id, or datagram endpoint id
+  std::string_view data;   // message payload, datagram payload, or close reason
+  std::string_view frame;  // message: the whole frame as it arrived (prefix/delimiter included)
+  const Address* from = nullptr;  // datagram: the sender (valid during dispatch)
+};
+
+class Reactor;
+
+// What the Python side keeps of a connection: readable from any thread, kept alive by whoever
+// holds it (the reactor drops its reference when the connection is destroyed).
+struct ConnectionState {
+  uint64_t id = 0;
+  uint64_t listener = 0;
+  std::optional<Address> peer;
+  std::optional<Address> local;
+  std::atomic<bool> open{true};
+};
+
+class Dispatcher {
+ public:
+  virtual ~Dispatcher() = default;
+  // All events of one loop turn. May call send/send_to/close on the reactor.
+  virtual void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) = 0;
+  // Tokens of sent (or dropped) chunks; called on the loop thread, outside dispatch.
+  virtual void release(std::span<const uint64_t> tokens) { (void)tokens; }
+};
+
+// Built-in handlers that need no Python: echo every message back as it came, or drop it.
+class EchoDispatcher : public Dispatcher {
+ public:
+  void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override;
+};
+class DiscardDispatcher : public Dispatcher {
+ public:
+  void dispatch(Reactor&, std::span<const ReactorEvent>) override {}
+};
+// Answers every message with the same bytes (say, a canned HTTP response).
+class FixedResponseDispatcher : public Dispatcher {
+ public:
+  explicit FixedResponseDispatcher(std::string response) : response_(std::move(response)) {}
+  void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override;
+
+ private:
+  std::string response_;
+};
+
+struct ReactorOptions {
+  Framing framing = Framing::raw(64 * 1024);
+  size_t read_buffer = 64 * 1024;
+  size_t high_watermark = 4 * 1024 * 1024;  // queued output that pauses reading
+  size_t low_watermark = 1024 * 1024;       // ... and resumes it
+  Timeout idle_timeout;                     // close connections silent for this long
+  size_t datagram_batch = 64;               // datagrams per recvmmsg
+  size_t datagram_size = 65536;
+  size_t max_datagram_queue = 4096;         // queued replies per endpoint; more are dropped
+};
+
+struct ReactorStats {
+  uint64_t accepted = 0, closed = 0, messages = 0, datagrams = 0, turns = 0, dropped_datagrams = 0;
+  size_t connections = 0;
+};
+
+class Reactor {
+ public:
+  explicit Reactor(ReactorOptions options = {});
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // Takes over a bound, listening stream socket. Returns the listener's id.
+  uint64_t add_listener(Socket listener);
+  // Takes over a bound datagram socket. Returns the endpoint's id.
+  uint64_t add_datagram(Socket endpoint);
+  Address local_address(uint64_t id) const;
+
+  void set_dispatcher(Dispatcher* dispatcher) { dispatcher_ = dispatcher; }
+  // Runs until stop(); everything still open is closed (reason "server stopped") on the way out.
+  void run();
+  // Any thread; run() returns soon after.
+  void stop();
+  bool running() const { return running_.load(); }
+  bool in_loop_thread() const { return on_loop_thread(); }
+
+  // On the loop thread (inside dispatch) these act at once: data must stay valid until token is
+  // released (token 0: the reactor copies what it cannot send at once, or borrows it when it
+  // points into this turn's input). From other threads the data is copied at once, applied on
+  // the loop thread, and the token is ignored (pass 0).
+  bool send(uint64_t connection, const char* data, size_t size, uint64_t token = 0);
+  bool send_to(uint64_t endpoint, const char* data, size_t size, const Address& to, uint64_t token = 0);
+  // Graceful: queued output is flushed first. abort: RST at once, output dropped.
+  void close(uint64_t connection, bool abort = false);
+  // On the loop thread (say, while dispatching an `opened` event).
+  std::shared_ptr<const ConnectionState> connection_state(uint64_t connection) const;
+
+  ReactorStats stats() const;
+  const ReactorOptions& options() const { return options_; }
+
+ private:
+  struct Chunk;
+  struct Connection;
+  struct Listener;
+  struct DatagramEndpoint;
+  struct Outgoing;
+
+  bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
+  void post(std::function<void()> command);
+  void run_posted();
+  void turn();
+  void handle(const Event& event);
+  void accept_all(Listener& listener);
+  void read(Connection& connection);
+  void read_datagrams(DatagramEndpoint& endpoint);
+  void flush(Connection& connection);
+  void flush(DatagramEndpoint& endpoint);
+  void finish_turn();
+  void begin_close(Connection& connection, std::string reason, bool abort);
+  void destroy(Connection& connection);
+  void check_idle();
+  Timeout next_timeout() const;
+  void release_tokens();
+  Connection* find(uint64_t id) const;
+
+  ReactorOptions options_;
+  Poller poller_;
+  Dispatcher* dispatcher_ = nullptr;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::thread::id loop_thread_;
+
+  uint64_t next_id_ = 1;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<DatagramEndpoint>> datagrams_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  std::vector<void*> by_fd_;       // fd -> Connection*, Listener* or DatagramEndpoint*
+  std::vector<uint8_t> fd_kind_;   // 0 none, 1 connection, 2 listener, 3 datagram
+
+  std::vector<ReactorEvent> events_;
+  std::deque<std::string> reasons_;  // close reasons referenced by this turn's events
+  std::vector<Connection*> read_again_;
+  std::vector<Connection*> dirty_;      // have output to flush this turn
+  std::vector<Connection*> touched_;    // read this turn: input to consume after flushing
+  std::vector<DatagramEndpoint*> datagram_dirty_;
+  std::vector<std::unique_ptr<Connection>> graveyard_;  // closed this turn, freed after dispatch
+  std::vector<uint64_t> released_;
+  Clock::time_point accept_resume_{};  // after EMFILE, accepting pauses until then
+  bool accept_paused_ = false;
+
+  mutable std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  ReactorStats stats_;              // loop thread only
+  mutable std::mutex stats_mutex_;
+  ReactorStats published_stats_;    // a copy per turn, for other threads
+};
+
+}  // namespace socketeer

@@ -1,0 +1,626 @@
+#include "socketeer/reactor.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "socketeer/error.hpp"
+
+namespace socketeer {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr uint8_t kNone = 0, kConnection = 1, kListener = 2, kDatagram = 3;
+constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per turn
+constexpr size_t kBatchesPerTurn = 4;   // recvmmsg calls per datagram endpoint per turn
+constexpr size_t kMaxIovecs = 64;
+constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
+
+bool is_reset(int code) { return code == ECONNRESET || code == EPIPE || code == ETIMEDOUT; }
+
+}  // namespace
+
+// --- the pieces ------------------------------------------------------------------------------
+
+struct Reactor::Chunk {
+  const char* data;
+  size_t size;
+  uint64_t token;                  // released once sent or dropped (0: none)
+  std::unique_ptr<char[]> owned;   // set once the bytes have been copied to us
+  bool borrowed = false;           // points into an input buffer (echo): copy before consuming
+};
+
+struct Reactor::Connection {
+  Connection(uint64_t id_, Socket socket_) : id(id_), socket(std::move(socket_)) {}
+  uint64_t id;
+  Socket socket;
+  std::shared_ptr<ConnectionState> state;
+  std::vector<char> input;
+  size_t in_start = 0;   // first unconsumed byte
+  size_t in_parsed = 0;  // end of the messages handed out this turn
+  size_t in_end = 0;     // end of received bytes
+  std::deque<Chunk> output;
+  size_t output_bytes = 0;
+  Clock::time_point last_active;
+  bool read_paused = false;   // backpressure
+  bool queued_read = false;   // in read_again_
+  bool dirty = false;         // in dirty_
+  bool touched = false;       // in touched_
+  bool closing = false;       // close once output is flushed
+  bool peer_closed = false;
+  bool dead = false;          // closed; in the graveyard until the turn ends
+};
+
+struct Reactor::Listener {
+  uint64_t id;
+  Socket socket;
+};
+
+struct Reactor::Outgoing {
+  Chunk chunk;
+  Address to;
+};
+
+struct Reactor::DatagramEndpoint {
+  uint64_t id;
+  Socket socket;
+  DatagramBatch batch;
+  std::vector<Address> senders;  // this turn's, so events can point at them
+  std::deque<Outgoing> output;
+  bool dirty = false;
+  bool read_again = false;
+};
+
+// --- built-in dispatchers ----------------------------------------------------------------------
+
+void EchoDispatcher::dispatch(Reactor& reactor, std::span<const ReactorEvent> events) {
+  for (const auto& event : events) {
+    if (event.kind == ReactorEvent::Kind::message)
+      reactor.send(event.id, event.frame.data(), event.frame.size());
+    else if (event.kind == ReactorEvent::Kind::datagram)
+      reactor.send_to(event.id, event.data.data(), event.data.size(), *event.from);
+  }
+}
+
+void FixedResponseDispatcher::dispatch(Reactor& reactor, std::span<const ReactorEvent> events) {
+  for (const auto& event : events) {
+    if (event.kind == ReactorEvent::Kind::message)
+      reactor.send(event.id, response_.data(), response_.size());
+    else if (event.kind == ReactorEvent::Kind::datagram)
+      reactor.send_to(event.id, response_.data(), response_.size(), *event.from);
+  }
+}
+
+// --- set-up ------------------------------------------------------------------------------------
+
+Reactor::Reactor(ReactorOptions options) : options_(std::move(options)) {
+  if (options_.low_watermark > options_.high_watermark)
+    throw InvalidArgument("low_watermark must not exceed high_watermark");
+}
+
+// Python bytes still queued hold references that only the dispatcher can drop.
+Reactor::~Reactor() {
+  for (auto& [id, connection] : connections_)
+    for (auto& chunk : connection->output)
+      if (chunk.token) released_.push_back(chunk.token);
+  for (auto& endpoint : datagrams_)
+    for (auto& outgoing : endpoint->output)
+      if (outgoing.chunk.token) released_.push_back(outgoing.chunk.token);
+  try {
+    release_tokens();
+  } catch (...) {
+  }
+}
+
+template <typename T>
+static void remember(std::vector<T>& table, int fd, T value) {
+  if (table.size() <= static_cast<size_t>(fd)) table.resize(static_cast<size_t>(fd) + 1);
+  table[static_cast<size_t>(fd)] = value;
+}
+
+uint64_t Reactor::add_listener(Socket listener) {
+  if (running_) throw std::logic_error("add listeners before run()");
+  listener.set_timeout(0ns);
+  auto entry = std::make_unique<Listener>(Listener{next_id_++, std::move(listener)});
+  poller_.add(entry->socket.fd(), Ready::readable, Mode::edge);
+  remember<void*>(by_fd_, entry->socket.fd(), entry.get());
+  remember<uint8_t>(fd_kind_, entry->socket.fd(), kListener);
+  listeners_.push_back(std::move(entry));
+  return listeners_.back()->id;
+}
+
+uint64_t Reactor::add_datagram(Socket endpoint) {
+  if (running_) throw std::logic_error("add datagram endpoints before run()");
+  endpoint.set_timeout(0ns);
+  auto entry = std::make_unique<DatagramEndpoint>(DatagramEndpoint{
+      next_id_++, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size), {}, {}});
+  poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge);
+  remember<void*>(by_fd_, entry->socket.fd(), entry.get());
+  remember<uint8_t>(fd_kind_, entry->socket.fd(), kDatagram);
+  datagrams_.push_back(std::move(entry));
+  return datagrams_.back()->id;
+}
+
+Address Reactor::local_address(uint64_t id) const {
+  for (const auto& listener : listeners_)
+    if (listener->id == id) return listener->socket.local_address();
+  for (const auto& endpoint : datagrams_)
+    if (endpoint->id == id) return endpoint->socket.local_address();
+  throw InvalidArgument("no listener or datagram endpoint with id " + std::to_string(id));
+}
+
+// --- the loop ----------------------------------------------------------------------------------
+
+void Reactor::run() {
+  if (running_.exchange(true)) throw std::logic_error("the reactor is already running");
+  loop_thread_ = std::this_thread::get_id();
+  struct Finish {
+    Reactor& self;
+    ~Finish() {
+      for (auto& [id, connection] : self.connections_) {
+        if (!connection->dead) self.begin_close(*connection, "server stopped", false);
+      }
+      self.finish_turn();
+      self.release_tokens();
+      self.loop_thread_ = {};
+      self.running_ = false;
+    }
+  } finish{*this};
+  while (!stop_requested_.load()) turn();
+  stop_requested_ = false;
+}
+
+void Reactor::stop() {
+  stop_requested_ = true;
+  poller_.wake();
+}
+
+void Reactor::turn() {
+  run_posted();
+  for (const Event& event : poller_.poll(next_timeout())) handle(event);
+  auto again = std::move(read_again_);
+  read_again_.clear();
+  for (Connection* connection : again) {
+    connection->queued_read = false;
+    if (!connection->dead) read(*connection);
+  }
+  for (auto& endpoint : datagrams_) {
+    if (std::exchange(endpoint->read_again, false)) read_datagrams(*endpoint);
+  }
+  if (!events_.empty() && dispatcher_) dispatcher_->dispatch(*this, events_);
+  stats_.messages += std::count_if(events_.begin(), events_.end(),
+                                   [](const auto& e) { return e.kind == ReactorEvent::Kind::message; });
+  events_.clear();
+  finish_turn();
+  release_tokens();
+  check_idle();
+  ++stats_.turns;
+  std::lock_guard lock(stats_mutex_);
+  published_stats_ = stats_;
+  published_stats_.connections = connections_.size();
+}
+
+Timeout Reactor::next_timeout() const {
+  if (!read_again_.empty() || stop_requested_) return 0ns;
+  for (const auto& endpoint : datagrams_)
+    if (endpoint->read_again) return 0ns;
+  Timeout timeout;
+  if (options_.idle_timeout) timeout = std::max<std::chrono::nanoseconds>(*options_.idle_timeout / 4, 1ms);
+  if (accept_paused_) timeout = timeout ? std::min<std::chrono::nanoseconds>(*timeout, kAcceptBackoff) : kAcceptBackoff;
+  return timeout;
+}
+
+void Reactor::handle(const Event& event) {
+  auto fd = static_cast<size_t>(event.fd);
+  if (fd >= fd_kind_.size()) return;
+  switch (fd_kind_[fd]) {
+    case kListener:
+      accept_all(*static_cast<Listener*>(by_fd_[fd]));
+      break;
+    case kDatagram: {
+      auto& endpoint = *static_cast<DatagramEndpoint*>(by_fd_[fd]);
+      if (event.events & Ready::writable) flush(endpoint);
+      if (event.events & (Ready::readable | Ready::error)) read_datagrams(endpoint);
+      break;
+    }
+    case kConnection: {
+      auto& connection = *static_cast<Connection*>(by_fd_[fd]);
+      if (connection.dead) break;
+      if (event.events & Ready::writable && !connection.output.empty()) flush(connection);
+      if (!connection.dead && event.events & (Ready::readable | Ready::read_closed | Ready::hangup | Ready::error))
+        read(connection);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// Accepts until EAGAIN: the listener is edge-triggered, so one event may stand for many
+// connections. EMFILE/ENFILE (out of fds) pause accepting instead of spinning on the same
+// pending connection.
+void Reactor::accept_all(Listener& listener) {
+  if (accept_paused_) return;
+  for (;;) {
+    std::optional<std::pair<Socket, Address>> accepted;
+    try {
+      accepted = listener.socket.accept();
+    } catch (const Error& error) {
+      int code = error.code_value();
+      if (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM) {
+        accept_paused_ = true;
+        accept_resume_ = Clock::now() + kAcceptBackoff;
+        return;
+      }
+      if (code == ECONNABORTED || code == EPROTO) continue;
+      throw;
+    }
+    if (!accepted) return;
+    auto [socket, peer] = std::move(*accepted);
+    socket.set_timeout(0ns);
+    auto connection = std::make_unique<Connection>(next_id_++, std::move(socket));
+    connection->state = std::make_shared<ConnectionState>();
+    connection->state->id = connection->id;
+    connection->state->listener = listener.id;
+    connection->state->peer = peer;
+    connection->state->local = connection->socket.local_address();
+    connection->input.resize(options_.read_buffer);
+    connection->last_active = Clock::now();
+    int fd = connection->socket.fd();
+    poller_.add(fd, Ready::readable | Ready::writable | Ready::read_closed, Mode::edge);
+    remember<void*>(by_fd_, fd, connection.get());
+    remember<uint8_t>(fd_kind_, fd, kConnection);
+    events_.push_back({ReactorEvent::Kind::opened, connection->id, {}, {}, nullptr});
+    ++stats_.accepted;
+    Connection* raw = connection.get();
+    connections_.emplace(raw->id, std::move(connection));
+    // Data may have arrived with the handshake: edge-triggered epoll only reports changes
+    // after registration, so read once now.
+    read(*raw);
+  }
+}
+
+void Reactor::read(Connection& c) {
+  if (c.read_paused || c.peer_closed || c.closing) return;
+  if (!c.touched) {
+    c.touched = true;
+    touched_.push_back(&c);
+    // No message views into the buffer yet this turn: it may still be moved or grown.
+    if (c.in_start > 0) {
+      std::memmove(c.input.data(), c.input.data() + c.in_start, c.in_end - c.in_start);
+      c.in_end -= c.in_start;
+      c.in_parsed = c.in_start = 0;
+    }
+    size_t frame_room = options_.framing.max_size() + 16 + options_.framing.delimiter().size();
+    if (c.in_end == c.input.size() && c.input.size() < frame_room)
+      c.input.resize(std::min(c.input.size() * 2, frame_room));
+  }
+  c.last_active = Clock::now();
+  for (size_t reads = 0;; ++reads) {
+    if (c.in_end == c.input.size() || reads == kReadsPerTurn) {
+      if (!c.queued_read) read_again_.push_back(&c);  // more may be waiting: next turn
+      c.queued_read = true;
+      return;
+    }
+    std::optional<size_t> n;
+    try {
+      n = c.socket.recv_now(c.input.data() + c.in_end, c.input.size() - c.in_end);
+    } catch (const Error& error) {
+      begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
+      return;
+    }
+    if (!n) return;  // drained: wait for the next edge
+    if (*n == 0) {
+      c.peer_closed = true;
+    }
+    c.in_end += *n;
+    try {
+      std::string_view rest(c.input.data() + c.in_parsed, c.in_end - c.in_parsed);
+      while (auto frame = options_.framing.next(rest)) {
+        std::string_view wire = rest.substr(0, frame->total());
+        events_.push_back({ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr});
+        rest.remove_prefix(frame->total());
+        c.in_parsed += frame->total();
+      }
+    } catch (const FrameTooLarge& error) {
+      begin_close(c, error.what(), true);
+      return;
+    }
+    if (c.peer_closed) {
+      begin_close(c, c.in_parsed == c.in_end ? "eof" : "eof in the middle of a message", false);
+      return;
+    }
+  }
+}
+
+void Reactor::read_datagrams(DatagramEndpoint& endpoint) {
+  // One recvmmsg per turn: its arena is what this turn's events point into.
+  std::optional<size_t> count;
+  try {
+    count = endpoint.socket.recv_many(endpoint.batch);
+  } catch (const Error&) {
+    return;  // ICMP errors (ECONNREFUSED ...) surface here on UDP; nothing to close
+  }
+  if (!count) return;
+  endpoint.senders.clear();
+  endpoint.senders.reserve(*count);
+  for (size_t i = 0; i < *count; ++i) endpoint.senders.push_back(endpoint.batch.address(i).value_or(UnixAddress()));
+  for (size_t i = 0; i < *count; ++i)
+    events_.push_back({ReactorEvent::Kind::datagram, endpoint.id, endpoint.batch.data(i), {}, &endpoint.senders[i]});
+  stats_.datagrams += *count;
+  if (*count == endpoint.batch.slots()) endpoint.read_again = true;
+}
+
+// --- output ------------------------------------------------------------------------------------
+
+Reactor::Connection* Reactor::find(uint64_t id) const {
+  auto it = connections_.find(id);
+  return it == connections_.end() || it->second->dead ? nullptr : it->second.get();
+}
+
+bool Reactor::send(uint64_t id, const char* data, size_t size, uint64_t token) {
+  if (!on_loop_thread()) {
+    auto copy = std::make_shared<std::string>(data, size);
+    post([this, id, copy] { send(id, copy->data(), copy->size()); });
+    return true;
+  }
+  Connection* c = find(id);
+  if (!c || c->closing) {
+    if (token) released_.push_back(token);
+    return false;
+  }
+  if (size == 0) {
+    if (token) released_.push_back(token);
+    return true;
+  }
+  bool borrowed = !token && data >= c->input.data() && data < c->input.data() + c->input.size();
+  Chunk chunk{data, size, token, nullptr, borrowed};
+  if (!token && !borrowed) {  // the caller's bytes may not outlive this call
+    chunk.owned = std::make_unique<char[]>(size);
+    std::memcpy(chunk.owned.get(), data, size);
+    chunk.data = chunk.owned.get();
+  }
+  c->output.push_back(std::move(chunk));
+  c->output_bytes += size;
+  if (!c->dirty) {
+    c->dirty = true;
+    dirty_.push_back(c);
+  }
+  if (c->output_bytes > options_.high_watermark) c->read_paused = true;
+  return true;
+}
+
+bool Reactor::send_to(uint64_t id, const char* data, size_t size, const Address& to, uint64_t token) {
+  if (!on_loop_thread()) {
+    auto copy = std::make_shared<std::string>(data, size);
+    post([this, id, copy, to] { send_to(id, copy->data(), copy->size(), to); });
+    return true;
+  }
+  for (auto& endpoint : datagrams_) {
+    if (endpoint->id != id) continue;
+    if (endpoint->output.size() >= options_.max_datagram_queue) {
+      ++stats_.dropped_datagrams;
+      if (token) released_.push_back(token);
+      return false;
+    }
+    // Datagrams from this turn's arena stay valid until the flush below; others are copied.
+    Chunk chunk{data, size, token, nullptr, false};
+    bool in_arena = !token && !endpoint->senders.empty() && data >= endpoint->batch.data(0).data() &&
+                    data < endpoint->batch.data(0).data() + endpoint->batch.slots() * endpoint->batch.slot_size();
+    if (!token && !in_arena) {
+      chunk.owned = std::make_unique<char[]>(size);
+      std::memcpy(chunk.owned.get(), data, size);
+      chunk.data = chunk.owned.get();
+    }
+    chunk.borrowed = in_arena;
+    endpoint->output.push_back({std::move(chunk), to});
+    if (!endpoint->dirty) {
+      endpoint->dirty = true;
+      datagram_dirty_.push_back(endpoint.get());
+    }
+    return true;
+  }
+  if (token) released_.push_back(token);
+  return false;
+}
+
+// One sendmsg (writev) of up to 64 queued chunks, repeated until the queue is empty or the
+// socket is full; a full socket reports writable again (edge) once it drains.
+void Reactor::flush(Connection& c) {
+  while (!c.output.empty()) {
+    iovec vectors[kMaxIovecs];
+    size_t count = 0;
+    for (auto it = c.output.begin(); it != c.output.end() && count < kMaxIovecs; ++it, ++count)
+      vectors[count] = {const_cast<char*>(it->data), it->size};
+    std::optional<size_t> sent;
+    try {
+      sent = c.socket.send_msg(std::span(vectors, count), {}, 0, std::nullopt);
+    } catch (const Error& error) {
+      begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
+      return;
+    }
+    if (!sent) break;
+    size_t left = *sent;
+    c.output_bytes -= left;
+    while (left > 0) {
+      Chunk& front = c.output.front();
+      size_t used = std::min(left, front.size);
+      front.data += used;
+      front.size -= used;
+      left -= used;
+      if (front.size == 0) {
+        if (front.token) released_.push_back(front.token);
+        c.output.pop_front();
+      }
+    }
+  }
+  if (c.read_paused && c.output_bytes <= options_.low_watermark) {
+    c.read_paused = false;
+    if (!c.queued_read) read_again_.push_back(&c);  // edge-triggered: data may be waiting
+    c.queued_read = true;
+  }
+}
+
+void Reactor::flush(DatagramEndpoint& endpoint) {
+  while (!endpoint.output.empty()) {
+    OutgoingDatagram batch[kMaxIovecs];
+    size_t count = 0;
+    for (auto it = endpoint.output.begin(); it != endpoint.output.end() && count < kMaxIovecs; ++it, ++count)
+      batch[count] = {it->chunk.data, it->chunk.size, &it->to};
+    std::optional<size_t> sent;
+    try {
+      sent = endpoint.socket.send_many(std::span(batch, count));
+    } catch (const Error&) {
+      sent = 1;  // this datagram cannot go (unreachable, too big ...): drop it, keep the rest
+      ++stats_.dropped_datagrams;
+    }
+    if (!sent) break;
+    for (size_t i = 0; i < *sent; ++i) {
+      if (endpoint.output.front().chunk.token) released_.push_back(endpoint.output.front().chunk.token);
+      endpoint.output.pop_front();
+    }
+  }
+  // What could not go now must not point into the arena the next recvmmsg overwrites.
+  for (auto& outgoing : endpoint.output) {
+    Chunk& chunk = outgoing.chunk;
+    if (!chunk.borrowed) continue;
+    chunk.owned = std::make_unique<char[]>(chunk.size);
+    std::memcpy(chunk.owned.get(), chunk.data, chunk.size);
+    chunk.data = chunk.owned.get();
+    chunk.borrowed = false;
+  }
+}
+
+// After dispatch: flush what handlers queued, copy borrowed bytes that did not go out, consume
+// the input that was handed out, and close what finished closing.
+void Reactor::finish_turn() {
+  auto dirty = std::move(dirty_);
+  dirty_.clear();
+  for (Connection* c : dirty) {
+    c->dirty = false;
+    if (!c->dead) flush(*c);
+    for (auto& chunk : c->output) {
+      if (!chunk.borrowed) continue;
+      chunk.owned = std::make_unique<char[]>(chunk.size);
+      std::memcpy(chunk.owned.get(), chunk.data, chunk.size);
+      chunk.data = chunk.owned.get();
+      chunk.borrowed = false;
+    }
+    if (c->closing && !c->dead && c->output.empty()) destroy(*c);
+  }
+  auto datagram_dirty = std::move(datagram_dirty_);
+  datagram_dirty_.clear();
+  for (DatagramEndpoint* endpoint : datagram_dirty) {
+    endpoint->dirty = false;
+    flush(*endpoint);
+  }
+  for (Connection* c : touched_) {
+    c->touched = false;
+    c->in_start = c->in_parsed;
+    if (c->in_start == c->in_end) c->in_start = c->in_parsed = c->in_end = 0;
+    if (c->closing && !c->dead && c->output.empty()) destroy(*c);
+  }
+  touched_.clear();
+  graveyard_.clear();
+  reasons_.clear();
+}
+
+void Reactor::begin_close(Connection& c, std::string reason, bool abort) {
+  if (c.closing && !abort) return;
+  if (!c.closing) {
+    reasons_.push_back(std::move(reason));
+    events_.push_back({ReactorEvent::Kind::closed, c.id, reasons_.back(), {}, nullptr});
+  }
+  c.closing = true;
+  c.state->open = false;
+  if (abort) {
+    linger hard{1, 0};
+    try {
+      c.socket.set_option_bytes(SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    } catch (const Error&) {
+    }
+    for (auto& chunk : c.output)
+      if (chunk.token) released_.push_back(chunk.token);
+    c.output.clear();
+    c.output_bytes = 0;
+  }
+  // Closed for real at the end of the turn (finish_turn), after its events were dispatched.
+  if (!c.dirty) {
+    c.dirty = true;
+    dirty_.push_back(&c);
+  }
+}
+
+void Reactor::destroy(Connection& c) {
+  int fd = c.socket.fd();
+  poller_.remove(fd);
+  by_fd_[static_cast<size_t>(fd)] = nullptr;
+  fd_kind_[static_cast<size_t>(fd)] = kNone;
+  c.dead = true;
+  c.state->open = false;
+  for (auto& chunk : c.output)
+    if (chunk.token) released_.push_back(chunk.token);
+  c.output.clear();
+  c.socket.close();
+  ++stats_.closed;
+  auto it = connections_.find(c.id);
+  graveyard_.push_back(std::move(it->second));  // events of this turn may still point at it
+  connections_.erase(it);
+}
+
+void Reactor::close(uint64_t id, bool abort) {
+  if (!on_loop_thread()) {
+    post([this, id, abort] { close(id, abort); });
+    return;
+  }
+  if (Connection* c = find(id)) begin_close(*c, abort ? "aborted" : "closed", abort);
+}
+
+std::shared_ptr<const ConnectionState> Reactor::connection_state(uint64_t id) const {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second->state;
+}
+
+void Reactor::check_idle() {
+  auto now = Clock::now();
+  if (accept_paused_ && now >= accept_resume_) {
+    accept_paused_ = false;
+    for (auto& listener : listeners_) accept_all(*listener);
+  }
+  if (!options_.idle_timeout) return;
+  for (auto& [id, c] : connections_) {
+    if (!c->closing && now - c->last_active > *options_.idle_timeout) begin_close(*c, "idle timeout", false);
+  }
+}
+
+void Reactor::release_tokens() {
+  if (released_.empty()) return;
+  if (dispatcher_) dispatcher_->release(released_);
+  released_.clear();
+}
+
+void Reactor::post(std::function<void()> command) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    posted_.push_back(std::move(command));
+  }
+  poller_.wake();
+}
+
+void Reactor::run_posted() {
+  std::vector<std::function<void()>> commands;
+  {
+    std::lock_guard lock(posted_mutex_);
+    commands.swap(posted_);
+  }
+  for (auto& command : commands) command();
+}
+
+ReactorStats Reactor::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return published_stats_;
+}
+
+}  // namespace socketeer

@@ -1,0 +1,231 @@
+"""``Server``: the C++ reactor with Python handlers, or built-in C++ handlers with no Python at all.
+
+>>> class Echo:
+...     def on_message(self, conn, data):
+...         conn.send(data)
+>>> server = Server(Echo(), framing=framing.lines())
+>>> address = server.listen("tcp://127.0.0.1:0")
+>>> server.start()       # in a background thread; server.run() blocks instead
+>>> ...
+>>> server.stop()
+
+The loop (accept, read, framing, writes) runs in C++ with the GIL released. Each loop turn the
+GIL is taken once and the handler gets every event of that turn:
+
+- ``on_connect(conn)``, ``on_close(conn, reason)``
+- ``on_message(conn, data)`` per whole message (framing done in C++), or, if the handler has
+  it, ``on_messages([(conn, data), ...])`` once per turn;
+- ``on_datagram(endpoint, data, address)`` for ``bind()``-ed UDP/unix datagram endpoints
+  (received with recvmmsg; ``endpoint.send_to(data, address)`` replies go out with sendmmsg).
+
+``conn.send(data)`` queues bytes (no copy for ``bytes``: the reactor sends from the object);
+``conn.close()`` closes after flushing; ``conn.abort()`` resets. Any attribute can be set on a
+``conn`` to keep state. An exception in a handler is logged with its traceback and closes only
+that connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Literal, Optional
+
+from . import _core
+from .address import AnyAddress
+from .constants import AF_UNIX, SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET
+from .endpoints import Endpoint, parse_endpoint
+from .framing import Framing
+from .socket import Socket
+
+__all__ = ["Server", "Connection", "DatagramEndpoint"]
+
+Connection = _core.Connection
+DatagramEndpoint = _core.DatagramEndpoint
+log = logging.getLogger("socketeer.server")
+
+
+def _log_handler_error(conn: Any, error: BaseException) -> None:
+    log.error("socketeer.Server handler failed for %r; closing it", conn, exc_info=error)
+
+
+class Server:
+    """A C++ event-loop server. See the module docstring for the handler protocol.
+
+    ``builtin="echo"`` / ``"discard"`` / ``"fixed"`` (with ``response=``) run entirely in C++.
+    ``threads=N`` runs N reactors, each with its own SO_REUSEPORT socket per endpoint, so the
+    kernel spreads connections over them.
+    """
+
+    def __init__(self, handler: Any = None, *, builtin: Optional[Literal["echo", "discard", "fixed"]] = None,
+                 response: Optional[bytes] = None, framing: Optional[Framing] = None,
+                 idle_timeout: Optional[float] = None, high_watermark: int = 4 * 1024 * 1024,
+                 low_watermark: int = 1024 * 1024, read_buffer: int = 64 * 1024, threads: int = 1,
+                 datagram_batch: int = 64, on_error: Any = _log_handler_error):
+        if (handler is None) == (builtin is None):
+            raise ValueError("give either a handler object or builtin='echo'|'discard'|'fixed'")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self._reactors = []
+        for _ in range(threads):
+            reactor = _core.Reactor(framing, read_buffer, high_watermark, low_watermark, idle_timeout,
+                                    datagram_batch)
+            if builtin is not None:
+                reactor.set_builtin(builtin, response)
+            else:
+                reactor.set_handler(handler, on_error)
+            self._reactors.append(reactor)
+        self._addresses: list[AnyAddress] = []
+        self._endpoints: list[tuple[Endpoint, AnyAddress]] = []
+        self._threads: list[threading.Thread] = []
+        self._unlink: list[str] = []
+
+    # --- endpoints --------------------------------------------------------------------------
+
+    def listen(self, endpoint: Any, *, backlog: int = 1024) -> AnyAddress:
+        """Adds a stream endpoint (``tcp://``, ``unix:``, ``unix+seqpacket:``); returns the bound
+        Address (port 0 resolved)."""
+        parsed = parse_endpoint(endpoint)
+        if parsed.kind == SOCK_DGRAM:
+            raise ValueError(f"cannot listen on datagram endpoint {parsed}: use Server.bind()")
+        address = parsed.addresses()[0]
+        for reactor in self._reactors:
+            sock = self._socket(address, parsed.kind)
+            try:
+                sock.listen(backlog)
+                address = sock.local_address  # the other reactors bind the port the first got
+                reactor.add_listener(sock)
+            finally:
+                sock.close()
+        return self._remember(parsed, address)
+
+    def bind(self, endpoint: Any) -> AnyAddress:
+        """Adds a datagram endpoint (``udp://``, ``unix+dgram:``) for ``on_datagram``."""
+        parsed = parse_endpoint(endpoint)
+        if parsed.kind != SOCK_DGRAM:
+            raise ValueError(f"cannot bind stream endpoint {parsed}: use Server.listen()")
+        address = parsed.addresses()[0]
+        for reactor in self._reactors:
+            sock = self._socket(address, SOCK_DGRAM)
+            try:
+                address = sock.local_address
+                reactor.add_datagram(sock)
+            finally:
+                sock.close()
+        return self._remember(parsed, address)
+
+    def _socket(self, address: AnyAddress, kind: int) -> Socket:
+        sock = Socket(address.family, kind)
+        try:
+            if address.family != AF_UNIX:
+                sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+                if len(self._reactors) > 1:
+                    sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
+            sock.bind(address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _remember(self, endpoint: Endpoint, address: AnyAddress) -> AnyAddress:
+        self._addresses.append(address)
+        self._endpoints.append((endpoint, address))
+        if address.family == AF_UNIX and not address.abstract and address.path:
+            self._unlink.append(address.path)
+        return address
+
+    @property
+    def addresses(self) -> list[AnyAddress]:
+        """The bound Address of each endpoint, in the order they were added."""
+        return list(self._addresses)
+
+    @property
+    def address(self) -> AnyAddress:
+        """The bound Address of the first endpoint."""
+        if not self._addresses:
+            raise ValueError("the server has no endpoint yet: call listen() or bind()")
+        return self._addresses[0]
+
+    def endpoint(self, index: int = 0) -> str:
+        """The endpoint string a client passes to connect(), e.g. ``tcp://127.0.0.1:40123``."""
+        endpoint, address = self._endpoints[index]
+        return str(Endpoint.from_address(address, endpoint.kind))
+
+    def datagram_endpoints(self) -> list[Any]:
+        """Handles to send from each datagram endpoint (of the first reactor)."""
+        reactor = self._reactors[0]
+        return [reactor.endpoint(i) for i in self._datagram_ids()]
+
+    def _datagram_ids(self) -> list[int]:
+        return [i + 1 for i, (endpoint, _) in enumerate(self._endpoints) if endpoint.kind == SOCK_DGRAM]
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Runs in the calling thread until stop() (from another thread or a handler) or Ctrl-C;
+        with threads=N the other reactors run in background threads meanwhile."""
+        others = [threading.Thread(target=r.run, name="socketeer-reactor", daemon=True) for r in self._reactors[1:]]
+        for thread in others:
+            thread.start()
+        try:
+            self._reactors[0].run()
+        finally:
+            for reactor in self._reactors[1:]:
+                reactor.stop()
+            for thread in others:
+                thread.join()
+
+    def start(self) -> "Server":
+        """Runs every reactor in a background thread; returns at once."""
+        if self._threads:
+            raise RuntimeError("the server is already started")
+        self._threads = [threading.Thread(target=r.run, name="socketeer-reactor", daemon=True) for r in self._reactors]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops the loops (connections closed with reason 'server stopped') and waits for them."""
+        for reactor in self._reactors:
+            reactor.stop()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def close(self) -> None:
+        """Stops, then closes every socket. Idempotent."""
+        self.stop()
+        for reactor in self._reactors:
+            reactor.close()
+        import os
+        for path in self._unlink:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        self._unlink = []
+
+    def stats(self) -> dict[str, int]:
+        """Counters summed over the reactors: accepted, closed, connections, messages, datagrams ..."""
+        total: dict[str, int] = {}
+        for reactor in self._reactors:
+            if not reactor.closed:
+                for key, value in reactor.stats().items():
+                    total[key] = total.get(key, 0) + value
+        return total
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if any(r.running for r in self._reactors if not r.closed) else "stopped"
+        endpoints = ", ".join(self.endpoint(i) for i in range(len(self._endpoints)))
+        return f"<socketeer.Server {state} {endpoints or '(no endpoints)'}>"
+
+    def _repr_html_(self) -> str:
+        from ._display import html_table
+        rows = [("endpoint", self.endpoint(i)) for i in range(len(self._endpoints))]
+        rows += list(self.stats().items())
+        return html_table("socketeer.Server", rows)
