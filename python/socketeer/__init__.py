@@ -7,6 +7,11 @@ from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress
 from .constants import *  # noqa: F401,F403  (AF_*, SOCK_*, SOL_*, SO_*, IPPROTO_*, TCP_*, MSG_* ...)
 from .constants import AddressFamily, SocketKind, TcpState
 from .socket import PeerCredentials, Socket, TcpInfo, fromfd, socketpair
+from .endpoints import Endpoint, parse_endpoint
+from .streams import Datagram, IncompleteReadError, Listener, Stream, bind, connect, listen
+from .framing import MessageTooLarge
+from .server import Connection, Server
+from . import framing
 from .poller import EVENT_PRIORITY, EVENT_READ, EVENT_READ_CLOSED, EVENT_WRITE, Poller, Timer
 
 __version__ = "0.1.0"
