@@ -14,11 +14,12 @@
 // flight. A datagram carries its sequence number; one not answered within --loss-timeout-ms is
 // counted lost and its slot reused, so a server that drops datagrams never hangs the run.
 //
-// --watch-pid PID reads utime+stime of PID from /proc/PID/stat exactly when the measured window
-// opens and closes, so the harness gets the server's CPU time per request for that window only.
+// --watch-pid PID reads the CPU time of PID from /proc exactly when the measured window opens and
+// closes, so the harness gets the server's CPU time per request for that window only.
 // Messages are b'x' * (S - 1) + b'\n', so line-framed servers can echo them too (vmbench's shape).
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -220,12 +221,42 @@ Target parse_target(const std::string& text) {
     return t;
 }
 
-// ---- CPU accounting: /proc/PID/stat fields 14 (utime) and 15 (stime), in clock ticks
+// ---- CPU accounting of the watched server
+//
+// /proc/PID/stat has utime and stime (fields 14, 15) in clock ticks of 10 ms: too coarse for a
+// window of a second or two (0.4 us x 30k requests is about one tick). /proc/PID/task/*/schedstat
+// has each thread's run time in ns, exact but not split. So the total comes from schedstat and
+// only the user/system split from the ticks (from the process's whole life when the window saw
+// no tick at all, which makes that split approximate for short windows).
 
 struct CpuTimes {
-    double user = 0, sys = 0;
+    double user = 0, sys = 0;  // from the ticks
+    double runtime = -1;       // seconds from schedstat, summed over threads; -1: not available
     bool ok = false;
 };
+
+double read_runtime(long pid) {
+    char dir_path[64];
+    std::snprintf(dir_path, sizeof dir_path, "/proc/%ld/task", pid);
+    DIR* dir = opendir(dir_path);
+    if (!dir) return -1;
+    double total = 0;
+    bool any = false;
+    for (int i = 0; i < 100000; ++i) {
+        dirent* entry = readdir(dir);
+        if (!entry) break;
+        if (entry->d_name[0] == '.') continue;
+        char path[320];
+        std::snprintf(path, sizeof path, "/proc/%ld/task/%s/schedstat", pid, entry->d_name);
+        FILE* f = std::fopen(path, "re");
+        if (!f) continue;  // the thread ended meanwhile
+        unsigned long long ns = 0;
+        if (std::fscanf(f, "%llu", &ns) == 1) { total += double(ns) / 1e9; any = true; }
+        std::fclose(f);
+    }
+    closedir(dir);
+    return any ? total : -1;
+}
 
 CpuTimes read_proc_cpu(long pid) {
     CpuTimes c;
@@ -245,8 +276,25 @@ CpuTimes read_proc_cpu(long pid) {
     double tick = double(sysconf(_SC_CLK_TCK));
     c.user = double(ut) / tick;
     c.sys = double(st) / tick;
+    c.runtime = read_runtime(pid);
     c.ok = true;
     return c;
+}
+
+// The server's CPU seconds in the window, split into user and system time.
+struct CpuSpent {
+    double user = 0, sys = 0;
+    double total() const { return user + sys; }
+};
+
+CpuSpent cpu_between(const CpuTimes& before, const CpuTimes& after) {
+    double ticks_user = after.user - before.user, ticks_sys = after.sys - before.sys;
+    double ticks = ticks_user + ticks_sys;
+    if (before.runtime < 0 || after.runtime < 0) return {ticks_user, ticks_sys};
+    double total = std::max(0.0, after.runtime - before.runtime);
+    double share = ticks > 0 ? ticks_user / ticks
+                 : after.user + after.sys > 0 ? after.user / (after.user + after.sys) : 0.0;
+    return {total * share, total * (1 - share)};
 }
 
 CpuTimes self_cpu() {
@@ -535,7 +583,8 @@ private:
         const Histogram& h = stats_.latency;
         double client_cpu = (self_after_.user + self_after_.sys) - (self_before_.user + self_before_.sys);
         bool watched = watch_before_.ok && watch_after_.ok;
-        double su = watch_after_.user - watch_before_.user, ss = watch_after_.sys - watch_before_.sys;
+        CpuSpent spent = cpu_between(watch_before_, watch_after_);
+        double su = spent.user, ss = spent.sys;
         double per = stats_.requests ? 1e6 / double(stats_.requests) : 0.0;
         if (opt_.json) {
             std::printf("{\"target\": \"%s\", \"transport\": \"%s\", \"connections\": %d, \"size\": %zu, "

@@ -9,8 +9,8 @@ Each server runs pinned to one CPU, the C++ load generator (socketeer-loadgen) o
 every config (transport, connections x message size) each server is measured in turn, the order
 rotated from repeat to repeat, so the host's drift (+-20 % here) hits all servers alike. The table
 shows the median req/s, its ratio to the C reference measured in the same run, and the server's
-CPU time per request (utime+stime from /proc/PID/stat over the measured window only) - the figure
-that still means something when the loopback round trip, not the server, sets the pace.
+CPU time per request (from /proc, over the measured window only) - the figure that still means
+something when the loopback round trip, not the server, sets the pace.
 
 The load generator and the C reference are built with CMake + Ninja into build/bench/ on first use
 (`pip install ".[bench]"` brings cmake, ninja and uvloop). `socketeer bench` calls main(argv).
