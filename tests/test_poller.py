@@ -501,6 +501,22 @@ def test_timer_bad_input():
             call()
 
 
+def fd_kind(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # listdir's own fd, closed by now
+        return ""
+
+
+def test_every_fd_is_cloexec(poller):
+    with Timer():
+        kinds = {fd: fd_kind(fd) for fd in map(int, os.listdir("/proc/self/fd"))}
+        ours = [fd for fd, kind in kinds.items() if kind.endswith(("[eventpoll]", "[eventfd]", "[timerfd]"))]
+        assert sorted(kinds[fd] for fd in ours) == ["anon_inode:[eventfd]", "anon_inode:[eventpoll]",
+                                                    "anon_inode:[timerfd]"]
+        assert not any(os.get_inheritable(fd) for fd in ours)
+
+
 # --- display -------------------------------------------------------------------------------------
 
 
