@@ -54,10 +54,14 @@ void init_stream(py::module_& m) {
         std::string_view rest(data.data(), data.size());
         py::list messages;
         size_t consumed = 0;
-        while (auto frame = f.next(rest)) {
-          messages.append(to_bytes(rest.substr(frame->header, frame->payload)));
-          rest.remove_prefix(frame->total());
-          consumed += frame->total();
+        try {
+          while (auto frame = f.next(rest)) {
+            messages.append(to_bytes(rest.substr(frame->header, frame->payload)));
+            rest.remove_prefix(frame->total());
+            consumed += frame->total();
+          }
+        } catch (const FrameTooLarge&) {
+          if (consumed == 0) throw;  // else: the messages before it; the next split raises
         }
         return py::make_tuple(messages, consumed);
       }, py::arg("data"));

@@ -83,8 +83,14 @@ std::vector<std::string_view> StreamReader::read_frames(Socket& socket, const Fr
   Deadline deadline(timeout);
   std::vector<std::string_view> messages;
   for (;;) {
-    while (auto frame = framing.next(buffered())) {
-      messages.push_back(take(frame->total()).substr(frame->header, frame->payload));
+    try {
+      while (auto frame = framing.next(buffered())) {
+        messages.push_back(take(frame->total()).substr(frame->header, frame->payload));
+      }
+    } catch (const FrameTooLarge&) {
+      // Hand out the whole messages that came before the oversize one; the next call raises.
+      if (messages.empty()) throw;
+      return messages;
     }
     if (!messages.empty()) return messages;
     if (!fill(socket, deadline, "messages")) {
