@@ -26,7 +26,7 @@ DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 
 def raw(max_size: int = 64 * 1024) -> Framing:
     """No framing: each chunk that arrives (up to ``max_size`` bytes) is a message."""
-    return Framing.raw(max_size)
+    return Framing.raw(_max_size(max_size))
 
 
 def delimited(delimiter: bytes = b"\n", max_size: int = 64 * 1024) -> Framing:
@@ -34,7 +34,7 @@ def delimited(delimiter: bytes = b"\n", max_size: int = 64 * 1024) -> Framing:
     ``max_size`` raises MessageTooLarge instead of being buffered without bound."""
     if isinstance(delimiter, str):
         raise TypeError("delimiter must be bytes, not str")
-    return Framing.delimited(bytes(delimiter), max_size)
+    return Framing.delimited(bytes(delimiter), _max_size(max_size))
 
 
 def lines(max_size: int = 64 * 1024) -> Framing:
@@ -47,7 +47,14 @@ def length_prefixed(prefix_size: Literal[1, 2, 4, 8] = 4, byteorder: Literal["bi
     """Each message is preceded by its length in ``prefix_size`` bytes (1, 2, 4 or 8)."""
     if byteorder not in ("big", "little"):
         raise ValueError(f"byteorder must be 'big' or 'little', not {byteorder!r}")
-    return Framing.length_prefixed(prefix_size, byteorder == "big", max_size)
+    return Framing.length_prefixed(prefix_size, byteorder == "big", _max_size(max_size))
+
+
+def _max_size(max_size: int) -> int:
+    # pybind11 answers a negative size with a TypeError listing overloads; say what is wrong.
+    if max_size < 0:
+        raise ValueError(f"max_size must be >= 0, not {max_size}")
+    return max_size
 
 
 def _framing_repr(self: Framing) -> str:
