@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def child_env() -> dict[str, str]:
     """os.environ with the imported socketeer's parent directory first on PYTHONPATH."""
-    package_parent = str(Path(socketeer.__file__).resolve().parent.parent)
+    package_parent = str(Path(os.path.abspath(socketeer.__file__)).parent.parent)
     env = dict(os.environ)
     paths = [package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != package_parent]
     env["PYTHONPATH"] = os.pathsep.join(paths)
