@@ -99,6 +99,7 @@ class Stream:
 
     def send_message(self, message: Any, framing: Framing, *, timeout: Any = _DEFAULT) -> None:
         """Sends one message with ``framing``'s length prefix or delimiter added."""
+        _check_framing(framing)
         self.send_all(framing.encode(message), timeout=timeout)
 
     def close_write(self) -> None:
@@ -110,30 +111,34 @@ class Stream:
 
     def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes, as soon as any are there; ``b''`` at end of stream."""
-        return self._reader.read_some(self.socket, max_size, self._timeouts.pick(timeout))
+        return self._reader.read_some(self.socket, _size("max_size", max_size), self._timeouts.pick(timeout))
 
     def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes. End of stream before that raises IncompleteReadError, whose
         ``.partial`` holds what did arrive."""
-        return self._reader.read_exactly(self.socket, size, self._timeouts.pick(timeout))
+        return self._reader.read_exactly(self.socket, _size("size", size), self._timeouts.pick(timeout))
 
     def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter`` (like asyncio's ``readuntil``). More than
         ``max_size`` bytes without one raises MessageTooLarge; never buffers without bound."""
-        return self._reader.read_until(self.socket, bytes(delimiter), max_size, self._timeouts.pick(timeout))
+        return self._reader.read_until(self.socket, _delimiter(delimiter), _size("max_size", max_size),
+                                       self._timeouts.pick(timeout))
 
     def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
               timeout: Any = _DEFAULT) -> Iterator[Any]:
         """Yields each line without its line ending (``\\n`` or ``\\r\\n``), as bytes, or as str
         when ``encoding`` is given, until end of stream. A last line without a newline is yielded
         too."""
-        framing = Framing.delimited(b"\n", max_size)
+        framing = Framing.delimited(b"\n", _size("max_size", max_size))
         pick = self._timeouts.pick(timeout)
-        while True:
+        last = False
+        while not last:
             try:
                 batch = self._reader.read_frames(self.socket, framing, pick)
             except IncompleteReadError as error:
-                batch = [error.partial]
+                # The last line, without a newline: take it off the buffer (read_frames leaves it
+                # there, and would raise again forever) and end after it.
+                batch, last = [self._reader.read_some(self.socket, len(error.partial), 0)], True
             if not batch:
                 return
             for line in batch:
@@ -145,6 +150,7 @@ class Stream:
         """Yields whole messages split by ``framing`` (see socketeer.framing) until the stream
         ends. The splitting runs in C++, one call per batch of messages. A stream that ends in
         the middle of a message raises IncompleteReadError."""
+        _check_framing(framing)
         pick = self._timeouts.pick(timeout)
         while True:
             batch = self._reader.read_frames(self.socket, framing, pick)
@@ -593,6 +599,26 @@ def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, str) and "://" not in target and not target.startswith("unix"):
         return Address.parse(target)
     return parse_endpoint(target).addresses()[0]
+
+
+def _size(name: str, value: int) -> int:
+    """A size argument checked here: pybind11 answers a negative one with a TypeError listing
+    overloads instead of saying what is wrong."""
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}")
+    return value
+
+
+def _delimiter(delimiter: Any) -> bytes:
+    if isinstance(delimiter, str):
+        raise TypeError("delimiter must be bytes, not str")
+    return bytes(delimiter)
+
+
+def _check_framing(framing: Any) -> None:
+    if not isinstance(framing, Framing):
+        raise TypeError(f"framing must be a socketeer.framing framing (length_prefixed(), delimited() ...), "
+                        f"not {type(framing).__name__!r}")
 
 
 def _text(sock: Socket, attribute: str, fallback: str = "-") -> str:
