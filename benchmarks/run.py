@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Echo servers side by side: socketeer, asyncio, uvloop, selectors and a plain C epoll server.
 
-    python benchmarks/run.py                     # every server, every config (~7 minutes)
-    python benchmarks/run.py --quick             # a smoke run (~1 minute)
+    python benchmarks/run.py                     # every server, every config (~10 minutes)
+    python benchmarks/run.py --quick             # a smoke run (~1.5 minutes)
     python benchmarks/run.py --servers c-reference,uvloop-protocol --configs 'tcp-*' --json
 
 Each server runs pinned to one CPU, the C++ load generator (socketeer-loadgen) on another. For
@@ -334,7 +334,8 @@ def table(report: dict) -> str:
         name = row["config"] if row["config"] != previous else ""
         previous = row["config"]
         if row["status"] != "ok":
-            lines.append(f"{name:<13}{row['server']:<19}{row['status']}")
+            status = row["status"] if len(row["status"]) <= 90 else row["status"][:87] + "...)"
+            lines.append(f"{name:<13}{row['server']:<19}{status}")
             continue
         notes = []
         if row["errors"]:
