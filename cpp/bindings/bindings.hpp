@@ -18,6 +18,7 @@ void init_address(py::module_& m);
 void init_socket(py::module_& m);
 void init_stream(py::module_& m);
 void init_server(py::module_& m);
+void init_proxy(py::module_& m);
 void init_poller(py::module_& m);
 }  // namespace socketeer::bindings
 

@@ -7,5 +7,6 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_socket(m);
   socketeer::bindings::init_stream(m);
   socketeer::bindings::init_server(m);
+  socketeer::bindings::init_proxy(m);
   socketeer::bindings::init_poller(m);
 }

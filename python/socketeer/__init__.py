@@ -11,6 +11,7 @@ from .endpoints import Endpoint, parse_endpoint
 from .streams import Datagram, IncompleteReadError, Listener, Stream, bind, connect, listen
 from .framing import MessageTooLarge
 from .server import Connection, Server
+from .faults import FaultProxy
 from . import framing
 from .poller import EVENT_PRIORITY, EVENT_READ, EVENT_READ_CLOSED, EVENT_WRITE, Poller, Timer
 

@@ -1,0 +1,85 @@
+// FaultProxy: a TCP or UDP proxy in its own thread that injects faults between a client and a
+// real upstream, for tests (toxiproxy's idea, in process and with UDP).
+//
+// Faults are set per direction (upstream = client to server, downstream = server to client)
+// and may change while connections are open: each piece of data is scheduled with the faults
+// in force when it was read. A fault set's `probability` is rolled once per connection (TCP)
+// or per datagram (UDP): with 0.5, about half the connections see the faults at all.
+//
+//   latency + jitter   every piece is held for latency +- jitter (order is kept)
+//   bandwidth          bytes per second, paced in slices of at most 10 ms worth
+//   slice              pieces are cut into `slice_size` bytes, `slice_delay` apart
+//   reset_after        after N bytes in this direction, both sides get a reset (RST)
+//   close_after        after N bytes in this direction, both sides get an orderly close (FIN)
+//   half_close         the receiving side of this direction gets a FIN at once; the other
+//                      direction keeps flowing
+//   black_hole         (global) connections are accepted, then nothing: no upstream, no data
+//   drop / duplicate / reorder   UDP: per datagram
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "socketeer/address.hpp"
+#include "socketeer/socket.hpp"
+
+namespace socketeer {
+
+struct Faults {
+  double probability = 1.0;
+  std::chrono::nanoseconds latency{0};
+  std::chrono::nanoseconds jitter{0};
+  uint64_t bandwidth = 0;  // bytes per second; 0: unlimited
+  size_t slice_size = 0;   // 0: no slicing
+  std::chrono::nanoseconds slice_delay{0};
+  int64_t reset_after = -1;  // -1: never
+  int64_t close_after = -1;
+  bool half_close = false;
+  double drop = 0, duplicate = 0, reorder = 0;  // UDP
+};
+
+struct FaultProxyStats {
+  uint64_t connections = 0, active = 0;
+  uint64_t upstream_bytes = 0, downstream_bytes = 0;
+  uint64_t datagrams = 0, dropped = 0, duplicated = 0, reordered = 0;
+};
+
+class FaultProxy {
+ public:
+  enum Direction { upstream = 0, downstream = 1 };
+
+  // listener: a bound socket (listening for TCP; a datagram socket for UDP), taken over.
+  FaultProxy(Socket listener, Address upstream_address);
+  ~FaultProxy();
+  FaultProxy(const FaultProxy&) = delete;
+  FaultProxy& operator=(const FaultProxy&) = delete;
+
+  Address local_address() const { return local_; }
+  const Address& upstream_address() const { return upstream_; }
+  bool datagram() const { return datagram_; }
+
+  void start();  // the proxy thread
+  void stop();   // joins it; open connections are reset
+  bool running() const { return thread_.joinable(); }
+
+  Faults faults(Direction direction) const;
+  void set_faults(Direction direction, const Faults& faults);
+  bool black_hole() const;
+  void set_black_hole(bool enabled);
+  FaultProxyStats stats() const;
+
+ private:
+  struct Loop;
+  Address upstream_;
+  Address local_;
+  bool datagram_;
+  std::unique_ptr<Loop> loop_;
+  std::thread thread_;
+};
+
+}  // namespace socketeer

@@ -1,0 +1,166 @@
+"""``FaultProxy``: a proxy in a C++ thread that injects faults between your code and a real
+upstream, TCP or UDP, in process (no daemon).
+
+>>> with FaultProxy("tcp://127.0.0.1:8080") as proxy:     # listens on 127.0.0.1, a free port
+...     proxy.set_latency(0.05, jitter=0.01)               # both directions
+...     proxy.reset_after(1000, direction="downstream")
+...     client = connect(proxy.endpoint)                    # talk through the proxy
+
+Directions: ``"upstream"`` is client -> server, ``"downstream"`` server -> client, ``"both"``.
+Every setter takes ``probability`` (0..1), rolled once per connection (TCP) or per datagram
+(UDP). Faults can change while connections are open; ``clear()`` removes them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from . import _core
+from .address import AnyAddress
+from .constants import SO_REUSEADDR, SOCK_DGRAM, SOL_SOCKET
+from .endpoints import Endpoint, parse_endpoint
+from .socket import Socket
+
+__all__ = ["FaultProxy"]
+
+Direction = Literal["upstream", "downstream", "both"]
+_DIRECTIONS = {"upstream": (0,), "downstream": (1,), "both": (0, 1)}
+
+
+class FaultProxy:
+    """A fault-injecting proxy from ``listen`` (default: a free loopback port) to ``upstream``."""
+
+    def __init__(self, upstream: Any, *, listen: Optional[str] = None, start: bool = True):
+        target = parse_endpoint(upstream)
+        self._upstream = target
+        address = target.addresses()[0]
+        if listen is None:
+            host = "[::1]" if address.family == 10 else "127.0.0.1"
+            listen = f"{'udp' if target.kind == SOCK_DGRAM else 'tcp'}://{host}:0"
+        where = parse_endpoint(listen)
+        if (where.kind == SOCK_DGRAM) != (target.kind == SOCK_DGRAM):
+            raise ValueError(f"proxy {listen} -> {target}: both ends must be streams or both datagrams")
+        sock = Socket(where.addresses()[0].family, where.kind)
+        try:
+            if where.kind != SOCK_DGRAM:
+                sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+            sock.bind(where.addresses()[0])
+            if where.kind != SOCK_DGRAM:
+                sock.listen(1024)
+            self._proxy = _core.FaultProxy(sock, address)
+        finally:
+            sock.close()
+        self._kind = where.kind
+        if start:
+            self.start()
+
+    # --- where ------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> AnyAddress:
+        """The Address clients connect to."""
+        return self._proxy.local_address
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint clients connect to, e.g. ``tcp://127.0.0.1:40123``."""
+        return str(Endpoint.from_address(self.address, self._kind))
+
+    @property
+    def upstream(self) -> str:
+        return str(self._upstream)
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def _update(self, direction: Direction, **changes: Any) -> None:
+        if direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be 'upstream', 'downstream' or 'both', not {direction!r}")
+        for index in _DIRECTIONS[direction]:
+            faults = self._proxy.faults(index)
+            faults.update(changes)
+            self._proxy.set_faults(index, faults)
+
+    def set_latency(self, seconds: float, *, jitter: float = 0.0, direction: Direction = "both",
+                    probability: float = 1.0) -> None:
+        """Holds every piece of data for ``seconds`` +- ``jitter`` (stream order is kept)."""
+        self._update(direction, latency=seconds, jitter=jitter, probability=probability)
+
+    def set_bandwidth(self, bytes_per_second: int, *, direction: Direction = "both", probability: float = 1.0) -> None:
+        """Caps throughput per connection and direction (0: unlimited)."""
+        if bytes_per_second < 0:
+            raise ValueError("bytes_per_second must be >= 0")
+        self._update(direction, bandwidth=int(bytes_per_second), probability=probability)
+
+    def reset_after(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
+        """After ``nbytes`` in ``direction`` (0: at once), both sides get a reset (RST)."""
+        self._update(direction, reset_after=_count(nbytes), probability=probability)
+
+    def close_after(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
+        """After ``nbytes`` in ``direction``, both sides get an orderly close (FIN)."""
+        self._update(direction, close_after=_count(nbytes), probability=probability)
+
+    def half_close(self, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
+        """The receiver of ``direction`` reads end of stream at once; the other direction flows."""
+        self._update(direction, half_close=True, probability=probability)
+
+    def slice(self, size: int, delay: float = 0.0, *, direction: Direction = "both", probability: float = 1.0) -> None:
+        """Cuts data into ``size``-byte pieces sent ``delay`` seconds apart."""
+        if size < 1:
+            raise ValueError("slice size must be >= 1")
+        self._update(direction, slice_size=size, slice_delay=delay, probability=probability)
+
+    def black_hole(self, enabled: bool = True) -> None:
+        """New connections are accepted and then get nothing: no upstream, no data, no close."""
+        self._proxy.black_hole = enabled
+
+    def drop(self, probability: float, *, direction: Direction = "both") -> None:
+        """UDP: drops each datagram with ``probability``."""
+        self._update(direction, drop=probability)
+
+    def duplicate(self, probability: float, *, direction: Direction = "both") -> None:
+        """UDP: sends each datagram twice with ``probability``."""
+        self._update(direction, duplicate=probability)
+
+    def reorder(self, probability: float, *, direction: Direction = "both") -> None:
+        """UDP: holds a datagram back (until the next one went, at most 50 ms) with ``probability``."""
+        self._update(direction, reorder=probability)
+
+    def clear(self) -> None:
+        """Removes every fault."""
+        for index in (0, 1):
+            self._proxy.set_faults(index, {})
+        self._proxy.black_hole = False
+
+    def faults(self) -> dict[str, dict[str, Any]]:
+        """The faults in force, per direction."""
+        return {"upstream": self._proxy.faults(0), "downstream": self._proxy.faults(1)}
+
+    def stats(self) -> dict[str, int]:
+        """connections, active, upstream_bytes, downstream_bytes; datagrams, dropped, duplicated, reordered."""
+        return self._proxy.stats()
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> "FaultProxy":
+        if not self._proxy.running:
+            self._proxy.start()
+        return self
+
+    def close(self) -> None:
+        """Stops the proxy thread; open connections are reset. Idempotent."""
+        self._proxy.stop()
+
+    def __enter__(self) -> "FaultProxy":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<socketeer.FaultProxy {self.endpoint} -> {self.upstream}>"
+
+
+def _count(nbytes: int) -> int:
+    if nbytes < 0:
+        raise ValueError(f"byte count must be >= 0, got {nbytes}")
+    return int(nbytes)
