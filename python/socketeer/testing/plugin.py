@@ -1,0 +1,337 @@
+"""socketeer's pytest plugin: real servers in C++ threads, addresses handed over still bound, short
+unix paths, a fault proxy, network namespaces and an fd-leak guard.
+
+Loaded through the ``pytest11`` entry point when socketeer is installed; from a source tree, pass
+``-p socketeer.testing.plugin`` (or list it in ``pytest_plugins``). Disable with
+``-p no:socketeer.testing.plugin``.
+
+This module imports nothing of socketeer at import time: the extension is imported inside the
+fixtures, so a broken build fails only the tests that use them, never pytest's start-up.
+
+Fixtures
+    socketeer_tcp_listener      a listening socketeer.Listener on 127.0.0.1 (port chosen and held)
+    socketeer_udp_socket        a bound socketeer.Datagram on 127.0.0.1
+    socketeer_unix_path         a fresh unix socket path, < 108 bytes, under a private /tmp dir
+    socketeer_abstract_name     a fresh abstract name, '@socketeer-...' (endpoint 'unix:' + name)
+    socketeer_socketpair        two connected AF_UNIX stream socketeer.Sockets
+    socketeer_server            factory: socketeer_server(kind="echo"|"discard"|"scripted",
+                                endpoint="tcp://127.0.0.1:0"|"udp"|"unix"|"unix+dgram"|..., ...)
+    socketeer_echo_server       a TCP echo server (the C++ built-in)
+    socketeer_fault_proxy       factory: socketeer_fault_proxy(upstream, listen=None) -> FaultProxy
+    socketeer_netns             a fresh network namespace (root only; skipped otherwise)
+    socketeer_netns_pair        two namespaces joined by a veth pair, 10.201.0.1 <-> 10.201.0.2
+    socketeer_fd_guard          fails the test if it leaves an fd open (also the marker
+                                @pytest.mark.socketeer_no_fd_leaks, or --socketeer-fd-guard-all)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Optional
+
+import pytest
+
+from .fds import FdGuard, leaked_fds, open_fds
+
+if TYPE_CHECKING:
+    from .netns import NetNamespace, NetnsPair
+    from .servers import TestServer
+
+GUARD_MARKER = "socketeer_no_fd_leaks"
+ALLOW_MARKER = "socketeer_allow_fd_leaks"
+GUARD_FIXTURE = "socketeer_fd_guard"
+
+
+# --- options and markers ----------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("socketeer", "socketeer network testing fixtures")
+    group.addoption("--socketeer-fd-guard-all", action="store_true", default=None,
+                    help="fail every test that leaves a file descriptor open (as if each had "
+                         f"@pytest.mark.{GUARD_MARKER}); opt out with @pytest.mark.{ALLOW_MARKER}")
+    group.addoption("--socketeer-no-netns", action="store_true", default=False,
+                    help="skip the tests that use socketeer_netns / socketeer_netns_pair, even as root")
+    parser.addini("socketeer_fd_guard_all", type="bool", default=False,
+                  help="like --socketeer-fd-guard-all, from the ini file")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{GUARD_MARKER}: fail the test if it leaves a file descriptor open, "
+                                       "naming each leaked fd and what it is (socketeer)")
+    config.addinivalue_line("markers", f"{ALLOW_MARKER}: exempt the test from --socketeer-fd-guard-all (socketeer)")
+
+
+def _guard_all(config: pytest.Config) -> bool:
+    option = config.getoption("socketeer_fd_guard_all", default=None)
+    return bool(option) if option is not None else bool(config.getini("socketeer_fd_guard_all"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Puts the guard first in the fixtures of every guarded test, so its snapshot comes before
+    any other fixture opens a descriptor and its check after every one of them has closed."""
+    guard_all = _guard_all(config)
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is None or item.get_closest_marker(ALLOW_MARKER):
+            continue
+        if guard_all or item.get_closest_marker(GUARD_MARKER) or GUARD_FIXTURE in names:
+            if GUARD_FIXTURE in names:
+                names.remove(GUARD_FIXTURE)
+            names.insert(0, GUARD_FIXTURE)
+
+
+# --- the fd-leak guard ------------------------------------------------------------------------
+
+_active_guards: list[FdGuard] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Iterator[None]:
+    if not _active_guards or fixturedef.scope == "function":
+        yield
+        return
+    before = open_fds()
+    yield
+    new = leaked_fds(before, open_fds())
+    for guard in _active_guards:
+        guard.excused.update(new.items())
+
+
+@pytest.fixture
+def socketeer_fd_guard() -> Iterator[FdGuard]:
+    """Fails the test (at teardown) if it leaves a file descriptor open, listing each leaked fd
+    and what it is: 'fd 9 -> socket:[81234] (tcp 127.0.0.1:41000 -> 127.0.0.1:8080 ESTABLISHED)',
+    'pipe:[...]', a file path. Also applied by @pytest.mark.socketeer_no_fd_leaks and
+    --socketeer-fd-guard-all."""
+    guard = FdGuard()
+    _active_guards.append(guard)
+    try:
+        yield guard
+    finally:
+        _active_guards.remove(guard)
+    guard.check()
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+@pytest.fixture
+def socketeer_tcp_listener() -> Iterator[Any]:
+    """A socketeer.Listener listening on 127.0.0.1 at a kernel-chosen port. It is handed over
+    still bound, so no other process can take the port between choosing and using it. Connect to
+    ``listener.endpoint`` / ``listener.address``; ``listener.accept(timeout=...)``."""
+    import socketeer
+    with socketeer.listen("tcp://127.0.0.1:0") as listener:
+        yield listener
+
+
+@pytest.fixture
+def socketeer_udp_socket() -> Iterator[Any]:
+    """A socketeer.Datagram bound to 127.0.0.1 at a kernel-chosen port (kept bound), with a 10 s
+    default timeout. ``.address``, ``.endpoint``, ``send_to``, ``recv_from``."""
+    import socketeer
+    with socketeer.bind("udp://127.0.0.1:0", timeout=10.0) as datagram:
+        yield datagram
+
+
+class _ShortPaths:
+    """Unix socket paths in one private directory under /tmp: a path must fit sockaddr_un's 108
+    bytes, which pytest's tmp_path can exceed."""
+
+    def __init__(self) -> None:
+        self.directory: Optional[str] = None
+        self.count = 0
+
+    def new(self) -> str:
+        if self.directory is None:
+            self.directory = tempfile.mkdtemp(prefix="sk-", dir="/tmp")
+        self.count += 1
+        return os.path.join(self.directory, f"{self.count}.sock")
+
+    def remove(self) -> None:
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def _socketeer_paths() -> Iterator[_ShortPaths]:
+    paths = _ShortPaths()
+    yield paths
+    paths.remove()
+
+
+@pytest.fixture
+def socketeer_unix_path(_socketeer_paths: _ShortPaths) -> str:
+    """A fresh unix socket path (not created) in a private directory under /tmp, well under
+    sockaddr_un's 108 bytes; the directory and whatever is in it are removed after the test."""
+    return _socketeer_paths.new()
+
+
+def _abstract_name() -> str:
+    return f"@socketeer-{os.getpid()}-{os.urandom(6).hex()}"
+
+
+@pytest.fixture
+def socketeer_abstract_name() -> str:
+    """A fresh abstract unix name, '@socketeer-PID-RANDOM' (socketeer's spelling: endpoint
+    'unix:' + name; for the stdlib, '\\0' + name[1:])."""
+    return _abstract_name()
+
+
+@pytest.fixture
+def socketeer_socketpair() -> Iterator[tuple[Any, Any]]:
+    """Two connected AF_UNIX stream socketeer.Sockets (closed after the test)."""
+    import socketeer
+    a, b = socketeer.socketpair()
+    with a, b:
+        yield a, b
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def socketeer_server(_socketeer_paths: _ShortPaths) -> Iterator[Callable[..., "TestServer"]]:
+    """Factory of background servers running in C++ reactor threads, closed after the test:
+
+        server = socketeer_server("echo")                          # TCP on 127.0.0.1
+        server = socketeer_server("discard", "unix+seqpacket")     # a fresh short unix path
+        server = socketeer_server("scripted", "udp", script=[b"hello", b"bye"])
+        server = socketeer_server("scripted", script=lambda data: b"+OK\\r\\n", greeting=b"hi\\r\\n")
+
+    kind: echo, discard, scripted (see socketeer.testing.TestServer). endpoint: a full endpoint
+    or a scheme alone (tcp, tcp6, udp, udp6, unix, unix+dgram, unix+seqpacket; 'unix:@' for an
+    abstract name). The result has ``.endpoint`` (connect to it), ``.address``, ``.received``,
+    ``.received_data``, ``.wait_received(nbytes | count=)``, ``.connections``.
+    """
+    from .servers import TestServer, expand_endpoint
+
+    servers: list[TestServer] = []
+
+    def make(kind: str = "echo", endpoint: str = "tcp://127.0.0.1:0", **options: Any) -> TestServer:
+        server = TestServer(kind, expand_endpoint(str(endpoint), _socketeer_paths.new, _abstract_name), **options)
+        servers.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in reversed(servers):
+            server.close()
+        servers.clear()
+
+
+@pytest.fixture
+def socketeer_echo_server(socketeer_server: Callable[..., "TestServer"]) -> "TestServer":
+    """A TCP echo server on 127.0.0.1 running the C++ built-in (no Python per message; no
+    record). ``.endpoint`` is what to connect to."""
+    return socketeer_server("echo", "tcp://127.0.0.1:0", record=False)
+
+
+# --- the fault proxy --------------------------------------------------------------------------
+
+def _fault_proxy_class() -> Any:
+    try:
+        import socketeer
+    except ImportError as error:
+        pytest.skip(f"socketeer does not import, so no fault proxy: {error}")
+    proxy_class = getattr(socketeer, "FaultProxy", None)
+    if proxy_class is None:
+        pytest.skip("socketeer.FaultProxy is not in this build of socketeer")
+    return proxy_class
+
+
+def _endpoint_of(target: Any) -> str:
+    endpoint = getattr(target, "endpoint", target)
+    return str(endpoint() if callable(endpoint) else endpoint)
+
+
+@pytest.fixture
+def socketeer_fault_proxy() -> Iterator[Callable[..., Any]]:
+    """Factory of started socketeer.FaultProxy objects between the code under test and a real
+    upstream, closed after the test:
+
+        proxy = socketeer_fault_proxy(server)          # a TestServer, Listener, or endpoint string
+        client = connect(proxy.endpoint)
+        proxy.set_latency(0.05); proxy.reset_after(1000, direction="downstream"); proxy.clear()
+
+    ``listen`` defaults to a fresh loopback port of the upstream's protocol (tcp or udp).
+    Skipped when this build of socketeer has no FaultProxy.
+    """
+    proxy_class = _fault_proxy_class()
+    proxies: list[Any] = []
+
+    def make(upstream: Any, listen: Optional[str] = None, **options: Any) -> Any:
+        proxy = proxy_class(_endpoint_of(upstream), listen=listen, **options)
+        proxies.append(proxy)
+        proxy.start()
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in reversed(proxies):
+            proxy.close()
+        proxies.clear()  # the proxies' sockets go with the objects
+
+
+# --- network namespaces -----------------------------------------------------------------------
+
+def _netns_or_skip(config: pytest.Config) -> None:
+    from .netns import netns_unavailable_reason
+    if config.getoption("socketeer_no_netns", default=False):
+        pytest.skip("network namespaces disabled by --socketeer-no-netns")
+    reason = netns_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def socketeer_netns(request: pytest.FixtureRequest) -> Iterator["NetNamespace"]:
+    """A fresh network namespace with only its loopback (up), deleted after the test:
+    ``ns.run([...])`` / ``ns.popen([...])`` run a program inside it, ``ns.call(fn, ...)`` runs a
+    callable in a thread inside it, ``with ns.entered():`` moves this thread in for a block.
+    Skipped with the reason when namespaces cannot be made (not root, no ``ip``)."""
+    from .netns import NetNamespace, NetnsUnavailable
+    _netns_or_skip(request.config)
+    try:
+        ns = NetNamespace()
+    except NetnsUnavailable as error:
+        pytest.skip(f"cannot create a network namespace: {error}")
+    try:
+        yield ns
+    finally:
+        ns.delete()
+
+
+@pytest.fixture
+def socketeer_netns_pair(request: pytest.FixtureRequest) -> Iterator["NetnsPair"]:
+    """Two fresh namespaces ``.a`` and ``.b`` joined by a veth pair: ``.address_a`` 10.201.0.1 and
+    ``.address_b`` 10.201.0.2, which exist only inside them. ``pair.netem(delay=, jitter=, loss=,
+    duplicate=, side=)`` shapes the link (the test is skipped if the kernel has no netem).
+    Deleted after the test."""
+    from .netns import NetnsPair, NetnsUnavailable
+    _netns_or_skip(request.config)
+    try:
+        pair = NetnsPair()
+    except NetnsUnavailable as error:
+        pytest.skip(f"cannot create a veth-joined namespace pair: {error}")
+    pair.netem = _skip_without_netem(pair.netem)  # type: ignore[method-assign]
+    try:
+        yield pair
+    finally:
+        pair.delete()
+
+
+def _skip_without_netem(netem: Callable[..., None]) -> Callable[..., None]:
+    from .netns import NetnsUnavailable
+
+    def shaped(**options: Any) -> None:
+        try:
+            netem(**options)
+        except NetnsUnavailable as error:
+            pytest.skip(str(error))
+
+    shaped.__doc__ = netem.__doc__
+    return shaped

@@ -1,0 +1,597 @@
+"""socketeer's pytest plugin (socketeer.testing): each fixture used directly here, and the plugin as
+users get it, in sub-pytests (pytester): every fixture in one file, the fd-leak guard failing a
+leaking test and naming the fd, options and markers in --help, and start-up with a broken build.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import socketeer
+from socketeer.testing import CLOSE, RESET, NetNamespace, TestServer, netns_unavailable_reason
+from socketeer.testing.fds import FdGuard, describe_fd, leaked_fds, open_fds
+
+from subprocess_env import child_env
+
+# The plugin's own name: the entry point's too, so this is a no-op when socketeer is installed.
+pytest_plugins = ["pytester", "socketeer.testing.plugin"]
+
+PLUGIN_ARGS = ("-p", "socketeer.testing.plugin", "-p", "no:cacheprovider")
+SUBRUN_TIMEOUT = 45  # seconds; the outer test's own limit is 60
+needs_netns = pytest.mark.skipif(netns_unavailable_reason() is not None,
+                                 reason=f"{netns_unavailable_reason()}")
+
+
+# --- addresses and socket pairs ---------------------------------------------------------------
+
+def test_tcp_listener_is_bound_listening_and_holds_its_port(socketeer_tcp_listener) -> None:
+    address = socketeer_tcp_listener.address
+    assert address.host == "127.0.0.1" and address.port > 0
+    assert socketeer_tcp_listener.endpoint == f"tcp://127.0.0.1:{address.port}"
+    with socket.socket() as rival:  # the port is taken: nobody can grab it before the test uses it
+        with pytest.raises(OSError) as raised:
+            rival.bind(("127.0.0.1", address.port))
+        assert raised.value.errno == errno.EADDRINUSE
+    with socketeer.connect(socketeer_tcp_listener.endpoint, timeout=5) as client:
+        with socketeer_tcp_listener.accept(timeout=5) as server:
+            client.send_all(b"ping\n")
+            assert server.recv_until(b"\n", timeout=5) == b"ping\n"
+
+
+def test_udp_socket_is_bound(socketeer_udp_socket) -> None:
+    address = socketeer_udp_socket.address
+    assert address.host == "127.0.0.1" and address.port > 0
+    with socketeer.bind("udp://127.0.0.1:0", timeout=5) as other:
+        other.send_to(b"hello", address)
+        data, sender = socketeer_udp_socket.recv_from()
+        assert (data, sender) == (b"hello", other.address)
+
+
+def test_unix_path_is_short_fresh_and_usable(socketeer_unix_path: str) -> None:
+    assert len(socketeer_unix_path.encode()) < 108
+    assert socketeer_unix_path.startswith("/tmp/")
+    assert not os.path.exists(socketeer_unix_path) and os.path.isdir(os.path.dirname(socketeer_unix_path))
+    with socketeer.listen(f"unix:{socketeer_unix_path}") as listener:
+        with socketeer.connect(f"unix:{socketeer_unix_path}", timeout=5) as client, listener.accept(timeout=5) as peer:
+            client.send_all(b"x")
+            assert peer.recv_exactly(1, timeout=5) == b"x"
+
+
+def test_abstract_name_is_fresh_and_usable(socketeer_abstract_name: str) -> None:
+    assert socketeer_abstract_name.startswith("@socketeer-")
+    with socketeer.listen(f"unix:{socketeer_abstract_name}") as listener:
+        assert listener.address.abstract
+        with socketeer.connect(f"unix:{socketeer_abstract_name}", timeout=5) as client:
+            with listener.accept(timeout=5) as peer:
+                peer.send_all(b"y")
+                assert client.recv_exactly(1, timeout=5) == b"y"
+
+
+def test_socketpair_is_connected_both_ways(socketeer_socketpair) -> None:
+    a, b = socketeer_socketpair
+    assert a.family == socket.AF_UNIX and a.type == socket.SOCK_STREAM
+    a.sendall(b"to b")
+    b.sendall(b"to a")
+    assert b.recv(4) == b"to b" and a.recv(4) == b"to a"
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+STREAM_ENDPOINTS = ["tcp", "tcp6", "unix", "unix+seqpacket", "unix:@"]
+
+
+@pytest.mark.parametrize("endpoint", STREAM_ENDPOINTS)
+def test_stream_echo_server_echoes_and_records(socketeer_server, endpoint: str) -> None:
+    if endpoint == "tcp6" and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    server = socketeer_server("echo", endpoint)
+    with socketeer.connect(server.endpoint, timeout=5) as client:
+        client.send_all(b"hello")
+        assert client.recv_exactly(5, timeout=5) == b"hello"
+    server.wait_received(5)
+    assert server.received_data == b"hello" and server.connections == 1
+
+
+@pytest.mark.parametrize("endpoint", ["udp", "udp6", "unix+dgram"])
+def test_datagram_echo_server_echoes_and_records_senders(socketeer_server, socketeer_unix_path,
+                                                          endpoint: str) -> None:
+    server = socketeer_server("echo", endpoint)
+    local = {"udp": "udp://127.0.0.1:0", "udp6": "udp://[::1]:0", "unix+dgram": f"unix+dgram:{socketeer_unix_path}"}
+    with socketeer.bind(local[endpoint], timeout=5) as client:
+        client.send_to(b"one", server.address)
+        client.send_to(b"two", server.address)
+        replies = {client.recv_from()[0], client.recv_from()[0]}
+        assert replies == {b"one", b"two"}
+        received = server.wait_received(count=2)
+        assert sorted(received) == [b"one", b"two"]
+        assert {sender for _, sender in server.received_from} == {client.address}
+
+
+def test_discard_server_records_and_sends_nothing(socketeer_server) -> None:
+    server = socketeer_server("discard", "unix+seqpacket")
+    with socketeer.connect(server.endpoint, timeout=5) as client:
+        for message in (b"a", b"bb", b"ccc"):
+            client.send_all(message)
+        assert server.wait_received(count=3) == [b"a", b"bb", b"ccc"]  # seqpacket keeps boundaries
+        client.close_write()
+        assert client.recv(timeout=5) == b""  # the server closed after our EOF without a byte
+
+
+def test_scripted_server_replies_in_order_per_connection(socketeer_server) -> None:
+    server = socketeer_server("scripted", "unix+seqpacket", script=[b"first", b"second"], greeting=b"hi")
+    for _ in range(2):  # each connection hears the script from the start
+        with socketeer.connect(server.endpoint, timeout=5) as client:
+            assert client.recv(timeout=5) == b"hi"
+            client.send_all(b"1")
+            assert client.recv(timeout=5) == b"first"
+            client.send_all(b"2")
+            assert client.recv(timeout=5) == b"second"
+    assert server.received == [b"1", b"2", b"1", b"2"] and server.connections == 2
+
+
+def test_scripted_server_callable_with_close_and_reset(socketeer_server) -> None:
+    from socketeer.framing import lines
+
+    def answer(line: bytes):
+        return {b"close": CLOSE, b"reset": RESET}.get(line, line.upper() + b"\n")
+
+    server = socketeer_server("scripted", script=answer, framing=lines())
+    with socketeer.connect(server.endpoint, timeout=5) as client:
+        client.send_all(b"abc\nclose\n")
+        assert client.recv_until(b"\n", timeout=5) == b"ABC\n"
+        assert client.recv(timeout=5) == b""  # an orderly close
+    with socketeer.connect(server.endpoint, timeout=5) as client:
+        client.send_all(b"reset\n")
+        with pytest.raises(ConnectionResetError):
+            client.recv(timeout=5)
+    assert server.received == [b"abc", b"close", b"reset"]
+
+
+def test_scripted_datagram_server(socketeer_server) -> None:
+    server = socketeer_server("scripted", "udp", script=lambda data: b"re: " + data)
+    with socketeer.connect(server.endpoint, timeout=5) as client:
+        client.send(b"q")
+        assert client.recv() == b"re: q"
+
+
+def test_builtin_server_keeps_no_record(socketeer_server) -> None:
+    server = socketeer_server("discard", record=False)
+    with pytest.raises(RuntimeError, match="record=True"):
+        server.received
+    with pytest.raises(ValueError, match="script"):
+        socketeer_server("echo", script=[b"x"])
+    with pytest.raises(ValueError, match="kind"):
+        socketeer_server("chargen")
+
+
+def test_echo_server_is_the_cpp_builtin(socketeer_echo_server) -> None:
+    payload = os.urandom(1 << 20)
+    with socketeer.connect(socketeer_echo_server.endpoint, timeout=10) as client:
+        sender = threading.Thread(target=client.send_all, args=(payload,), kwargs={"timeout": 10})
+        sender.start()
+        echoed = client.recv_exactly(len(payload), timeout=10)
+        sender.join()
+    assert echoed == payload
+    assert socketeer_echo_server.connections == 1
+
+
+def test_server_closes_and_unlinks_after_the_test(socketeer_unix_path) -> None:
+    with TestServer("echo", f"unix:{socketeer_unix_path}") as server:
+        assert os.path.exists(socketeer_unix_path) and server.endpoint == f"unix:{socketeer_unix_path}"
+    assert not os.path.exists(socketeer_unix_path)
+
+
+# --- the fd-leak guard ------------------------------------------------------------------------
+
+def test_fd_guard_names_a_leaked_pipe_socket_and_file(tmp_path: Path) -> None:
+    guard = FdGuard()
+    read_end, write_end = os.pipe()
+    listener = socketeer.listen("tcp://127.0.0.1:0")
+    file = open(tmp_path / "data.txt", "w")
+    try:
+        leaks = guard.leaks()
+        # (a Listener also holds an eventfd, to interrupt a blocked accept)
+        assert {read_end, write_end, listener.socket.fileno(), file.fileno()} <= set(leaks)
+        port = listener.address.port
+        assert describe_fd(read_end, leaks[read_end]).endswith("(pipe)")
+        assert f"(tcp 127.0.0.1:{port} -> 0.0.0.0:0 LISTEN)" in describe_fd(listener.socket.fileno(),
+                                                                          leaks[listener.socket.fileno()])
+        assert describe_fd(file.fileno(), leaks[file.fileno()]) == f"fd {file.fileno()} -> {tmp_path / 'data.txt'} (file)"
+        with pytest.raises(pytest.fail.Exception, match=rf"leaked {len(leaks)} file descriptor\(s\)"):
+            guard.check()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        listener.close()
+        file.close()
+    guard.check()  # nothing left
+
+
+def test_fd_guard_fixture_passes_a_clean_test(socketeer_fd_guard, socketeer_server) -> None:
+    server = socketeer_server("echo", "unix")  # set up after the guard, closed before its check
+    with socketeer.connect(server.endpoint, timeout=5) as client:
+        client.send_all(b"z")
+        assert client.recv_exactly(1, timeout=5) == b"z"
+    assert socketeer_fd_guard.before
+
+
+def test_describe_unix_and_ipv6_sockets(socketeer_unix_path: str) -> None:
+    with socketeer.listen(f"unix+seqpacket:{socketeer_unix_path}") as unix, socketeer.bind("udp://[::1]:0") as udp6:
+        targets = open_fds()
+        assert describe_fd(unix.socket.fileno(), targets[unix.socket.fileno()]).endswith(
+            f"(unix seqpacket {socketeer_unix_path})")
+        assert f"(udp6 [::1]:{udp6.address.port} -> [::]:0)" in describe_fd(udp6.socket.fileno(),
+                                                                         targets[udp6.socket.fileno()])
+    assert leaked_fds({1: "a", 2: "b"}, {1: "a", 2: "c", 3: "d"}) == {2: "c", 3: "d"}
+
+
+# --- network namespaces -----------------------------------------------------------------------
+
+def _netns_inode() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+@needs_netns
+def test_netns_has_its_own_loopback_and_runs_things_inside(socketeer_netns, socketeer_server) -> None:
+    ns = socketeer_netns
+    links = ns.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"]
+    inside = os.stat(ns.path).st_ino
+    assert ns.call(_netns_inode) == inside != _netns_inode()  # the caller never moved
+    with ns.entered():
+        assert _netns_inode() == inside
+        server = socketeer_server("echo", "tcp")  # its socket and C++ thread live in the namespace
+    assert _netns_inode() != inside
+
+    def round_trip() -> bytes:
+        with socketeer.connect(server.endpoint, timeout=5) as client:
+            client.send_all(b"inside")
+            return client.recv_exactly(6, timeout=5)
+
+    assert ns.call(round_trip) == b"inside"
+    with pytest.raises(ZeroDivisionError):  # the callable's exception reaches the caller
+        ns.call(lambda: 1 / 0)
+
+
+@needs_netns
+def test_netns_is_deleted_with_its_processes() -> None:
+    with NetNamespace() as ns:
+        assert ns.exists and ns.name.startswith("socketeer-")
+        sleeper = ns.popen(["sleep", "60"])
+        path = ns.path
+    assert sleeper.returncode is not None and not os.path.exists(path)
+
+
+@needs_netns
+def test_netns_pair_joins_two_namespaces(socketeer_netns_pair) -> None:
+    pair = socketeer_netns_pair
+    with pair.b.entered():
+        listener = socketeer.listen(f"tcp://{pair.address_b}:0")
+    with listener:
+        def connect_from_a() -> str:
+            with socketeer.connect(listener.endpoint, timeout=5) as client, listener.accept(timeout=5) as peer:
+                client.send_all(b"over veth")
+                assert peer.recv_exactly(9, timeout=5) == b"over veth"
+                return str(peer.peer_address.host)
+
+        assert pair.a.call(connect_from_a) == pair.address_a
+
+
+@needs_netns
+def test_netns_pair_netem_delay(socketeer_netns_pair) -> None:
+    pair = socketeer_netns_pair
+    pair.netem(delay=0.05, side="a")  # skips here when the kernel has no sch_netem
+    with pair.b.entered():
+        listener = socketeer.listen(f"tcp://{pair.address_b}:0")
+    with listener:
+        def connect_time() -> float:
+            started = time.monotonic()
+            socketeer.connect(listener.endpoint, timeout=5).close()
+            return time.monotonic() - started
+
+        assert pair.a.call(connect_time) >= 0.05  # the SYN left a through netem
+        listener.accept(timeout=5).close()
+
+
+def test_netns_unavailable_reason_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert netns_unavailable_reason() == "network namespaces need root (CAP_SYS_ADMIN); running as uid 1000"
+
+
+# --- the fault proxy --------------------------------------------------------------------------
+
+def test_fault_proxy_latency_adds_to_the_round_trip(socketeer_fault_proxy, socketeer_echo_server) -> None:
+    proxy = socketeer_fault_proxy(socketeer_echo_server)
+    with socketeer.connect(proxy.endpoint, timeout=5) as client:
+        client.send_all(b"warm")
+        assert client.recv_exactly(4, timeout=5) == b"warm"
+        proxy.set_latency(0.05)  # each direction
+        started = time.monotonic()
+        client.send_all(b"ping")
+        assert client.recv_exactly(4, timeout=5) == b"ping"
+        elapsed = time.monotonic() - started
+    assert 0.1 <= elapsed < 0.5
+
+
+def test_fault_proxy_reset_after_n_bytes(socketeer_fault_proxy, socketeer_echo_server) -> None:
+    proxy = socketeer_fault_proxy(socketeer_echo_server)
+    proxy.reset_after(1000, direction="downstream")
+    received = b""
+    with socketeer.connect(proxy.endpoint, timeout=5) as client:
+        client.send_all(os.urandom(4000))
+        with pytest.raises(ConnectionResetError):
+            while True:
+                chunk = client.recv(timeout=5)
+                if not chunk:
+                    break
+                received += chunk
+    assert len(received) == 1000
+
+
+def test_fault_proxy_black_hole_times_out(socketeer_fault_proxy, socketeer_echo_server) -> None:
+    proxy = socketeer_fault_proxy(socketeer_echo_server)
+    proxy.black_hole(True)
+    with socketeer.connect(proxy.endpoint, timeout=5) as client:
+        client.send_all(b"anyone?")
+        with pytest.raises(TimeoutError):
+            client.recv(timeout=0.2)
+
+
+# --- the plugin as users get it: sub-pytests ----------------------------------------------------
+
+@pytest.fixture
+def subrun(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    """subrun(*args) -> RunResult: pytest in a fresh interpreter on pytester's files, importing the
+    same socketeer as this run, with strict markers and warnings as errors."""
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    pytester.makeini("""
+        [pytest]
+        addopts = --strict-markers --strict-config
+        filterwarnings = error
+    """)
+
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(*PLUGIN_ARGS, *args, timeout=SUBRUN_TIMEOUT)
+
+    return run
+
+
+EVERY_FIXTURE = '''
+    import os, socket
+    import pytest
+    import socketeer
+
+    def test_tcp_listener(socketeer_tcp_listener):
+        with socketeer.connect(socketeer_tcp_listener.endpoint, timeout=5) as c, socketeer_tcp_listener.accept(timeout=5):
+            pass
+
+    def test_udp_socket(socketeer_udp_socket):
+        socketeer_udp_socket.send_to(b"self", socketeer_udp_socket.address)
+        assert socketeer_udp_socket.recv() == b"self"
+
+    def test_unix_path(socketeer_unix_path):
+        with open("unix_path", "w") as f:  # the sub-run's working directory: pytester's
+            f.write(socketeer_unix_path)
+        with socketeer.listen("unix:" + socketeer_unix_path):
+            assert os.path.exists(socketeer_unix_path)
+
+    def test_abstract_name(socketeer_abstract_name):
+        with socketeer.listen("unix:" + socketeer_abstract_name) as listener:
+            assert listener.address.abstract
+
+    def test_socketpair(socketeer_socketpair):
+        a, b = socketeer_socketpair
+        a.sendall(b"!")
+        assert b.recv(1) == b"!"
+
+    @pytest.mark.parametrize("endpoint", ["tcp", "udp", "unix", "unix+dgram", "unix+seqpacket", "unix:@"])
+    def test_server(socketeer_server, endpoint):
+        server = socketeer_server("scripted", endpoint, script=lambda data: b"re " + data)
+        with socketeer.connect(server.endpoint, timeout=5) as client:
+            if hasattr(client, "send_all"):
+                client.send_all(b"x")
+            else:
+                client.send(b"x")
+            assert client.recv(timeout=5) == b"re x"
+        assert server.received == [b"x"]
+
+    def test_echo_server(socketeer_echo_server):
+        with socketeer.connect(socketeer_echo_server.endpoint, timeout=5) as client:
+            client.send_all(b"echo")
+            assert client.recv_exactly(4, timeout=5) == b"echo"
+
+    def test_fault_proxy(socketeer_fault_proxy, socketeer_echo_server):
+        proxy = socketeer_fault_proxy(socketeer_echo_server)
+        with socketeer.connect(proxy.endpoint, timeout=5) as client:
+            client.send_all(b"via")
+            assert client.recv_exactly(3, timeout=5) == b"via"
+
+    def test_netns(socketeer_netns):
+        assert socketeer_netns.call(lambda: socket.if_nameindex()) == [(1, "lo")]
+
+    def test_netns_pair(socketeer_netns_pair):
+        with socketeer_netns_pair.b.entered():
+            listener = socketeer.listen(f"tcp://{socketeer_netns_pair.address_b}:0")
+        with listener:
+            socketeer_netns_pair.a.call(lambda: socketeer.connect(listener.endpoint, timeout=5).close())
+            listener.accept(timeout=5).close()
+
+    @pytest.mark.socketeer_no_fd_leaks
+    def test_marked_clean(socketeer_server):
+        socketeer_server("echo")
+
+    def test_guard_fixture(socketeer_fd_guard):
+        pass
+'''
+
+
+def test_every_fixture_in_a_sub_pytest(subrun, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_every_fixture=EVERY_FIXTURE)
+    result = subrun("-v", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()
+    skipped = {"test_fault_proxy": not hasattr(socketeer, "FaultProxy"),
+               "test_netns": netns_unavailable_reason() is not None,
+               "test_netns_pair": netns_unavailable_reason() is not None}
+    total = 17
+    assert outcomes.get("passed", 0) == total - sum(skipped.values())
+    for name, expect_skip in skipped.items():
+        result.stdout.fnmatch_lines([f"*::{name} {'SKIPPED' if expect_skip else 'PASSED'}*"])
+    if skipped["test_fault_proxy"]:
+        result.stdout.fnmatch_lines(["*socketeer.FaultProxy is not in this build of socketeer*"])
+    # the short unix path's private directory is gone after the run
+    unix_path = (pytester.path / "unix_path").read_text()
+    assert not os.path.exists(os.path.dirname(unix_path))
+
+
+LEAKS = '''
+    import os
+    import pytest
+    import socketeer
+
+    kept = []
+
+    @pytest.mark.socketeer_no_fd_leaks
+    def test_leaks_a_socket():
+        kept.append(socketeer.listen("tcp://127.0.0.1:0"))
+        with open("port", "w") as f:
+            f.write(str(kept[-1].address.port))
+
+    def test_leaks_a_pipe(socketeer_fd_guard):
+        kept.append(os.pipe())
+
+    def test_unguarded_leak():
+        kept.append(os.pipe())
+
+    @pytest.mark.socketeer_no_fd_leaks
+    def test_clean():
+        with socketeer.listen("tcp://127.0.0.1:0"):
+            pass
+
+    @pytest.fixture(scope="module")
+    def module_server():
+        with socketeer.listen("tcp://127.0.0.1:0") as listener:
+            yield listener
+
+    @pytest.mark.socketeer_no_fd_leaks
+    def test_module_fixture_is_not_a_leak(module_server):
+        pass
+
+    @pytest.mark.socketeer_allow_fd_leaks
+    def test_allowed_leak():
+        kept.append(os.pipe())
+'''
+
+
+def test_fd_guard_fails_a_leaking_test_naming_the_fd(subrun, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_leaks=LEAKS)
+    result = subrun("-rA")
+    result.assert_outcomes(passed=6, errors=2)  # each leak is an error at teardown
+    port = (pytester.path / "port").read_text()
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_leaks_a_socket*",
+        "*test leaked * file descriptor(s):*",
+        f"*fd * -> socket:[[]*[]] (tcp 127.0.0.1:{port} -> 0.0.0.0:0 LISTEN)*",
+    ])
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaks_a_pipe*", "*leaked 2 file descriptor(s)*",
+                                 "*fd * -> pipe:[[]*[]] (pipe)*"])
+    assert "test_unguarded_leak" not in _errors(result)
+
+
+def _errors(result: pytest.RunResult) -> str:
+    return "\n".join(line for line in result.outlines if line.startswith("ERROR"))
+
+
+def test_fd_guard_all_option_guards_every_test(subrun, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_leaks=LEAKS)
+    result = subrun("-rA", "--socketeer-fd-guard-all")
+    result.assert_outcomes(passed=6, errors=3)
+    assert "test_unguarded_leak" in _errors(result) and "test_allowed_leak" not in _errors(result)
+    pytester.makeini("""
+        [pytest]
+        socketeer_fd_guard_all = true
+    """)
+    result = subrun("-rA")
+    result.assert_outcomes(passed=6, errors=3)
+
+
+def test_options_and_markers_are_documented(subrun, pytester: pytest.Pytester) -> None:
+    result = subrun("--help")
+    result.stdout.fnmatch_lines(["*socketeer network testing fixtures*", "*--socketeer-fd-guard-all*",
+                                 "*--socketeer-no-netns*", "*socketeer_fd_guard_all (bool)*"])
+    result = subrun("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.socketeer_no_fd_leaks:*", "@pytest.mark.socketeer_allow_fd_leaks:*"])
+    result = subrun("--fixtures")
+    for name in ("socketeer_tcp_listener", "socketeer_udp_socket", "socketeer_unix_path", "socketeer_abstract_name",
+                 "socketeer_socketpair", "socketeer_server", "socketeer_echo_server", "socketeer_fault_proxy",
+                 "socketeer_netns", "socketeer_netns_pair", "socketeer_fd_guard"):
+        result.stdout.fnmatch_lines([f"{name}*"])
+
+
+def test_no_netns_option_skips_with_the_reason(subrun, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_ns(socketeer_netns):\n    pass\n")
+    result = subrun("-rs", "--socketeer-no-netns")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*network namespaces disabled by --socketeer-no-netns*"])
+
+
+def test_not_root_skips_netns_with_the_reason(subrun, pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import os\nos.geteuid = lambda: 1000\n")
+    pytester.makepyfile("def test_ns(socketeer_netns):\n    pass\n\ndef test_pair(socketeer_netns_pair):\n    pass\n")
+    result = subrun("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*network namespaces need root (CAP_SYS_ADMIN); running as uid 1000*"])
+
+
+def test_plugin_module_does_not_import_the_extension() -> None:
+    """The plugin and socketeer.testing import no socketeer._core: checked in a fresh interpreter
+    where _core cannot be imported, loading them under a stand-in parent package."""
+    code = textwrap.dedent("""
+        import importlib.util, sys, types
+        sys.modules["socketeer._core"] = None           # any import of it raises ImportError
+        root = sys.argv[1]
+        parent = types.ModuleType("socketeer"); parent.__path__ = [root]
+        sys.modules["socketeer"] = parent              # the real __init__ imports _core
+        import socketeer.testing.plugin
+        assert "socketeer.servers" not in sys.modules and "socketeer.address" not in sys.modules
+        print("plugin imported without the extension")
+    """)
+    root = str(Path(socketeer.__file__).parent)
+    result = subprocess.run([sys.executable, "-c", code, root], env=child_env(), capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "plugin imported without the extension" in result.stdout
+
+
+BROKEN_BUILD = """
+    import runpy, sys
+    sys.modules["socketeer._core"] = None   # as if the extension failed to build or load
+    sys.argv[0] = "pytest"
+    runpy.run_module("pytest", run_name="__main__")
+"""
+
+
+@pytest.mark.xfail(reason="socketeer/__init__.py imports socketeer._core eagerly, and importing "
+                          "socketeer.testing.plugin imports the package first: a broken build fails "
+                          "pytest's start-up until the package's __init__ tolerates it")
+def test_a_broken_build_does_not_break_pytest_start_up(pytester: pytest.Pytester,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """With socketeer._core unimportable from the first line, pytest still starts with the plugin,
+    an unrelated test passes and a test using a fixture fails naming the import error."""
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    (pytester.path / "run_pytest.py").write_text(textwrap.dedent(BROKEN_BUILD))
+    pytester.makepyfile(test_unrelated="def test_unrelated():\n    assert 1 + 1 == 2\n",
+                        test_uses_socketeer="def test_server(socketeer_echo_server):\n    pass\n")
+    result = pytester.run(sys.executable, "run_pytest.py", *PLUGIN_ARGS, "-rA", timeout=SUBRUN_TIMEOUT)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*socketeer._core*"])
