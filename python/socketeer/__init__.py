@@ -15,4 +15,17 @@ from .faults import FaultProxy
 from . import framing
 from .poller import EVENT_PRIORITY, EVENT_READ, EVENT_READ_CLOSED, EVENT_WRITE, Poller, Timer
 
+from . import constants as _constants
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "resolve",
+    "AddressFamily", "SocketKind", "TcpState",
+    "Socket", "PeerCredentials", "TcpInfo", "socketpair", "fromfd",
+    "Endpoint", "parse_endpoint", "connect", "listen", "bind", "Stream", "Listener", "Datagram",
+    "IncompleteReadError", "MessageTooLarge", "framing",
+    "Server", "Connection", "FaultProxy",
+    "Poller", "Timer", "EVENT_READ", "EVENT_WRITE", "EVENT_PRIORITY", "EVENT_READ_CLOSED",
+    *_constants.__all__,
+]
