@@ -391,7 +391,7 @@ class Datagram:
         in the same recvmmsg call: ``[(data, address), ...]``. Datagrams longer than
         ``max_size`` are truncated, as with recv."""
         if self._batch is None or (self._batch.slots, self._batch.slot_size) != (max_messages, max_size):
-            self._batch = _core.DatagramBatch(max_messages, max_size)
+            self._batch = _core.DatagramBatch(_size("max_messages", max_messages), _size("max_size", max_size))
         self._timeouts.apply(timeout)
         return self.socket.recv_many(self._batch)
 
