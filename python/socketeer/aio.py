@@ -1,0 +1,655 @@
+"""socketeer on asyncio: the Stream / Listener / Datagram API as coroutines on the running loop
+(the default one, or ``asyncio.SelectorEventLoop(socketeer.selectors.EpollSelector())``).
+
+>>> async def main():
+...     async with await listen("tcp://127.0.0.1:0") as listener:
+...         async with await connect(listener.endpoint) as client, await listener.accept() as server:
+...             await client.send_all(b"ping\\n")
+...             return await server.recv_until(b"\\n")
+>>> asyncio.run(main())
+b'ping\\n'
+
+Reads, framing and exceptions are the sync Stream's: ``recv_until`` returns the delimiter too,
+``lines()`` strips ``\\n``/``\\r\\n``, ``messages(framing)`` splits with the C++ framing (one call
+per batch), a stream that ends mid-message raises IncompleteReadError (``.partial``), a message
+over ``max_size`` raises MessageTooLarge, and every call takes ``timeout=`` (TimeoutError).
+It adds what asyncio lacks: ``send_fds``/``recv_fds`` and ``sendmsg``/``recvmsg``.
+
+Sockets are socketeer Sockets in non-blocking mode. Each call first tries the syscall, and only
+when it would block waits for readiness with ``loop.add_reader``/``add_writer``, then retries.
+Nothing is received while a coroutine waits, so a timeout or a cancellation never loses bytes
+(``loop.sock_recv_into`` or ``loop.sock_accept`` can: the receive or accept may have completed
+when the cancellation arrives, and its bytes or its new connection are dropped). One task at a
+time may read, and one may write, on each object; a second one raises RuntimeError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Optional, TypeVar
+
+from . import _core
+from .address import Address, AnyAddress, UnixAddress
+from .constants import AF_UNIX, SHUT_WR, SO_LINGER, SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET
+from .endpoints import Endpoint, _numeric, parse_endpoint
+from .framing import Framing, MessageTooLarge
+from .socket import Socket, TcpInfo
+from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _check_framing, _combined,
+                      _delimiter, _interleave, _size, _unix_path)
+
+__all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
+           "MessageTooLarge"]
+
+log = logging.getLogger("socketeer")
+_DEFAULT: Any = object()
+_SO_ERROR = 4
+T = TypeVar("T")
+
+
+def _timed_out(operation: str) -> TimeoutError:
+    return TimeoutError(errno.ETIMEDOUT, "timed out", operation)
+
+
+def _closed(operation: str) -> OSError:
+    return OSError(errno.EBADF, "socket is closed", operation)
+
+
+class _Io:
+    """Readiness waits on one socket, with deadlines, cancellable, woken by close()."""
+
+    def __init__(self, sock: Socket, timeout: Optional[float]):
+        sock.setblocking(False)
+        self.socket = sock
+        self.timeout = timeout
+        self._waiting: dict[bool, asyncio.Future] = {}  # write? -> the waiting task's future
+
+    def _deadline(self, timeout: Any) -> Optional[float]:
+        seconds = self.timeout if timeout is _DEFAULT else timeout
+        if seconds is None:
+            return None
+        if seconds < 0:
+            raise ValueError("timeout must be >= 0 or None")
+        return asyncio.get_running_loop().time() + seconds
+
+    async def _wait(self, write: bool, deadline: Optional[float], operation: str) -> None:
+        if self.socket.closed:
+            raise _closed(operation)
+        if write in self._waiting:
+            raise RuntimeError(f"{operation}: another task is already waiting to {'write' if write else 'read'}")
+        loop = asyncio.get_running_loop()
+        if deadline is not None and loop.time() >= deadline:
+            raise _timed_out(operation)
+        fd = self.socket.fileno()
+        future = loop.create_future()
+        self._waiting[write] = future
+        (loop.add_writer if write else loop.add_reader)(fd, _resolve, future, None)
+        timer = None if deadline is None else loop.call_at(deadline, _resolve, future, _timed_out(operation))
+        try:
+            await future
+        finally:
+            del self._waiting[write]
+            if timer is not None:
+                timer.cancel()
+            if not self.socket.closed:
+                (loop.remove_writer if write else loop.remove_reader)(fd)
+
+    async def _io(self, write: bool, call: Callable[[], T], deadline: Optional[float], operation: str) -> T:
+        """call() (a non-blocking syscall) until it does not raise BlockingIOError."""
+        while True:
+            try:
+                return call()
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait(write, deadline, operation)
+
+    def _close_socket(self) -> None:
+        if self.socket.closed:
+            return
+        loop = _running_loop()
+        fd = self.socket.fileno()
+        for write, future in list(self._waiting.items()):
+            if loop is not None:
+                (loop.remove_writer if write else loop.remove_reader)(fd)
+            _resolve(future, _closed("close"))
+        self.socket.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.socket.closed
+
+    # --- what asyncio lacks: ancillary data --------------------------------------------------
+
+    async def send_fds(self, data: Any, fds: Sequence[Any], *, timeout: Any = _DEFAULT) -> int:
+        """Sends ``data`` with open fds attached (SCM_RIGHTS), like ``socket.send_fds``."""
+        return await self._io(True, lambda: self.socket.send_fds(data, fds), self._deadline(timeout), "send_fds")
+
+    async def recv_fds(self, bufsize: int, maxfds: int, *,
+                       timeout: Any = _DEFAULT) -> tuple[bytes, list[int], int, Any]:
+        """``(data, fds, msg_flags, address)`` like ``socket.recv_fds``; the fds are yours to close."""
+        self._check_unbuffered("recv_fds")
+        return await self._io(False, lambda: self.socket.recv_fds(bufsize, maxfds), self._deadline(timeout),
+                              "recv_fds")
+
+    async def sendmsg(self, buffers: Iterable[Any], ancdata: Iterable[Any] = (), flags: int = 0,
+                      address: Any = None, *, timeout: Any = _DEFAULT) -> int:
+        """``socket.sendmsg`` as a coroutine."""
+        buffers, ancdata = list(buffers), list(ancdata)
+        args: tuple = (buffers, ancdata, flags) if address is None else (buffers, ancdata, flags, address)
+        return await self._io(True, lambda: self.socket.sendmsg(*args), self._deadline(timeout), "sendmsg")
+
+    async def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0, *,
+                      timeout: Any = _DEFAULT) -> tuple[bytes, list, int, Any]:
+        """``socket.recvmsg`` as a coroutine: ``(data, ancdata, msg_flags, address)``."""
+        self._check_unbuffered("recvmsg")
+        return await self._io(False, lambda: self.socket.recvmsg(bufsize, ancbufsize, flags),
+                              self._deadline(timeout), "recvmsg")
+
+    def _check_unbuffered(self, operation: str) -> None:
+        pass
+
+
+def _resolve(future: asyncio.Future, error: Optional[BaseException]) -> None:
+    if not future.done():
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Stream(_Io):
+    """A connected byte stream with buffered, framed reads; see socketeer.Stream. Every
+    coroutine takes ``timeout`` (seconds, None: forever) for the whole call, defaulting to the
+    stream's ``timeout``."""
+
+    def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
+        super().__init__(sock, timeout)
+        self._buffer = bytearray()  # received, not yet handed out
+        self._scratch = memoryview(bytearray(max(buffer_size, 1024)))
+        self._eof = False
+
+    @property
+    def local_address(self) -> AnyAddress:
+        return self.socket.local_address
+
+    @property
+    def peer_address(self) -> AnyAddress:
+        return self.socket.peer_address
+
+    def tcp_info(self) -> TcpInfo:
+        return self.socket.tcp_info()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def send_all(self, data: Any, *, timeout: Any = _DEFAULT) -> None:
+        """Sends every byte of ``data`` within the timeout."""
+        view = memoryview(data).cast("B")
+        deadline = self._deadline(timeout)
+        while view:
+            sent = await self._io(True, lambda: self.socket.send(view), deadline, "sendall")
+            view = view[sent:]
+
+    async def send_message(self, message: Any, framing: Framing, *, timeout: Any = _DEFAULT) -> None:
+        """Sends one message with ``framing``'s length prefix or delimiter added."""
+        _check_framing(framing)
+        await self.send_all(framing.encode(message), timeout=timeout)
+
+    def close_write(self) -> None:
+        """Half-close (shutdown SHUT_WR): the peer reads end of stream; this side still reads."""
+        self.socket.shutdown(SHUT_WR)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _fill(self, deadline: Optional[float], operation: str) -> bool:
+        """One receive appended to the buffer; False at end of stream."""
+        if self._eof:
+            return False
+        size = await self._io(False, lambda: self.socket.recv_into(self._scratch), deadline, operation)
+        if size == 0:
+            self._eof = True
+            return False
+        self._buffer += self._scratch[:size]
+        return True
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def _incomplete(self, expected: str) -> IncompleteReadError:
+        error = IncompleteReadError(f"stream ended after {len(self._buffer)} bytes, expected {expected}")
+        error.partial = bytes(self._buffer)
+        return error
+
+    async def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
+        """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
+        _size("max_size", max_size)
+        if not self._buffer:
+            await self._fill(self._deadline(timeout), "recv")
+        return self._take(max_size)
+
+    async def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
+        """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
+        _size("size", size)
+        deadline = self._deadline(timeout)
+        while len(self._buffer) < size:
+            if not await self._fill(deadline, "recv_exactly"):
+                raise self._incomplete(str(size))
+        return self._take(size)
+
+    async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
+                         timeout: Any = _DEFAULT) -> bytes:
+        """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
+        MessageTooLarge (never buffers without bound)."""
+        delimiter = _delimiter(delimiter)
+        Framing.delimited(delimiter, _size("max_size", max_size))  # validates (empty delimiter)
+        deadline = self._deadline(timeout)
+        searched = 0
+        while True:
+            end = self._buffer.find(delimiter, searched)
+            if end >= 0:
+                if end > max_size:
+                    raise _too_large(end, max_size)
+                return self._take(end + len(delimiter))
+            if len(self._buffer) > max_size + len(delimiter) - 1:
+                raise _too_large(len(self._buffer), max_size)
+            searched = max(0, len(self._buffer) - len(delimiter) + 1)
+            if not await self._fill(deadline, "recv_until"):
+                raise self._incomplete("a delimiter")
+
+    async def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> AsyncIterator[bytes]:
+        """Whole messages split by ``framing`` (the C++ splitter, one call per batch) until the
+        stream ends; IncompleteReadError if it ends inside one. ``timeout`` bounds the wait for
+        each batch."""
+        _check_framing(framing)
+        async for batch in self._batches(framing, timeout, "messages"):
+            for message in batch:
+                yield message
+
+    async def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
+                    timeout: Any = _DEFAULT) -> AsyncIterator[Any]:
+        """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
+        one even without a newline."""
+        framing = Framing.delimited(b"\n", _size("max_size", max_size))
+        async for batch in self._batches(framing, timeout, "lines", last_partial=True):
+            for line in batch:
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                yield line.decode(encoding) if encoding else line
+
+    async def _batches(self, framing: Framing, timeout: Any, operation: str,
+                       last_partial: bool = False) -> AsyncIterator[list[bytes]]:
+        while True:
+            batch, consumed = framing.split(self._buffer)
+            if consumed:
+                del self._buffer[:consumed]
+            if batch:
+                yield batch
+                continue
+            if not await self._fill(self._deadline(timeout), operation):
+                if not self._buffer:
+                    return
+                if not last_partial:
+                    raise self._incomplete("the rest of a message")
+                yield [self._take(len(self._buffer))]
+                return
+
+    def _check_unbuffered(self, operation: str) -> None:
+        if self._buffer:
+            raise RuntimeError(f"{operation}: {len(self._buffer)} bytes are already buffered by an earlier read; "
+                               "read them first (recv) so data and ancillary data stay in order")
+
+    # --- ending ----------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Closes with a reset (RST) instead of an orderly FIN."""
+        if not self.socket.closed:
+            try:
+                self.socket.setsockopt(SOL_SOCKET, SO_LINGER, (1).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+            except OSError:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        """Closes the stream; a task waiting on it gets OSError(EBADF). Idempotent."""
+        self._close_socket()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Stream":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<socketeer.aio.Stream closed>"
+        return f"<socketeer.aio.Stream {_text(self.socket, 'local_address')} -> {_text(self.socket, 'peer_address')}>"
+
+
+def _too_large(size: int, limit: int) -> MessageTooLarge:
+    error = MessageTooLarge(f"message of {size}{'+' if size <= limit else ''} bytes exceeds max_size={limit}")
+    error.size, error.limit = size, limit
+    return error
+
+
+class Listener(_Io):
+    """A listening socket: ``await accept()``, ``async for stream in listener``, ``serve()``."""
+
+    def __init__(self, sock: Socket, endpoint: Endpoint, *, unlink_on_close: Optional[str] = None):
+        super().__init__(sock, None)
+        self._endpoint = endpoint
+        self._unlink = unlink_on_close
+
+    @property
+    def address(self) -> AnyAddress:
+        return self.socket.local_address
+
+    @property
+    def endpoint(self) -> str:
+        return str(Endpoint.from_address(self.address, self._endpoint.kind))
+
+    async def accept(self, timeout: Optional[float] = None) -> Stream:
+        """The next connection as a Stream (TimeoutError after ``timeout``; OSError(EBADF) once
+        the listener is closed, also for a task waiting in accept)."""
+        sock, _ = await self._io(False, self.socket.accept, self._deadline(timeout), f"accept on {self._endpoint}")
+        return Stream(sock)
+
+    def __aiter__(self) -> AsyncIterator[Stream]:
+        return self._streams()
+
+    async def _streams(self) -> AsyncIterator[Stream]:
+        while True:
+            try:
+                stream = await self.accept()
+            except OSError as error:
+                if self.closed and error.errno == errno.EBADF:
+                    return
+                raise
+            yield stream
+
+    async def serve(self, handler: Callable[[Stream], Awaitable[Any]]) -> None:
+        """Runs ``await handler(stream)`` in a task per connection until the listener is closed,
+        then waits for the running handlers. The stream is closed when its handler returns; an
+        exception in a handler is logged and closes only that connection. Cancelling serve()
+        cancels the handlers."""
+        tasks: set[asyncio.Task] = set()
+
+        async def run(stream: Stream) -> None:
+            async with stream:
+                try:
+                    await handler(stream)
+                except Exception:
+                    log.exception("handler %r failed for %r", handler, stream)
+
+        try:
+            async for stream in self:
+                task = asyncio.ensure_future(run(stream))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        """Stops listening; a task waiting in accept() gets OSError(EBADF). Idempotent."""
+        self._close_socket()
+        if self._unlink:
+            try:
+                os.unlink(self._unlink)
+            except FileNotFoundError:
+                pass
+            self._unlink = None
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Listener":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<socketeer.aio.Listener {'closed' if self.closed else self.endpoint}>"
+
+
+class Datagram(_Io):
+    """A datagram socket: ``send_to``/``recv_from`` with Address objects, connected
+    ``send``/``recv``, ``send_batch``/``recv_batch`` over sendmmsg/recvmmsg."""
+
+    def __init__(self, sock: Socket, endpoint: Endpoint, *, timeout: Optional[float] = None,
+                 unlink_on_close: Optional[str] = None):
+        super().__init__(sock, timeout)
+        self._endpoint = endpoint
+        self._unlink = unlink_on_close
+        self._batch: Optional[_core.DatagramBatch] = None
+
+    @property
+    def address(self) -> AnyAddress:
+        return self.socket.local_address
+
+    @property
+    def endpoint(self) -> str:
+        return str(Endpoint.from_address(self.address, SOCK_DGRAM))
+
+    @property
+    def peer_address(self) -> AnyAddress:
+        return self.socket.peer_address
+
+    async def connect(self, target: EndpointLike) -> None:
+        """Fixes the peer (names are resolved off the loop)."""
+        if isinstance(target, Address):
+            address = target
+        elif isinstance(target, str) and "://" not in target and not target.startswith("unix"):
+            address = Address.parse(target)
+        else:
+            address = (await _addresses(parse_endpoint(target)))[0]
+        self.socket.connect(address)
+
+    async def send_to(self, data: Any, address: Any, *, timeout: Any = _DEFAULT) -> int:
+        return await self._io(True, lambda: self.socket.sendto(data, address), self._deadline(timeout), "sendto")
+
+    async def recv_from(self, max_size: int = 65535, *,
+                        timeout: Any = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
+        """One datagram and the Address it came from (None for an unnamed unix sender)."""
+        _size("max_size", max_size)
+        data, address = await self._io(False, lambda: self.socket.recvfrom(max_size), self._deadline(timeout),
+                                       "recvfrom")
+        if address is None or address == "":
+            return data, None
+        return data, Address.from_tuple(self.socket.family_number, address)
+
+    async def send(self, data: Any, *, timeout: Any = _DEFAULT) -> int:
+        return await self._io(True, lambda: self.socket.send(data), self._deadline(timeout), "send")
+
+    async def recv(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> bytes:
+        _size("max_size", max_size)
+        return await self._io(False, lambda: self.socket.recv(max_size), self._deadline(timeout), "recv")
+
+    async def send_batch(self, messages: Iterable[Any], *, timeout: Any = _DEFAULT) -> int:
+        """Sends ``[(data, address), ...]`` (``[data, ...]`` when connected) with sendmmsg;
+        returns how many were sent (fewer when the socket buffer filled up)."""
+        batch = list(messages)
+        if not batch:
+            return 0
+        return await self._io(True, lambda: self.socket.send_many(batch), self._deadline(timeout), "sendmmsg")
+
+    async def recv_batch(self, max_messages: int = 64, max_size: int = 2048, *,
+                         timeout: Any = _DEFAULT) -> list[tuple[bytes, Optional[AnyAddress]]]:
+        """Waits for one datagram, then takes every one queued (up to ``max_messages``) in one
+        recvmmsg call."""
+        if self._batch is None or (self._batch.slots, self._batch.slot_size) != (max_messages, max_size):
+            self._batch = _core.DatagramBatch(_size("max_messages", max_messages), _size("max_size", max_size))
+        batch = self._batch
+        return await self._io(False, lambda: self.socket.recv_many(batch), self._deadline(timeout), "recvmmsg")
+
+    def close(self) -> None:
+        self._close_socket()
+        if self._unlink:
+            try:
+                os.unlink(self._unlink)
+            except FileNotFoundError:
+                pass
+            self._unlink = None
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Datagram":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<socketeer.aio.Datagram {'closed' if self.closed else _text(self.socket, 'local_address')}>"
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+async def _addresses(endpoint: Endpoint) -> list[AnyAddress]:
+    """endpoint.addresses(), with getaddrinfo for host names run off the loop."""
+    if endpoint.is_unix or _numeric(endpoint.host or "", 0) is not None:
+        return endpoint.addresses()
+    return await asyncio.get_running_loop().run_in_executor(None, endpoint.addresses)
+
+
+async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Any:
+    """A Stream for ``tcp://``, ``unix:`` and ``unix+seqpacket:``, a connected Datagram for
+    ``udp://`` and ``unix+dgram:``. Several addresses: Happy Eyeballs (RFC 8305), as the sync
+    connect. ``timeout`` bounds the whole attempt, name resolution included."""
+    parsed = parse_endpoint(endpoint)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    try:
+        addresses = await asyncio.wait_for(_addresses(parsed), timeout)
+    except asyncio.TimeoutError:
+        raise _timed_out(f"resolve {parsed}") from None
+    if parsed.kind == SOCK_DGRAM:
+        sock = Socket(addresses[0].family, SOCK_DGRAM)
+        try:
+            if isinstance(addresses[0], UnixAddress):
+                sock.bind(UnixAddress(""))  # autobind, so the peer can reply
+            sock.connect(addresses[0])
+        except BaseException:
+            sock.close()
+            raise
+        return Datagram(sock, parsed, timeout=timeout)
+    if len(addresses) == 1:
+        return Stream(await _connect_one(addresses[0], parsed.kind, deadline))
+    return Stream(await _happy_eyeballs(_interleave(addresses), parsed, deadline))
+
+
+async def _connect_one(address: AnyAddress, kind: int, deadline: Optional[float]) -> Socket:
+    sock = Socket(address.family, kind)
+    try:
+        sock.setblocking(False)
+        code = sock.connect_ex(address)
+        if code in (errno.EINPROGRESS, errno.EAGAIN):
+            waiter = _Io(sock, None)
+            await waiter._wait(True, deadline, f"connect to {address}")
+            code = sock.getsockopt(SOL_SOCKET, _SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code), f"connect to {address}")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, deadline: Optional[float]) -> Socket:
+    """Starts an attempt per address, the next one HAPPY_EYEBALLS_DELAY after the previous or at
+    once when it fails; the first to connect wins and the others are cancelled (and closed)."""
+    remaining = list(addresses)
+    pending: set[asyncio.Task] = set()
+    errors: list[OSError] = []
+    try:
+        while remaining or pending:
+            if remaining:
+                pending.add(asyncio.ensure_future(_connect_one(remaining.pop(0), endpoint.kind, deadline)))
+            done, pending = await asyncio.wait(pending, timeout=HAPPY_EYEBALLS_DELAY if remaining else None,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            winner: Optional[Socket] = None
+            for task in done:
+                error = task.exception()
+                if error is None:
+                    if winner is None:
+                        winner = task.result()
+                    else:
+                        task.result().close()
+                elif isinstance(error, OSError):
+                    errors.append(error)
+                else:
+                    raise error
+            if winner is not None:
+                return winner
+        if any(isinstance(e, TimeoutError) for e in errors):
+            raise _timed_out(f"connect to {endpoint}")
+        raise _combined(errors, endpoint)
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool = False) -> Listener:
+    """Listens on ``tcp://HOST:PORT``, ``unix:PATH`` or ``unix+seqpacket:PATH``; port 0 picks a
+    free port (``listener.address`` tells which)."""
+    parsed = parse_endpoint(endpoint)
+    if parsed.kind == SOCK_DGRAM:
+        raise ValueError(f"cannot listen on datagram endpoint {parsed}: use socketeer.aio.bind()")
+    address = (await _addresses(parsed))[0]
+    sock = Socket(address.family, parsed.kind)
+    try:
+        if address.family != AF_UNIX:
+            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return Listener(sock, parsed, unlink_on_close=_unix_path(address))
+
+
+async def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[float] = None) -> Datagram:
+    """Binds ``udp://HOST:PORT`` or ``unix+dgram:PATH`` (empty PATH: autobind)."""
+    parsed = parse_endpoint(endpoint)
+    if parsed.kind != SOCK_DGRAM:
+        raise ValueError(f"cannot bind() stream endpoint {parsed}: use socketeer.aio.listen() or connect()")
+    address = (await _addresses(parsed))[0]
+    sock = Socket(address.family, SOCK_DGRAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
+
+
+def _text(sock: Socket, attribute: str) -> str:
+    try:
+        return str(getattr(sock, attribute))
+    except OSError:
+        return "-"
