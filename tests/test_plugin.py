@@ -347,6 +347,24 @@ def test_fault_proxy_black_hole_times_out(socketeer_fault_proxy, socketeer_echo_
             client.recv(timeout=0.2)
 
 
+def test_fault_proxy_for_udp_takes_the_upstreams_protocol(socketeer_fault_proxy, socketeer_server) -> None:
+    server = socketeer_server("discard", "udp")
+    proxy = socketeer_fault_proxy(server)
+    assert proxy.endpoint.startswith("udp://127.0.0.1:")
+    proxy.duplicate(1.0, direction="upstream")
+    with socketeer.connect(proxy.endpoint, timeout=5) as client:
+        client.send(b"twice")
+        assert server.wait_received(count=2) == [b"twice", b"twice"]
+
+
+def test_fault_proxy_upstream_may_be_a_listener_or_an_endpoint(socketeer_fault_proxy, socketeer_tcp_listener) -> None:
+    for upstream in (socketeer_tcp_listener, socketeer_tcp_listener.endpoint):
+        proxy = socketeer_fault_proxy(upstream)
+        with socketeer.connect(proxy.endpoint, timeout=5) as client, socketeer_tcp_listener.accept(timeout=5) as peer:
+            client.send_all(b"up")
+            assert peer.recv_exactly(2, timeout=5) == b"up"
+
+
 # --- the plugin as users get it: sub-pytests ----------------------------------------------------
 
 @pytest.fixture
