@@ -13,6 +13,7 @@ from .framing import MessageTooLarge
 from .server import Connection, Server
 from .faults import FaultProxy
 from . import framing
+from . import aio
 from .poller import EVENT_PRIORITY, EVENT_READ, EVENT_READ_CLOSED, EVENT_WRITE, Poller, Timer
 
 from . import constants as _constants
