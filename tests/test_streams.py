@@ -448,20 +448,11 @@ def test_send_timeout(tcp_pair):
 
 
 def test_connect_timeout_against_a_full_backlog():
-    with stdlib.create_server(("127.0.0.1", 0), backlog=0) as server:
-        port = server.getsockname()[1]
-        fillers = [stdlib.socket() for _ in range(4)]
-        try:
-            for filler in fillers:
-                filler.setblocking(False)
-                filler.connect_ex(("127.0.0.1", port))
-            started = time.monotonic()
-            with pytest.raises(TimeoutError):
-                socketeer.connect(f"tcp://127.0.0.1:{port}", timeout=0.3)
-            assert_bounded(started, 0.3)
-        finally:
-            for filler in fillers:
-                filler.close()
+    with full_backlog() as hanging:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            socketeer.connect(f"tcp://{hanging}", timeout=0.3)
+        assert_bounded(started, 0.3)
 
 
 def test_negative_timeout_is_a_value_error(pair):
@@ -665,6 +656,21 @@ def refused_address() -> socketeer.InetAddress:
         return socketeer.InetAddress(*probe.getsockname())
 
 
+@contextlib.contextmanager
+def full_backlog() -> Iterator[socketeer.InetAddress]:
+    """A 127.0.0.1 listener whose accept queue is full, so a new connect hangs (until a timeout)."""
+    with stdlib.create_server(("127.0.0.1", 0), backlog=0) as server:
+        fillers = [stdlib.socket() for _ in range(4)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(server.getsockname())
+            yield socketeer.InetAddress(*server.getsockname())
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
 def test_connect_refused():
     with pytest.raises(ConnectionRefusedError):
         socketeer.connect(f"tcp://{refused_address()}", timeout=TIMEOUT)
@@ -690,41 +696,21 @@ def test_happy_eyeballs_moves_on_at_once_when_the_first_address_fails():
 
 
 def test_happy_eyeballs_overtakes_a_hanging_first_address():
-    with stdlib.create_server(("127.0.0.1", 0), backlog=0) as full, socketeer.listen("tcp://[::1]:0") as listener:
-        port = full.getsockname()[1]
-        fillers = [stdlib.socket() for _ in range(4)]
-        try:
-            for filler in fillers:
-                filler.setblocking(False)
-                filler.connect_ex(("127.0.0.1", port))
-            hanging = socketeer.InetAddress("127.0.0.1", port)
-            started = time.monotonic()
-            sock = streams._happy_eyeballs([hanging, listener.address], socketeer.parse_endpoint("tcp://x:1"), TIMEOUT)
-            elapsed = time.monotonic() - started
-            with Stream(sock) as client, listener.accept(timeout=TIMEOUT):
-                assert client.peer_address == listener.address
-            assert streams.HAPPY_EYEBALLS_DELAY * 0.9 <= elapsed < TIMEOUT
-        finally:
-            for filler in fillers:
-                filler.close()
+    with full_backlog() as hanging, socketeer.listen("tcp://[::1]:0") as listener:
+        started = time.monotonic()
+        sock = streams._happy_eyeballs([hanging, listener.address], socketeer.parse_endpoint("tcp://x:1"), TIMEOUT)
+        elapsed = time.monotonic() - started
+        with Stream(sock) as client, listener.accept(timeout=TIMEOUT):
+            assert client.peer_address == listener.address
+        assert streams.HAPPY_EYEBALLS_DELAY * 0.9 <= elapsed < TIMEOUT
 
 
 def test_happy_eyeballs_overall_timeout():
-    with stdlib.create_server(("127.0.0.1", 0), backlog=0) as full:
-        port = full.getsockname()[1]
-        fillers = [stdlib.socket() for _ in range(4)]
-        try:
-            for filler in fillers:
-                filler.setblocking(False)
-                filler.connect_ex(("127.0.0.1", port))
-            hanging = socketeer.InetAddress("127.0.0.1", port)
-            started = time.monotonic()
-            with pytest.raises(TimeoutError):
-                streams._happy_eyeballs([hanging, hanging, hanging], socketeer.parse_endpoint("tcp://x:1"), 0.6)
-            assert_bounded(started, 0.6)
-        finally:
-            for filler in fillers:
-                filler.close()
+    with full_backlog() as hanging:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            streams._happy_eyeballs([hanging, hanging, hanging], socketeer.parse_endpoint("tcp://x:1"), 0.6)
+        assert_bounded(started, 0.6)
 
 
 def test_happy_eyeballs_every_address_refused():
