@@ -19,6 +19,12 @@ namespace socketeer::bindings {
 namespace {
 
 void raise_os_error(const Error& error) {
+  // The stdlib's socket timeout is TimeoutError("timed out") with no errno; keep that shape
+  // (code that checks errno is None still works) and name the operation in the message.
+  if (dynamic_cast<const TimedOut*>(&error)) {
+    PyErr_SetString(PyExc_TimeoutError, ("timed out: '" + error.operation() + "'").c_str());
+    return;
+  }
   py::object exception = py::reinterpret_steal<py::object>(PyObject_CallFunction(
       PyExc_OSError, "iss", error.code_value(), error.reason().c_str(), error.context().c_str()));
   if (!exception) return;  // the constructor's own error stays set

@@ -125,7 +125,8 @@ void bind_messages(py::class_<Socket>& cls) {
           },
           py::arg("buffers"), py::arg("ancdata") = py::tuple(), py::arg("flags") = 0, py::arg("address") = py::none())
       .def("recvmsg_into",
-           [](Socket& self, py::iterable buffers, size_t ancbufsize, int flags) {
+           [](Socket& self, py::iterable buffers, Py_ssize_t ancbufsize, int flags) {
+             if (ancbufsize < 0) throw py::value_error("invalid ancillary data buffer length");
              std::vector<WriteBuffer> held;
              for (auto item : buffers) {
                held.emplace_back();
@@ -136,7 +137,7 @@ void bind_messages(py::class_<Socket>& cls) {
              std::optional<ReceivedMessage> message;
              {
                py::gil_scoped_release release;
-               message = self.recv_msg(vectors, ancbufsize, flags);
+               message = self.recv_msg(vectors, static_cast<size_t>(ancbufsize), flags);
              }
              auto received = ready_or_raise(std::move(message), "recvmsg_into");
              return py::make_tuple(received.size, control_to_python(received.control), received.flags,
@@ -222,9 +223,12 @@ void bind_options(py::class_<Socket>& cls) {
       .def_property_readonly("peer_address", &Socket::peer_address, "The connected peer's Address (getpeername).")
       .def("getsockopt",
            [](const Socket& self, int level, int name, py::object buflen) -> py::object {
-             if (buflen.is_none()) return py::int_(self.get_option(level, name));
-             long size = buflen.cast<long>();
-             if (size <= 0 || size > 1024) throw py::value_error("getsockopt buflen out of range");
+             long size = buflen.is_none() ? 0 : buflen.cast<long>();
+             if (size == 0) return py::int_(self.get_option(level, name));  // as CPython: 0 means the int form
+             if (size < 0 || size > 1024) {  // the stdlib raises a bare OSError here
+               PyErr_SetString(PyExc_OSError, "getsockopt buflen out of range");
+               throw py::error_already_set();
+             }
              return py::bytes(self.get_option_bytes(level, name, static_cast<size_t>(size)));
            },
            py::arg("level"), py::arg("optname"), py::arg("buflen") = py::none())

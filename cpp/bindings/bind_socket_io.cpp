@@ -22,6 +22,18 @@ Buffer buffer_arg(PyObject* object) {
   return buffer;
 }
 
+// A writable buffer, with the stdlib's TypeError for read-only ones (bytes).
+WriteBuffer writable_arg(PyObject* object, const char* function) {
+  WriteBuffer buffer;
+  if (!buffer.acquire(object)) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "%s() argument 1 must be read-write bytes-like object, not %.200s", function,
+                 Py_TYPE(object)->tp_name);
+    throw py::error_already_set();
+  }
+  return buffer;
+}
+
 size_t size_within(const WriteBuffer& buffer, Py_ssize_t nbytes, const char* function) {
   if (nbytes < 0) throw py::value_error(std::string("negative buffersize in ") + function);
   if (nbytes == 0) return buffer.size();
@@ -127,7 +139,7 @@ PyObject* recv_into(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyO
   return guarded([&]() -> PyObject* {
     FastArgs<3> a;
     if (!a.parse("recv_into", args, nargs, kwnames, {"buffer", "nbytes", "flags"}, 1)) return nullptr;
-    auto buffer = buffer_arg<WriteBuffer>(a.values[0]);
+    auto buffer = writable_arg(a.values[0], "recv_into");
     size_t size = size_within(buffer, size_arg(a.values[1], 0), "recv_into");
     int flags = int_arg(a.values[2], 0);
     Socket* socket = cpp_self<Socket>(self);
@@ -161,7 +173,7 @@ PyObject* recvfrom_into(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
   return guarded([&]() -> PyObject* {
     FastArgs<3> a;
     if (!a.parse("recvfrom_into", args, nargs, kwnames, {"buffer", "nbytes", "flags"}, 1)) return nullptr;
-    auto buffer = buffer_arg<WriteBuffer>(a.values[0]);
+    auto buffer = writable_arg(a.values[0], "recvfrom_into");
     size_t size = size_within(buffer, size_arg(a.values[1], 0), "recvfrom_into");
     int flags = int_arg(a.values[2], 0);
     Socket* socket = cpp_self<Socket>(self);

@@ -222,6 +222,8 @@ class Socket(_core.Socket):
         """``(data, ancdata, msg_flags, address)``, as ``socket.recvmsg``."""
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
+        if ancbufsize < 0:
+            raise ValueError("invalid ancillary data buffer length")
         buffer = bytearray(bufsize)
         size, ancdata, msg_flags, address = self.recvmsg_into([buffer], ancbufsize, flags)
         return bytes(buffer[:size]), ancdata, msg_flags, address
@@ -281,7 +283,12 @@ def _fileno_of(obj: Any) -> int:
 def socketpair(family: int = AF_UNIX, type: int = SOCK_STREAM, proto: int = 0) -> tuple[Socket, Socket]:
     """A pair of connected Sockets (unix STREAM by default), like ``socket.socketpair``."""
     a, b = _core.Socket.pair(int(family), int(type), int(proto))
-    return Socket._wrap(a), Socket._wrap(b)
+    pair = Socket._wrap(a), Socket._wrap(b)
+    default = _stdlib.getdefaulttimeout()
+    if default is not None:  # as the stdlib's, which builds both ends with socket(fileno=...)
+        for sock in pair:
+            sock.settimeout(default)
+    return pair
 
 
 def fromfd(fd: int, family: int, type: int, proto: int = 0) -> Socket:
