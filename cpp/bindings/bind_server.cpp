@@ -126,6 +126,7 @@ class PythonDispatcher : public Dispatcher {
           break;
       }
     } catch (py::error_already_set& error) {
+      if (!error.matches(PyExc_Exception)) throw;  // KeyboardInterrupt, SystemExit: stop the loop
       report(reactor, error, target, event.kind == ReactorEvent::Kind::datagram ? 0 : event.id);
     }
   }
@@ -134,6 +135,7 @@ class PythonDispatcher : public Dispatcher {
     try {
       on_messages_(batch);
     } catch (py::error_already_set& error) {
+      if (!error.matches(PyExc_Exception)) throw;  // KeyboardInterrupt, SystemExit: stop the loop
       report(reactor, error, py::none(), 0);
     }
     batch = py::list();
@@ -143,6 +145,9 @@ class PythonDispatcher : public Dispatcher {
   // loop goes on.
   void report(Reactor& reactor, py::error_already_set& error, py::handle target, uint64_t id) {
     try {
+      // The traceback travels beside the exception in error_already_set; put it back on the
+      // exception so the error reporter (logging's exc_info) can print it.
+      if (error.trace()) PyException_SetTraceback(error.value().ptr(), error.trace().ptr());
       on_error_(target, error.value());
     } catch (py::error_already_set& nested) {
       nested.discard_as_unraisable("socketeer.Server error reporter");
@@ -183,7 +188,8 @@ void init_server(py::module_& m) {
       .def_property_readonly("local_address", [](const Connection& c) { return c.state->local; })
       .def("send",
            [](Connection& c, py::handle data) {
-             if (!c.box->reactor) return false;
+             // Off the loop thread the send is only queued, so the reactor cannot tell.
+             if (!c.box->reactor || !c.state->open) return false;
              return send_bytes(*c.box->reactor, c.state->id, data, nullptr);
            },
            py::arg("data"),
@@ -281,6 +287,10 @@ void init_server(py::module_& m) {
         d["datagrams"] = s.datagrams;
         d["dropped_datagrams"] = s.dropped_datagrams;
         d["turns"] = s.turns;
+        d["received_bytes"] = s.received_bytes;
+        d["sent_bytes"] = s.sent_bytes;
+        d["paused_reads"] = s.paused_reads;
+        d["queued_bytes"] = s.queued_bytes;
         return d;
       });
 }

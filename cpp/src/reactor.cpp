@@ -14,6 +14,10 @@ using namespace std::chrono_literals;
 
 constexpr uint8_t kNone = 0, kConnection = 1, kListener = 2, kDatagram = 3;
 constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per turn
+// Messages of one connection handed out per turn. Backpressure can only act between turns (the
+// replies are queued during dispatch), so without this cap one 64 KiB read of tiny requests,
+// each answered with a large reply, would queue thousands of replies past the high watermark.
+constexpr size_t kMessagesPerTurn = 16;
 constexpr size_t kBatchesPerTurn = 4;   // recvmmsg calls per datagram endpoint per turn
 constexpr size_t kMaxIovecs = 64;
 constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
@@ -41,6 +45,7 @@ struct Reactor::Connection {
   size_t in_start = 0;   // first unconsumed byte
   size_t in_parsed = 0;  // end of the messages handed out this turn
   size_t in_end = 0;     // end of received bytes
+  size_t handed_out = 0; // messages handed out this turn (kMessagesPerTurn)
   std::deque<Chunk> output;
   size_t output_bytes = 0;
   Clock::time_point last_active;
@@ -71,6 +76,7 @@ struct Reactor::DatagramEndpoint {
   std::deque<Outgoing> output;
   bool dirty = false;
   bool read_again = false;
+  uint64_t read_in_turn = UINT64_MAX;  // stats_.turns of the last recvmmsg
 };
 
 // --- built-in dispatchers ----------------------------------------------------------------------
@@ -156,20 +162,43 @@ Address Reactor::local_address(uint64_t id) const {
 void Reactor::run() {
   if (running_.exchange(true)) throw std::logic_error("the reactor is already running");
   loop_thread_ = std::this_thread::get_id();
-  struct Finish {
-    Reactor& self;
-    ~Finish() {
-      for (auto& [id, connection] : self.connections_) {
-        if (!connection->dead) self.begin_close(*connection, "server stopped", false);
-      }
-      self.finish_turn();
-      self.release_tokens();
-      self.loop_thread_ = {};
-      self.running_ = false;
-    }
-  } finish{*this};
-  while (!stop_requested_.load()) turn();
+  std::exception_ptr error;  // from a turn (a dispatcher that raised, say KeyboardInterrupt)
+  try {
+    while (!stop_requested_.load()) turn();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  std::exception_ptr late = shutdown();
   stop_requested_ = false;
+  loop_thread_ = {};
+  running_ = false;
+  if (error) std::rethrow_exception(error);
+  if (late) std::rethrow_exception(late);
+}
+
+// Every connection still open is closed with reason "server stopped", and the dispatcher hears
+// of it; output the kernel does not take at once is dropped, since no loop runs to send it
+// later (a stopped server must not keep sockets open behind its users' backs).
+std::exception_ptr Reactor::shutdown() {
+  dispatching_.clear();  // a dispatch cut short by an exception: the rest is not delivered
+  for (auto& [id, connection] : connections_)
+    if (!connection->closing) begin_close(*connection, "server stopped", false);
+  std::exception_ptr error;
+  try {
+    dispatch();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  dispatching_.clear();
+  events_.clear();
+  reasons_.clear();
+  finish_turn();
+  while (!connections_.empty()) destroy(*connections_.begin()->second);
+  graveyard_.clear();
+  read_again_.clear();
+  release_tokens();
+  publish_stats();
+  return error;
 }
 
 void Reactor::stop() {
@@ -178,8 +207,11 @@ void Reactor::stop() {
 }
 
 void Reactor::turn() {
+  auto ready = poller_.poll(next_timeout());
+  // After the poll, not before: what other threads posted (sends, closes) is flushed at the end
+  // of this same turn instead of waiting for some later event to end the next poll.
   run_posted();
-  for (const Event& event : poller_.poll(next_timeout())) handle(event);
+  for (const Event& event : ready) handle(event);
   auto again = std::move(read_again_);
   read_again_.clear();
   for (Connection* connection : again) {
@@ -189,21 +221,36 @@ void Reactor::turn() {
   for (auto& endpoint : datagrams_) {
     if (std::exchange(endpoint->read_again, false)) read_datagrams(*endpoint);
   }
-  if (!events_.empty() && dispatcher_) dispatcher_->dispatch(*this, events_);
-  stats_.messages += std::count_if(events_.begin(), events_.end(),
-                                   [](const auto& e) { return e.kind == ReactorEvent::Kind::message; });
-  events_.clear();
+  dispatch();
   finish_turn();
   release_tokens();
   check_idle();
   ++stats_.turns;
+  publish_stats();
+}
+
+// Hands the turn's events to the dispatcher. Handlers may close connections meanwhile, which
+// adds events: they go to a fresh events_ (the vector being dispatched must not move under the
+// dispatcher) and are delivered next turn, as are closes begun after dispatch (a failed flush,
+// an idle timeout). A reason lives in reasons_ until its event has been dispatched.
+void Reactor::dispatch() {
+  dispatching_.swap(events_);
+  size_t reasons = reasons_.size();
+  if (!dispatching_.empty() && dispatcher_) dispatcher_->dispatch(*this, dispatching_);
+  stats_.messages += std::count_if(dispatching_.begin(), dispatching_.end(),
+                                   [](const auto& e) { return e.kind == ReactorEvent::Kind::message; });
+  dispatching_.clear();
+  reasons_.erase(reasons_.begin(), reasons_.begin() + static_cast<std::ptrdiff_t>(reasons));
+}
+
+void Reactor::publish_stats() {
   std::lock_guard lock(stats_mutex_);
   published_stats_ = stats_;
   published_stats_.connections = connections_.size();
 }
 
 Timeout Reactor::next_timeout() const {
-  if (!read_again_.empty() || stop_requested_) return 0ns;
+  if (!read_again_.empty() || !events_.empty() || stop_requested_) return 0ns;
   for (const auto& endpoint : datagrams_)
     if (endpoint->read_again) return 0ns;
   Timeout timeout;
@@ -228,7 +275,11 @@ void Reactor::handle(const Event& event) {
     case kConnection: {
       auto& connection = *static_cast<Connection*>(by_fd_[fd]);
       if (connection.dead) break;
-      if (event.events & Ready::writable && !connection.output.empty()) flush(connection);
+      if (event.events & Ready::writable && !connection.output.empty()) {
+        flush(connection);
+        // A graceful close waiting for its output to drain ends here, when the last of it went.
+        if (connection.closing && !connection.dead && connection.output.empty()) destroy(connection);
+      }
       if (!connection.dead && event.events & (Ready::readable | Ready::read_closed | Ready::hangup | Ready::error))
         read(connection);
       break;
@@ -283,7 +334,7 @@ void Reactor::accept_all(Listener& listener) {
 }
 
 void Reactor::read(Connection& c) {
-  if (c.read_paused || c.peer_closed || c.closing) return;
+  if (c.read_paused || c.closing) return;
   if (!c.touched) {
     c.touched = true;
     touched_.push_back(&c);
@@ -298,10 +349,19 @@ void Reactor::read(Connection& c) {
       c.input.resize(std::min(c.input.size() * 2, frame_room));
   }
   c.last_active = Clock::now();
+  // Messages left over from an earlier turn (kMessagesPerTurn, or a pause) come first; so does
+  // an end of stream that arrived behind them.
   for (size_t reads = 0;; ++reads) {
+    if (!hand_out(c)) return;
+    if (c.peer_closed) {
+      // Messages that arrived with the end of stream (a client that half-closes after its
+      // request) must still be answerable: close once they are dispatched, next turn.
+      if (c.handed_out) read_next_turn(c);
+      else begin_close(c, c.in_parsed == c.in_end ? "eof" : "eof in the middle of a message", false);
+      return;
+    }
     if (c.in_end == c.input.size() || reads == kReadsPerTurn) {
-      if (!c.queued_read) read_again_.push_back(&c);  // more may be waiting: next turn
-      c.queued_read = true;
+      read_next_turn(c);  // more may be waiting
       return;
     }
     std::optional<size_t> n;
@@ -312,31 +372,47 @@ void Reactor::read(Connection& c) {
       return;
     }
     if (!n) return;  // drained: wait for the next edge
-    if (*n == 0) {
-      c.peer_closed = true;
-    }
+    if (*n == 0) c.peer_closed = true;
     c.in_end += *n;
-    try {
-      std::string_view rest(c.input.data() + c.in_parsed, c.in_end - c.in_parsed);
-      while (auto frame = options_.framing.next(rest)) {
-        std::string_view wire = rest.substr(0, frame->total());
-        events_.push_back({ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr});
-        rest.remove_prefix(frame->total());
-        c.in_parsed += frame->total();
-      }
-    } catch (const FrameTooLarge& error) {
-      begin_close(c, error.what(), true);
-      return;
-    }
-    if (c.peer_closed) {
-      begin_close(c, c.in_parsed == c.in_end ? "eof" : "eof in the middle of a message", false);
-      return;
-    }
+    stats_.received_bytes += *n;
   }
 }
 
+// Splits the received bytes into message events, up to this turn's share. False once the
+// connection is closing (a frame too large) or its share is used up (read again next turn).
+bool Reactor::hand_out(Connection& c) {
+  try {
+    std::string_view rest(c.input.data() + c.in_parsed, c.in_end - c.in_parsed);
+    while (c.handed_out < kMessagesPerTurn) {
+      auto frame = options_.framing.next(rest);
+      if (!frame) return true;
+      std::string_view wire = rest.substr(0, frame->total());
+      events_.push_back({ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr});
+      rest.remove_prefix(frame->total());
+      c.in_parsed += frame->total();
+      ++c.handed_out;
+    }
+  } catch (const FrameTooLarge& error) {
+    begin_close(c, error.what(), true);
+    return false;
+  }
+  read_next_turn(c);
+  return false;
+}
+
+void Reactor::read_next_turn(Connection& c) {
+  if (!c.queued_read) read_again_.push_back(&c);
+  c.queued_read = true;
+}
+
 void Reactor::read_datagrams(DatagramEndpoint& endpoint) {
-  // One recvmmsg per turn: its arena is what this turn's events point into.
+  // One recvmmsg per turn: its arena is what this turn's events point into, so a second one
+  // before dispatch would overwrite datagrams not yet delivered.
+  if (endpoint.read_in_turn == stats_.turns) {
+    endpoint.read_again = true;
+    return;
+  }
+  endpoint.read_in_turn = stats_.turns;
   std::optional<size_t> count;
   try {
     count = endpoint.socket.recv_many(endpoint.batch);
@@ -384,11 +460,15 @@ bool Reactor::send(uint64_t id, const char* data, size_t size, uint64_t token) {
   }
   c->output.push_back(std::move(chunk));
   c->output_bytes += size;
+  stats_.queued_bytes += size;
   if (!c->dirty) {
     c->dirty = true;
     dirty_.push_back(c);
   }
-  if (c->output_bytes > options_.high_watermark) c->read_paused = true;
+  if (c->output_bytes > options_.high_watermark && !c->read_paused) {
+    c->read_paused = true;
+    ++stats_.paused_reads;
+  }
   return true;
 }
 
@@ -444,6 +524,9 @@ void Reactor::flush(Connection& c) {
     if (!sent) break;
     size_t left = *sent;
     c.output_bytes -= left;
+    stats_.queued_bytes -= left;
+    stats_.sent_bytes += left;
+    c.last_active = Clock::now();  // a slow reader that is draining is not idle
     while (left > 0) {
       Chunk& front = c.output.front();
       size_t used = std::min(left, front.size);
@@ -458,8 +541,7 @@ void Reactor::flush(Connection& c) {
   }
   if (c.read_paused && c.output_bytes <= options_.low_watermark) {
     c.read_paused = false;
-    if (!c.queued_read) read_again_.push_back(&c);  // edge-triggered: data may be waiting
-    c.queued_read = true;
+    read_next_turn(c);  // edge-triggered: data may be waiting
   }
 }
 
@@ -518,13 +600,13 @@ void Reactor::finish_turn() {
   }
   for (Connection* c : touched_) {
     c->touched = false;
+    c->handed_out = 0;
     c->in_start = c->in_parsed;
     if (c->in_start == c->in_end) c->in_start = c->in_parsed = c->in_end = 0;
     if (c->closing && !c->dead && c->output.empty()) destroy(*c);
   }
   touched_.clear();
   graveyard_.clear();
-  reasons_.clear();
 }
 
 void Reactor::begin_close(Connection& c, std::string reason, bool abort) {
@@ -541,10 +623,7 @@ void Reactor::begin_close(Connection& c, std::string reason, bool abort) {
       c.socket.set_option_bytes(SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     } catch (const Error&) {
     }
-    for (auto& chunk : c.output)
-      if (chunk.token) released_.push_back(chunk.token);
-    c.output.clear();
-    c.output_bytes = 0;
+    drop_output(c);
   }
   // Closed for real at the end of the turn (finish_turn), after its events were dispatched.
   if (!c.dirty) {
@@ -560,14 +639,24 @@ void Reactor::destroy(Connection& c) {
   fd_kind_[static_cast<size_t>(fd)] = kNone;
   c.dead = true;
   c.state->open = false;
-  for (auto& chunk : c.output)
-    if (chunk.token) released_.push_back(chunk.token);
-  c.output.clear();
+  drop_output(c);
+  // Nothing may reach it after this turn: the graveyard frees it when the turn ends.
+  if (c.queued_read) std::erase(read_again_, &c);
+  if (c.dirty) std::erase(dirty_, &c);
+  c.queued_read = c.dirty = false;
   c.socket.close();
   ++stats_.closed;
   auto it = connections_.find(c.id);
   graveyard_.push_back(std::move(it->second));  // events of this turn may still point at it
   connections_.erase(it);
+}
+
+void Reactor::drop_output(Connection& c) {
+  for (auto& chunk : c.output)
+    if (chunk.token) released_.push_back(chunk.token);
+  c.output.clear();
+  stats_.queued_bytes -= c.output_bytes;
+  c.output_bytes = 0;
 }
 
 void Reactor::close(uint64_t id, bool abort) {

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -102,6 +103,9 @@ struct ReactorOptions {
 
 struct ReactorStats {
   uint64_t accepted = 0, closed = 0, messages = 0, datagrams = 0, turns = 0, dropped_datagrams = 0;
+  uint64_t received_bytes = 0, sent_bytes = 0;  // stream connections
+  uint64_t paused_reads = 0;  // times a connection stopped reading at the high watermark
+  size_t queued_bytes = 0;    // output waiting in connections' queues now
   size_t connections = 0;
 };
 
@@ -154,6 +158,12 @@ class Reactor {
   void handle(const Event& event);
   void accept_all(Listener& listener);
   void read(Connection& connection);
+  bool hand_out(Connection& connection);
+  void read_next_turn(Connection& connection);
+  void drop_output(Connection& connection);
+  std::exception_ptr shutdown();
+  void publish_stats();
+  void dispatch();
   void read_datagrams(DatagramEndpoint& endpoint);
   void flush(Connection& connection);
   void flush(DatagramEndpoint& endpoint);
@@ -180,7 +190,8 @@ class Reactor {
   std::vector<uint8_t> fd_kind_;   // 0 none, 1 connection, 2 listener, 3 datagram
 
   std::vector<ReactorEvent> events_;
-  std::deque<std::string> reasons_;  // close reasons referenced by this turn's events
+  std::vector<ReactorEvent> dispatching_;  // events_ of this turn, while the dispatcher has them
+  std::deque<std::string> reasons_;  // close reasons referenced by undelivered events
   std::vector<Connection*> read_again_;
   std::vector<Connection*> dirty_;      // have output to flush this turn
   std::vector<Connection*> touched_;    // read this turn: input to consume after flushing
