@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union, cast
 
 import socketeer
 from socketeer.constants import SOCK_DGRAM
@@ -118,7 +118,8 @@ class TestServer:
         if record:
             self.server = socketeer.Server(_Handler(self), framing=framing, threads=threads)
         else:
-            self.server = socketeer.Server(builtin=kind, framing=framing, threads=threads)
+            builtin = cast(Literal["echo", "discard"], kind)
+            self.server = socketeer.Server(builtin=builtin, framing=framing, threads=threads)
         try:
             self.datagram = parse_endpoint(endpoint).kind == SOCK_DGRAM
             self.address = self.server.bind(endpoint) if self.datagram else self.server.listen(endpoint)
