@@ -1,32 +1,61 @@
 """socketeer: every Berkeley socket for Python, with a C++ core.
 
-Re-exports only; see the submodules for the code.
+Re-exports only; see the submodules for the code. The re-exports are loaded on first use
+(PEP 562), so importing a pure-Python part such as ``socketeer.testing.plugin`` (loaded by
+pytest in every project that has socketeer installed) never loads the C++ extension, and a
+broken build cannot break someone else's pytest start-up.
 """
 
-from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress, resolve
-from .constants import *  # noqa: F401,F403  (AF_*, SOCK_*, SOL_*, SO_*, IPPROTO_*, TCP_*, MSG_* ...)
-from .constants import AddressFamily, SocketKind, TcpState
-from .socket import PeerCredentials, Socket, TcpInfo, fromfd, socketpair
-from .endpoints import Endpoint, parse_endpoint
-from .streams import Datagram, IncompleteReadError, Listener, Stream, bind, connect, listen
-from .framing import MessageTooLarge
-from .server import Connection, Server
-from .faults import FaultProxy
-from . import framing
-from . import aio
-from .poller import EVENT_PRIORITY, EVENT_READ, EVENT_READ_CLOSED, EVENT_WRITE, Poller, Timer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from . import constants as _constants
+from .constants import *  # noqa: F401,F403  (AF_*, SOCK_*, SOL_*, SO_*, IPPROTO_*, TCP_*, MSG_* ...)
+from .constants import AddressFamily, SocketKind, TcpState
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "resolve",
-    "AddressFamily", "SocketKind", "TcpState",
-    "Socket", "PeerCredentials", "TcpInfo", "socketpair", "fromfd",
-    "Endpoint", "parse_endpoint", "connect", "listen", "bind", "Stream", "Listener", "Datagram",
-    "IncompleteReadError", "MessageTooLarge", "framing",
-    "Server", "Connection", "FaultProxy",
-    "Poller", "Timer", "EVENT_READ", "EVENT_WRITE", "EVENT_PRIORITY", "EVENT_READ_CLOSED",
-    *_constants.__all__,
-]
+_EXPORTS = {
+    ".address": ("Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "resolve"),
+    ".socket": ("Socket", "PeerCredentials", "TcpInfo", "socketpair", "fromfd"),
+    ".endpoints": ("Endpoint", "parse_endpoint"),
+    ".streams": ("connect", "listen", "bind", "Stream", "Listener", "Datagram", "IncompleteReadError"),
+    ".framing": ("MessageTooLarge",),
+    ".server": ("Server", "Connection"),
+    ".faults": ("FaultProxy",),
+    ".poller": ("Poller", "Timer", "EVENT_READ", "EVENT_WRITE", "EVENT_PRIORITY", "EVENT_READ_CLOSED"),
+}
+_SUBMODULES = ("framing", "aio", "selectors", "testing")
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [name for names in _EXPORTS.values() for name in names]
+__all__ += ["AddressFamily", "SocketKind", "TcpState", "framing", "aio", *_constants.__all__]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    else:
+        raise AttributeError(f"module 'socketeer' has no attribute {name!r}")
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from . import aio, framing, selectors, testing
+    from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress, resolve
+    from .endpoints import Endpoint, parse_endpoint
+    from .faults import FaultProxy
+    from .framing import MessageTooLarge
+    from .poller import EVENT_PRIORITY, EVENT_READ, EVENT_READ_CLOSED, EVENT_WRITE, Poller, Timer
+    from .server import Connection, Server
+    from .socket import PeerCredentials, Socket, TcpInfo, fromfd, socketpair
+    from .streams import Datagram, IncompleteReadError, Listener, Stream, bind, connect, listen
