@@ -1,4 +1,8 @@
-"""The command line: ``socketeer echo --self-test``, ``socketeer echo ENDPOINT``, errors, --help."""
+"""The command line: ``socketeer echo``, ``connect``, ``relay``, ``info`` and ``bench``, against real
+peers (socat, curl, stdlib sockets and http.server), errors, --help.
+
+Every subprocess is bounded by a timeout and killed and reaped in a finally; readiness is read
+from the program's first line or polled with a deadline, never slept for."""
 
 from __future__ import annotations
 
@@ -6,42 +10,56 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
 import socketeer
 from socketeer.endpoints import Endpoint, parse_endpoint
-from subprocess_env import child_env
+from socketeer import cli
+from subprocess_env import ROOT, child_env
 
 CLI = [sys.executable, "-W", "error", "-m", "socketeer"]
+TIMEOUT = 30
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=child_env(), capture_output=True, text=True, timeout=30)
+def run_cli(*args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=child_env(), capture_output=True, text=True, timeout=TIMEOUT,
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL, cwd=cwd)
+
+
+@contextmanager
+def cli_server(*args: str, ready: str) -> Iterator[tuple[subprocess.Popen[str], re.Match[str]]]:
+    """Runs ``socketeer ARGS``; yields the process and the match of ``ready`` (a regular
+    expression) on the first line it prints. Killed and reaped at the end."""
+    with subprocess.Popen([*CLI, *args], env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            ready_to_read, _, _ = select.select([process.stdout], [], [], 20)
+            assert ready_to_read, "the server printed nothing within 20 s"
+            line = process.stdout.readline()
+            match = re.fullmatch(ready + "\n", line)
+            assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+            yield process, match
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
 
 
 @contextmanager
 def echo_server(endpoint: str) -> Iterator[tuple[subprocess.Popen[str], Endpoint]]:
     """Runs ``socketeer echo ENDPOINT``; yields the process and the endpoint it says it bound."""
-    with subprocess.Popen([*CLI, "echo", endpoint], env=child_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stdout is not None
-            ready, _, _ = select.select([process.stdout], [], [], 20)
-            assert ready, "the server printed nothing within 20 s"
-            line = process.stdout.readline()
-            match = re.fullmatch(r"echo: listening on (\S+) \(Ctrl-C stops\)\n", line)
-            assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
-            yield process, parse_endpoint(match.group(1))
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
+    with cli_server("echo", endpoint, ready=r"echo: listening on (\S+) \(Ctrl-C stops\)") as (process, match):
+        yield process, parse_endpoint(match.group(1))
 
 
 def stop(process: subprocess.Popen[str]) -> str:
@@ -150,3 +168,329 @@ def test_help(args: list[str]) -> None:
     result = run_cli(*args)
     assert result.returncode == 0
     assert "echo" in result.stdout and "usage: socketeer" in result.stdout
+
+
+@pytest.mark.parametrize("command, words", [("connect", ["ENDPOINT", "half-close", "--timeout", "--wait"]),
+                                            ("relay", ["A", "B", "--once", "half-close"]),
+                                            ("info", ["ENDPOINT", "Resolve", "unix+dgram:PATH"])])
+def test_help_of_each_command(command: str, words: list[str]) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: socketeer {command}")
+    for word in words:
+        assert word in result.stdout
+    listing = run_cli("--help").stdout
+    assert re.search(rf"^\s+{command}\s+\S", listing, re.MULTILINE), listing
+
+
+def test_no_command_is_one_line_and_nonzero() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert "connect" in result.stderr and "relay" in result.stderr
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    for text in expected:
+        assert text in result.stderr
+
+
+@pytest.mark.parametrize("args", [["connect"], ["relay"], ["relay", "tcp://127.0.0.1:0"], ["info"],
+                                  ["connect", "tcp://127.0.0.1:1", "--timeout", "soon"]])
+def test_missing_or_bad_arguments_are_one_line(args: list[str]) -> None:
+    result = run_cli(*args)
+    one_line_error(result, f"socketeer {args[0]}", "--help")
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize("args", [["connect", "ftp://127.0.0.1:21"], ["connect", "tcp://127.0.0.1"],
+                                  ["info", "udp://[127.0.0.1]:53"], ["info", "unix:"],
+                                  ["relay", "tcp//127.0.0.1:0", "unix:/tmp/x"],
+                                  ["relay", "tcp://127.0.0.1:0", "tcp://127.0.0.1:99999"]])
+def test_malformed_endpoints_are_one_line(args: list[str]) -> None:
+    result = run_cli(*args)
+    one_line_error(result, f"socketeer: {args[0]}: bad endpoint")
+    assert result.returncode == 2
+
+
+# --- connect ---------------------------------------------------------------------------------
+
+
+def test_connect_refused_is_one_line() -> None:
+    with socket.socket() as bound:  # bound, never listening: loopback refuses at once
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        result = run_cli("connect", f"tcp://127.0.0.1:{port}", input="x")
+    one_line_error(result, f"cannot connect to tcp://127.0.0.1:{port}", "Connection refused")
+    assert result.returncode == 1
+
+
+def test_connect_to_missing_unix_path_is_one_line(short_tmp: Path) -> None:
+    result = run_cli("connect", f"unix:{short_tmp}/nobody.sock", input="x")
+    one_line_error(result, "No such file or directory", f"{short_tmp}/nobody.sock")
+
+
+def test_connect_datagrams_with_no_one_bound_is_one_line(short_tmp: Path) -> None:
+    """A unix datagram socket file whose socket is gone refuses at once. (A closed UDP port
+    only answers with an ICMP error, which a busy host may rate-limit: not a reliable test.)"""
+    path = str(short_tmp / "gone.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as gone:
+        gone.bind(path)
+    result = run_cli("connect", f"unix+dgram:{path}", input="one\n")
+    one_line_error(result, f"cannot connect to unix+dgram:{path}", "Connection refused")
+
+
+@contextmanager
+def reply_after_eof_server(endpoint: str, short_tmp: Path) -> Iterator[tuple[str, list[bytes]]]:
+    """A stdlib server for one connection: reads until end of stream, then answers how much it
+    got and closes. Yields the endpoint to connect to and the list that receives what it read."""
+    scheme, _, rest = endpoint.partition(":")
+    kind = socket.SOCK_SEQPACKET if scheme == "unix+seqpacket" else socket.SOCK_STREAM
+    if scheme.startswith("unix"):
+        family, address = socket.AF_UNIX, str(short_tmp / "server.sock")
+    else:
+        family = socket.AF_INET6 if "[" in rest else socket.AF_INET
+        address = ("::1" if family == socket.AF_INET6 else "127.0.0.1", 0)
+    received: list[bytes] = []
+    with socket.socket(family, kind) as listener:
+        listener.bind(address)
+        listener.listen()
+        listener.settimeout(TIMEOUT)
+        name = listener.getsockname()
+        target = f"{scheme}:{name}" if family == socket.AF_UNIX else \
+            f"tcp://{'[::1]' if family == socket.AF_INET6 else '127.0.0.1'}:{name[1]}"
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(TIMEOUT)
+                data = b""
+                while chunk := connection.recv(65536):
+                    data += chunk
+                received.append(data)
+                connection.sendall(f"got {len(data)} bytes, then end of stream\n".encode())
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield target, received
+        finally:
+            thread.join(TIMEOUT)
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1", "tcp://[::1]", "unix:", "unix+seqpacket:"])
+def test_connect_half_closes_at_end_of_stdin_and_prints_the_reply(endpoint: str, short_tmp: Path) -> None:
+    message = "hello\n" * 1000
+    with reply_after_eof_server(endpoint, short_tmp) as (target, received):
+        result = run_cli("connect", target, input=message)
+    assert result.returncode == 0, result.stderr
+    assert received == [message.encode()], "the server never saw end of stream"
+    assert result.stdout == f"got {len(message)} bytes, then end of stream\n"
+    assert result.stderr == ""
+
+
+def unix_listening(path: str) -> bool:
+    """Whether some process listens on the unix socket file ``path`` (/proc/net/unix)."""
+    with open("/proc/net/unix") as table:
+        return any(fields[-1] == path and fields[3] == "00010000"  # __SO_ACCEPTCON: listening
+                   for fields in (line.split() for line in table.readlines()[1:]) if len(fields) >= 8)
+
+
+@contextmanager
+def socat_server(socat: str, address: str, program: str, wait_until: Callable) -> Iterator[subprocess.Popen[bytes]]:
+    """socat listening on a unix path, running ``program`` for each connection (fork)."""
+    path = address.split(":", 1)[1].split(",", 1)[0]
+    with subprocess.Popen([socat, f"{address},fork", f"SYSTEM:{program}"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+        try:
+            wait_until(lambda: process.poll() is not None or unix_listening(path), what="socat to listen")
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            yield process
+        finally:
+            process.kill()
+            process.wait(10)
+
+
+def test_connect_to_socat_counting_until_end_of_stream(needs_tool, short_tmp: Path, wait_until) -> None:
+    """socat runs `wc -c` per connection: wc answers only once it reads end of stream, so the
+    count arriving shows both the half-close and that the reply still gets through."""
+    path = f"{short_tmp}/wc.sock"
+    with socat_server(needs_tool("socat"), f"UNIX-LISTEN:{path}", "wc -c", wait_until):
+        result = run_cli("connect", f"unix:{path}", input="twelve bytes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "12"
+
+
+@pytest.mark.parametrize("template", ["tcp://127.0.0.1:0", "unix:{tmp}/echo.sock", "unix+seqpacket:{tmp}/seq.sock"])
+def test_connect_to_echo_server_streams(template: str, short_tmp: Path) -> None:
+    message = "".join(f"line {n}\n" for n in range(20000))  # ~200 KB: both directions at once
+    with echo_server(template.format(tmp=short_tmp)) as (process, bound):
+        result = run_cli("connect", str(bound), input=message)
+        stop(process)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == message
+
+
+@pytest.mark.parametrize("template", ["udp://127.0.0.1:0", "udp://[::1]:0", "unix+dgram:{tmp}/echo.sock"])
+def test_connect_datagrams_one_per_line(template: str, short_tmp: Path) -> None:
+    with echo_server(template.format(tmp=short_tmp)) as (process, bound):
+        result = run_cli("connect", str(bound), "--wait", "2", input="one\ntwo\nthree\n")
+        stop(process)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines(keepends=True)) == ["one\n", "three\n", "two\n"]
+
+
+# --- relay -----------------------------------------------------------------------------------
+
+RELAY_READY = r"relay: listening on (\S+), relaying to (\S+) \(Ctrl-C stops\)"
+
+
+@contextmanager
+def http_server() -> Iterator[int]:
+    """A tiny HTTP server on 127.0.0.1 (stdlib, in a thread); yields its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"hello from {self.path}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def curl(program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([program, "-sS", "--max-time", "20", *args], capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def test_relay_unix_to_tcp_http_with_curl(needs_tool, short_tmp: Path) -> None:
+    program = needs_tool("curl")
+    path = f"{short_tmp}/http.sock"
+    with http_server() as port, cli_server("relay", f"unix:{path}", f"tcp://127.0.0.1:{port}",
+                                           ready=RELAY_READY) as (process, match):
+        assert match.groups() == (f"unix:{path}", f"tcp://127.0.0.1:{port}")
+        for page in ("/first", "/second"):
+            result = curl(program, "--unix-socket", path, f"http://x{page}")
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == f"hello from {page}\n"
+        output = stop(process)
+    assert output.count("relaying to") == 2 and "relay: stopped" in output
+    assert not os.path.exists(path), "the relay left its socket file behind"
+
+
+def test_relay_tcp_to_unix_passes_half_close_through(needs_tool, short_tmp: Path, wait_until) -> None:
+    """socat on both ends: a client sends and half-closes, the relay passes the end of stream to
+    a socat running `wc -c`, whose count comes back through the relay."""
+    socat = needs_tool("socat")
+    path = f"{short_tmp}/wc.sock"
+    with socat_server(socat, f"UNIX-LISTEN:{path}", "wc -c", wait_until), \
+            cli_server("relay", "tcp://127.0.0.1:0", f"unix:{path}", ready=RELAY_READY) as (process, match):
+        port = parse_endpoint(match.group(1)).port
+        client = subprocess.run([socat, "-t", "20", "-", f"TCP4:127.0.0.1:{port}"], input=b"x" * 100000,
+                                capture_output=True, timeout=TIMEOUT)
+        assert client.returncode == 0, client.stderr
+        assert client.stdout.strip() == b"100000"
+        stop(process)
+
+
+def test_relay_once_seqpacket_to_tcp_echo(short_tmp: Path) -> None:
+    with echo_server("tcp://127.0.0.1:0") as (echo, bound), \
+            cli_server("relay", "--once", f"unix+seqpacket:{short_tmp}/relay.sock", str(bound),
+                       ready=RELAY_READY) as (relay, match):
+        result = run_cli("connect", match.group(1), input="through the relay\n")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "through the relay\n"
+        out, err = relay.communicate(timeout=TIMEOUT)
+        assert relay.returncode == 0, err
+        assert "closed" in out
+        stop(echo)
+
+
+def test_relay_once_to_refused_target_exits_nonzero() -> None:
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        target = f"tcp://127.0.0.1:{bound.getsockname()[1]}"
+        with cli_server("relay", "--once", "tcp://127.0.0.1:0", target, ready=RELAY_READY) as (relay, match):
+            with socketeer.connect(match.group(1), timeout=TIMEOUT) as client:
+                assert client.recv(100, timeout=TIMEOUT) == b"", "the relay should close the client"
+            out, _ = relay.communicate(timeout=TIMEOUT)
+    assert relay.returncode == 1
+    assert f"cannot connect to {target}: [Errno 111] Connection refused" in out
+
+
+@pytest.mark.parametrize("args", [["udp://127.0.0.1:0", "tcp://127.0.0.1:1"], ["tcp://127.0.0.1:0", "unix+dgram:x"]])
+def test_relay_refuses_datagram_endpoints(args: list[str]) -> None:
+    one_line_error(run_cli("relay", *args), "datagram endpoint")
+
+
+def test_relay_address_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("relay", f"tcp://127.0.0.1:{taken.getsockname()[1]}", "tcp://127.0.0.1:1")
+    one_line_error(result, "cannot listen on", "Address already in use")
+
+
+# --- info ------------------------------------------------------------------------------------
+
+
+def test_info_resolves_localhost() -> None:
+    result = run_cli("info", "tcp://localhost:80")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["family", "kind", "address", "endpoint"]
+    expected = {("AF_INET", "SOCK_STREAM", "127.0.0.1:80", "tcp://127.0.0.1:80"),
+                ("AF_INET6", "SOCK_STREAM", "[::1]:80", "tcp://[::1]:80")}
+    assert rows and {tuple(row.split()) for row in rows} <= expected, rows
+
+
+@pytest.mark.parametrize("endpoint, row", [
+    ("udp://[::1]:53", ["AF_INET6", "SOCK_DGRAM", "[::1]:53", "udp://[::1]:53"]),
+    ("unix+seqpacket:/run/x.sock", ["AF_UNIX", "SOCK_SEQPACKET", "unix:/run/x.sock", "unix+seqpacket:/run/x.sock"]),
+    ("unix+dgram:@name", ["AF_UNIX", "SOCK_DGRAM", "unix:@name", "unix+dgram:@name"]),
+])
+def test_info_numeric_and_unix(endpoint: str, row: list[str]) -> None:
+    result = run_cli("info", endpoint)
+    assert result.returncode == 0, result.stderr
+    assert [line.split() for line in result.stdout.splitlines()[1:]] == [row]
+
+
+def test_info_unknown_host_is_one_line() -> None:
+    one_line_error(run_cli("info", "tcp://no-such-host.invalid:80"), "cannot resolve", "no-such-host.invalid")
+
+
+# --- bench -----------------------------------------------------------------------------------
+
+
+def test_bench_runs_benchmarks_run_py_from_a_checkout() -> None:
+    if not (ROOT / "benchmarks" / "run.py").is_file():
+        pytest.skip("no source checkout around the tests")
+    result = run_cli("bench", "--list", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "server  c-reference" in result.stdout and "config  tcp-10x64" in result.stdout
+
+
+def test_bench_outside_a_checkout_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "benchmark_roots", lambda: [tmp_path])
+    assert cli.main(["bench", "--quick"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and "source tree" in err
+    assert cli.main(["bench", "--help"]) == 0
+    assert "usage: socketeer bench" in capsys.readouterr().out

@@ -44,6 +44,7 @@ from .streams import Datagram, Listener, Stream, connect, listen
 __all__ = ["main"]
 
 _ENDPOINT_FORMS = "tcp://HOST:PORT, udp://HOST:PORT, unix:PATH or unix+seqpacket:PATH"
+_ANY_ENDPOINT = "tcp://HOST:PORT, udp://HOST:PORT, unix:PATH, unix+dgram:PATH or unix+seqpacket:PATH"
 
 
 # --- echo servers ----------------------------------------------------------------------------
@@ -614,7 +615,7 @@ def _parser() -> argparse.ArgumentParser:
                     "answer); the program ends when the peer closes. For udp:// and unix+dgram: each "
                     "stdin line is one datagram, each reply is printed, and the program ends --wait "
                     "seconds after stdin ended and the last reply came.")
-    connect.add_argument("endpoint", metavar="ENDPOINT", help=f"{_ENDPOINT_FORMS}, unix+dgram:PATH")
+    connect.add_argument("endpoint", metavar="ENDPOINT", help=_ANY_ENDPOINT)
     connect.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                          help="give up connecting after this long (10)")
     connect.add_argument("--wait", type=float, default=1.0, metavar="SECONDS",
@@ -633,7 +634,7 @@ def _parser() -> argparse.ArgumentParser:
         "info", help="resolve ENDPOINT and print the addresses it names",
         description="Resolve ENDPOINT and print each address it names: family, kind, address, and "
                     "the endpoint that names just that address.")
-    info.add_argument("endpoint", metavar="ENDPOINT", help=f"{_ENDPOINT_FORMS}, unix+dgram:PATH")
+    info.add_argument("endpoint", metavar="ENDPOINT", help=_ANY_ENDPOINT)
 
     commands.add_parser("bench", add_help=False, help="the side-by-side benchmarks (benchmarks/run.py; "
                                                       "source tree only)")
