@@ -261,11 +261,14 @@ void init_server(py::module_& m) {
              box.get().set_dispatcher(box.dispatcher.get());
            },
            py::arg("name"), py::arg("response") = py::none())
-      .def("run", [](ReactorBox& box) {
+      .def("run", [](ReactorBox& box, int interrupt_fd) {
         Reactor& reactor = box.get();
+        reactor.set_interrupt_fd(interrupt_fd);
         py::gil_scoped_release release;
         reactor.run();
-      })
+      }, py::arg("interrupt_fd") = -1,
+      "Runs until stop(). interrupt_fd: the read end of a signal.set_wakeup_fd() pipe, so that a "
+      "signal never waits for the next event")
       .def("stop", [](ReactorBox& box) { if (box.reactor) box.reactor->stop(); })
       .def("close",
            [](ReactorBox& box) {

@@ -1,18 +1,20 @@
 #include "socketeer/reactor.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "socketeer/error.hpp"
+#include "socketeer/interrupt.hpp"
 
 namespace socketeer {
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr uint8_t kNone = 0, kConnection = 1, kListener = 2, kDatagram = 3;
+constexpr uint8_t kNone = 0, kConnection = 1, kListener = 2, kDatagram = 3, kInterrupt = 4;
 constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per turn
 // Messages of one connection handed out per turn. Backpressure can only act between turns (the
 // replies are queued during dispatch), so without this cap one 64 KiB read of tiny requests,
@@ -163,10 +165,20 @@ void Reactor::run() {
   if (running_.exchange(true)) throw std::logic_error("the reactor is already running");
   loop_thread_ = std::this_thread::get_id();
   std::exception_ptr error;  // from a turn (a dispatcher that raised, say KeyboardInterrupt)
+  int interrupt_fd = interrupt_fd_;
   try {
+    if (interrupt_fd >= 0) {
+      poller_.add(interrupt_fd, Ready::readable, Mode::edge);
+      remember<void*>(by_fd_, interrupt_fd, nullptr);
+      remember<uint8_t>(fd_kind_, interrupt_fd, kInterrupt);
+    }
     while (!stop_requested_.load()) turn();
   } catch (...) {
     error = std::current_exception();
+  }
+  if (interrupt_fd >= 0 && fd_kind_[static_cast<size_t>(interrupt_fd)] == kInterrupt) {
+    poller_.remove(interrupt_fd);
+    fd_kind_[static_cast<size_t>(interrupt_fd)] = kNone;
   }
   std::exception_ptr late = shutdown();
   stop_requested_ = false;
@@ -282,6 +294,13 @@ void Reactor::handle(const Event& event) {
       }
       if (!connection.dead && event.events & (Ready::readable | Ready::read_closed | Ready::hangup | Ready::error))
         read(connection);
+      break;
+    }
+    case kInterrupt: {
+      char drain[64];
+      while (::read(event.fd, drain, sizeof drain) > 0) {
+      }
+      on_interrupt();  // may throw (Python: KeyboardInterrupt), which ends run()
       break;
     }
     default:

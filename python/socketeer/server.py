@@ -26,8 +26,12 @@ that connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import socket
 import threading
+from collections.abc import Iterator
 from typing import Any, Literal, Optional
 
 from . import _core
@@ -46,6 +50,35 @@ log = logging.getLogger("socketeer.server")
 
 def _log_handler_error(conn: Any, error: BaseException) -> None:
     log.error("socketeer.Server handler failed for %r; closing it", conn, exc_info=error)
+
+
+@contextlib.contextmanager
+def _signal_wakeup() -> Iterator[int]:
+    """The read end of a signal wakeup pipe for the loop in the main thread, or -1.
+
+    Python runs signal handlers (Ctrl-C's KeyboardInterrupt) only when the main thread gets
+    back to it; a signal that lands while the C++ loop is between polls interrupts no syscall,
+    and the next poll would sleep until some unrelated event. With the wakeup fd the poll
+    returns at once. A wakeup fd someone else installed (asyncio) is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield -1
+        return
+    reader, writer = socket.socketpair()
+    try:
+        reader.setblocking(False)
+        writer.setblocking(False)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        if previous != -1:
+            signal.set_wakeup_fd(previous)
+            yield -1
+            return
+        try:
+            yield reader.fileno()
+        finally:
+            signal.set_wakeup_fd(-1)
+    finally:
+        reader.close()
+        writer.close()
 
 
 class Server:
@@ -167,7 +200,8 @@ class Server:
         for thread in others:
             thread.start()
         try:
-            self._reactors[0].run()
+            with _signal_wakeup() as interrupt_fd:
+                self._reactors[0].run(interrupt_fd)
         finally:
             for reactor in self._reactors[1:]:
                 reactor.stop()
@@ -229,3 +263,6 @@ class Server:
         rows = [("endpoint", self.endpoint(i)) for i in range(len(self._endpoints))]
         rows += list(self.stats().items())
         return html_table("socketeer.Server", rows)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))

@@ -123,6 +123,10 @@ class Reactor {
   Address local_address(uint64_t id) const;
 
   void set_dispatcher(Dispatcher* dispatcher) { dispatcher_ = dispatcher; }
+  // An fd that becomes readable when the loop's thread got a signal (a signal wakeup pipe):
+  // run() watches it, drains it and calls on_interrupt(). A signal that lands while the loop is
+  // between polls interrupts no syscall, so without it the next poll would sleep through it.
+  void set_interrupt_fd(int fd) { interrupt_fd_ = fd; }
   // Runs until stop(); everything still open is closed (reason "server stopped") on the way out.
   void run();
   // Any thread; run() returns soon after.
@@ -178,6 +182,7 @@ class Reactor {
   ReactorOptions options_;
   Poller poller_;
   Dispatcher* dispatcher_ = nullptr;
+  int interrupt_fd_ = -1;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
   std::thread::id loop_thread_;
