@@ -503,6 +503,46 @@ def test_keyboard_interrupt_in_run_stops_cleanly() -> None:
         server.close()
 
 
+def test_keyboard_interrupt_builtin_echo_repeatedly() -> None:
+    """No Python runs in the loop here, so only the signal itself can end the poll: it may land
+    while the loop is between polls (interrupting no syscall), which the signal wakeup fd covers.
+    Ten rounds, each signalled right after an echo came back (the loop just flushed it)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals go to the main thread")
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default handler here")
+    main = threading.main_thread().ident
+    assert main is not None
+    for _ in range(10):
+        server = Server(builtin="echo")
+        try:
+            server.listen("tcp://127.0.0.1:0")
+            outcome: list[Any] = []
+            sock = client(server)
+
+            def interrupt() -> None:
+                try:
+                    sock.sendall(b"x")
+                    outcome.append(recv_exactly(sock, 1))
+                finally:
+                    signal.pthread_kill(main, signal.SIGINT)
+                with contextlib.suppress(OSError):
+                    outcome.append(recv_to_eof(sock))
+
+            helper = threading.Thread(target=interrupt)
+            helper.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    server.run()
+            finally:
+                helper.join(DEADLINE)
+                sock.close()
+            assert outcome == [b"x", b""]
+            assert signal.set_wakeup_fd(-1) == -1  # run() took its wakeup fd away again
+        finally:
+            server.close()
+
+
 # --- framing errors and idle timeouts -------------------------------------------------------
 
 
