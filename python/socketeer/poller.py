@@ -120,6 +120,9 @@ class _Resource:
     def _repr_html_(self) -> str:
         return html_table(f"socketeer.{type(self).__name__}", self._summary())
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
 
 class Poller(_Resource, _core.Poller):
     """An epoll instance (CLOEXEC) with a built-in waker.
