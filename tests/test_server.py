@@ -457,11 +457,43 @@ def test_context_manager_starts_and_closes(short_tmp: Any) -> None:
         pass
 
 
-def test_keyboard_interrupt_in_run_stops_cleanly() -> None:
+def interrupted_run(server: Server, before_signal: Any) -> list[Any]:
+    """Runs server.run() in the main thread while a helper thread connects, calls
+    before_signal(sock) (which returns once the loop is known to be running), sends SIGINT to
+    the main thread, then reads the connection to its end. Checks that run() raised
+    KeyboardInterrupt; returns what before_signal returned and what the read got."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals go to the main thread")
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not Python's default handler here")
+    main = threading.main_thread().ident
+    assert main is not None
+    outcome: list[Any] = []
+    sock = client(server)
+
+    def interrupt() -> None:
+        try:
+            outcome.append(before_signal(sock))
+        finally:
+            signal.pthread_kill(main, signal.SIGINT)
+        with contextlib.suppress(OSError):
+            outcome.append(recv_to_eof(sock))
+
+    helper = threading.Thread(target=interrupt)
+    helper.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.run()
+    finally:
+        helper.join(DEADLINE)
+        sock.close()
+    assert not helper.is_alive()
+    assert not server._reactors[0].running
+    assert signal.set_wakeup_fd(-1) == -1  # run() took its wakeup fd away again
+    return outcome
+
+
+def test_keyboard_interrupt_in_run_stops_cleanly() -> None:
     accepted = threading.Event()
     closed: list[str] = []
 
@@ -472,33 +504,12 @@ def test_keyboard_interrupt_in_run_stops_cleanly() -> None:
         def on_close(self, conn: Any, reason: str) -> None:
             closed.append(reason)
 
-    main = threading.main_thread().ident
-    assert main is not None
     server = Server(Handler())
-    outcome: list[bytes] = []
     try:
         server.listen("tcp://127.0.0.1:0")
-        sock = client(server)
-
-        def interrupt() -> None:
-            if accepted.wait(DEADLINE):
-                signal.pthread_kill(main, signal.SIGINT)
-            with contextlib.suppress(OSError):
-                outcome.append(recv_to_eof(sock))
-
-        helper = threading.Thread(target=interrupt)
-        helper.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                server.run()
-        finally:
-            helper.join(DEADLINE)
-            sock.close()
-        assert not helper.is_alive()
-        assert accepted.is_set()
-        assert outcome == [b""]  # the connection was closed on the way out
+        outcome = interrupted_run(server, lambda sock: accepted.wait(DEADLINE))
+        assert outcome == [True, b""]  # accepted, then closed on the way out
         assert closed == ["server stopped"]
-        assert not server._reactors[0].running
     finally:
         server.close()
 
@@ -507,38 +518,16 @@ def test_keyboard_interrupt_builtin_echo_repeatedly() -> None:
     """No Python runs in the loop here, so only the signal itself can end the poll: it may land
     while the loop is between polls (interrupting no syscall), which the signal wakeup fd covers.
     Ten rounds, each signalled right after an echo came back (the loop just flushed it)."""
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals go to the main thread")
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT is not Python's default handler here")
-    main = threading.main_thread().ident
-    assert main is not None
+
+    def echo_once(sock: socket.socket) -> bytes:
+        sock.sendall(b"x")
+        return recv_exactly(sock, 1)
+
     for _ in range(10):
         server = Server(builtin="echo")
         try:
             server.listen("tcp://127.0.0.1:0")
-            outcome: list[Any] = []
-            sock = client(server)
-
-            def interrupt() -> None:
-                try:
-                    sock.sendall(b"x")
-                    outcome.append(recv_exactly(sock, 1))
-                finally:
-                    signal.pthread_kill(main, signal.SIGINT)
-                with contextlib.suppress(OSError):
-                    outcome.append(recv_to_eof(sock))
-
-            helper = threading.Thread(target=interrupt)
-            helper.start()
-            try:
-                with pytest.raises(KeyboardInterrupt):
-                    server.run()
-            finally:
-                helper.join(DEADLINE)
-                sock.close()
-            assert outcome == [b"x", b""]
-            assert signal.set_wakeup_fd(-1) == -1  # run() took its wakeup fd away again
+            assert interrupted_run(server, echo_once) == [b"x", b""]
         finally:
             server.close()
 
