@@ -69,6 +69,8 @@ void init_proxy(py::module_& m) {
       .def_property_readonly("running", &FaultProxy::running)
       .def("start", &FaultProxy::start)
       .def("stop", &FaultProxy::stop, py::call_guard<py::gil_scoped_release>())
+      .def("close", &FaultProxy::close, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("closed", &FaultProxy::closed)
       .def("faults", [](const FaultProxy& p, int direction) { return faults_to(p.faults(direction_of(direction))); })
       .def("set_faults", [](FaultProxy& p, int direction, const py::dict& faults) {
         p.set_faults(direction_of(direction), faults_from(faults));

@@ -1,5 +1,6 @@
 #include "socketeer/fault_proxy.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "socketeer/error.hpp"
+#include "socketeer/fd.hpp"
+#include "socketeer/interrupt.hpp"
 #include "socketeer/poller.hpp"
 
 namespace socketeer {
@@ -24,6 +27,31 @@ constexpr size_t kReadSize = 256 * 1024;
 constexpr size_t kQueueLimit = 4 * 1024 * 1024;  // per direction: stop reading above this
 constexpr auto kPacingSlice = 10ms;              // bandwidth is paced in slices this long
 constexpr auto kReorderHold = 50ms;              // a held-back datagram waits at most this
+
+constexpr size_t kPipeSize = 1024 * 1024;
+
+// A pipe for splice(): bytes move socket -> pipe -> socket as page references, never copied
+// into user space. Used only while no fault shapes the data in that direction.
+struct SplicePipe {
+  Fd read_end, write_end;
+  size_t held = 0;  // bytes in the pipe, not yet sent on
+
+  SplicePipe() {
+    int fds[2];
+    check(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), "pipe2");
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+    ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(kPipeSize));  // best effort: the default is 64 KiB
+  }
+};
+
+// One splice(2); nullopt when it would block, 0 at end of stream.
+std::optional<size_t> splice_now(int from, int to, size_t size) {
+  ssize_t n = retry_eintr([&] { return ::splice(from, nullptr, to, nullptr, size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK); });
+  if (n >= 0) return static_cast<size_t>(n);
+  if (errno == EAGAIN) return std::nullopt;
+  throw_error(errno, "splice");
+}
 
 struct Piece {
   std::string data;
@@ -56,6 +84,7 @@ struct FaultProxy::Loop {
     bool close_when_sent = false;
     bool shut = false;      // FIN sent to the receiver
     bool paused = false;    // stopped reading at kQueueLimit: read again once it drains
+    std::unique_ptr<SplicePipe> pipe;  // the zero-copy path, made on first use
   };
 
   struct Pair {
@@ -213,10 +242,46 @@ struct FaultProxy::Loop {
            f.close_after >= 0;
   }
 
+  // Sends on what the pipe holds; false while some is left (the receiver is full).
+  bool drain_pipe(Pair& pair, int direction) {
+    Flow& flow = pair.flows[direction];
+    if (!flow.pipe) return true;
+    SplicePipe& pipe = *flow.pipe;
+    while (pipe.held > 0) {
+      auto sent = splice_now(pipe.read_end.get(), side(pair, 1 - direction).fd(), pipe.held);
+      if (!sent) return false;  // its writable edge continues
+      pipe.held -= *sent;
+      flow.read += *sent;
+      count(direction, *sent);
+    }
+    return true;
+  }
+
+  // The zero-copy path: while nothing is queued and no fault shapes the bytes, splice them
+  // through a pipe. Returns false to fall back to recv/send (faults, or queued data that the
+  // new bytes must stay behind).
+  bool splice_through(Pair& pair, int direction) {
+    Flow& flow = pair.flows[direction];
+    if (!flow.queue.empty() || (flow.faulty && shapes_data(current(direction)))) return false;
+    if (!flow.pipe) flow.pipe = std::make_unique<SplicePipe>();
+    try {
+      while (drain_pipe(pair, direction) && !flow.source_done) {
+        auto got = splice_now(side(pair, direction).fd(), flow.pipe->write_end.get(), kPipeSize);
+        if (!got) break;  // drained
+        if (*got == 0) flow.source_done = true;
+        flow.pipe->held += *got;
+      }
+    } catch (const Error&) {
+      kill(pair, true);
+    }
+    return true;
+  }
+
   void read(Pair& pair, int direction) {
     Flow& flow = pair.flows[direction];
     Socket& source = side(pair, direction);
     Socket& target = side(pair, 1 - direction);
+    if (splice_through(pair, direction)) return write(pair, direction);
     while (!pair.dead && !flow.source_done && !flow.reset_when_sent && !flow.close_when_sent &&
            flow.queued < kQueueLimit) {
       std::optional<size_t> n;
@@ -284,6 +349,18 @@ struct FaultProxy::Loop {
     Faults faults = current(direction);
     uint64_t bandwidth = flow.faulty ? faults.bandwidth : 0;
     auto now = Clock::now();
+    if (flow.pipe) {
+      try {
+        if (!drain_pipe(pair, direction)) return;  // spliced bytes go before anything queued later
+      } catch (const Error&) {
+        return kill(pair, true);
+      }
+      // Edge-triggered: the source was left undrained when the receiver filled up, and will
+      // raise no new event for those bytes; go on splicing now that there is room.
+      if (flow.queue.empty() && !flow.source_done && splice_through(pair, direction) &&
+          (pair.dead || flow.pipe->held > 0))
+        return;
+    }
     while (!flow.queue.empty()) {
       Piece& piece = flow.queue.front();
       if (piece.due > now || (bandwidth && flow.next_send > now)) return;
@@ -500,9 +577,19 @@ FaultProxy::FaultProxy(Socket listener, Address upstream_address)
 
 FaultProxy::~FaultProxy() { stop(); }
 
+void FaultProxy::close() {
+  stop();
+  loop_.reset();  // the listener, epoll fd, waker and any pipes
+}
+
+FaultProxy::Loop& FaultProxy::loop() const {
+  if (!loop_) throw Error(EBADF, "fault proxy", {}, "the proxy is closed");
+  return *loop_;
+}
+
 void FaultProxy::start() {
   if (thread_.joinable()) throw std::logic_error("the proxy is already running");
-  loop_->stopping = false;
+  loop().stopping = false;
   thread_ = std::thread([this] { loop_->run(); });
 }
 
@@ -514,7 +601,7 @@ void FaultProxy::stop() {
 }
 
 Faults FaultProxy::faults(Direction direction) const {
-  std::lock_guard lock(loop_->settings_mutex);
+  std::lock_guard lock(loop().settings_mutex);
   return loop_->settings[direction];
 }
 
@@ -525,24 +612,24 @@ void FaultProxy::set_faults(Direction direction, const Faults& faults) {
   if (faults.latency < 0ns || faults.jitter < 0ns || faults.slice_delay < 0ns)
     throw InvalidArgument("latency, jitter and slice delay must not be negative");
   {
-    std::lock_guard lock(loop_->settings_mutex);
+    std::lock_guard lock(loop().settings_mutex);
     loop_->settings[direction] = faults;
   }
   loop_->poller.wake();  // open connections pick it up on the next turn
 }
 
 bool FaultProxy::black_hole() const {
-  std::lock_guard lock(loop_->settings_mutex);
+  std::lock_guard lock(loop().settings_mutex);
   return loop_->black_hole;
 }
 
 void FaultProxy::set_black_hole(bool enabled) {
-  std::lock_guard lock(loop_->settings_mutex);
+  std::lock_guard lock(loop().settings_mutex);
   loop_->black_hole = enabled;
 }
 
 FaultProxyStats FaultProxy::stats() const {
-  std::lock_guard lock(loop_->stats_mutex);
+  std::lock_guard lock(loop().stats_mutex);
   return loop_->stats;
 }
 

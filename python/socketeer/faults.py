@@ -147,8 +147,8 @@ class FaultProxy:
         return self
 
     def close(self) -> None:
-        """Stops the proxy thread; open connections are reset. Idempotent."""
-        self._proxy.stop()
+        """Stops the proxy thread (open connections are reset) and closes its sockets. Idempotent."""
+        self._proxy.close()
 
     def __enter__(self) -> "FaultProxy":
         return self.start()

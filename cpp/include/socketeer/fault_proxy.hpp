@@ -65,7 +65,9 @@ class FaultProxy {
 
   void start();  // the proxy thread
   void stop();   // joins it; open connections are reset
+  void close();  // stop(), then close the listener and every other fd; only the addresses stay
   bool running() const { return thread_.joinable(); }
+  bool closed() const { return !loop_; }
 
   Faults faults(Direction direction) const;
   void set_faults(Direction direction, const Faults& faults);
@@ -75,6 +77,7 @@ class FaultProxy {
 
  private:
   struct Loop;
+  Loop& loop() const;  // throws EBADF once closed
   Address upstream_;
   Address local_;
   bool datagram_;
