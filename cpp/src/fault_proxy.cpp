@@ -575,7 +575,13 @@ FaultProxy::FaultProxy(Socket listener, Address upstream_address)
     : upstream_(upstream_address), local_(listener.local_address()), datagram_(listener.type() == SOCK_DGRAM),
       loop_(std::make_unique<Loop>(std::move(listener), std::move(upstream_address))) {}
 
-FaultProxy::~FaultProxy() { stop(); }
+FaultProxy::~FaultProxy() {
+  try {
+    stop();
+  } catch (...) {
+    // A destructor must not throw (that terminates); the thread is joined either way.
+  }
+}
 
 void FaultProxy::close() {
   stop();
@@ -590,13 +596,25 @@ FaultProxy::Loop& FaultProxy::loop() const {
 void FaultProxy::start() {
   if (thread_.joinable()) throw std::logic_error("the proxy is already running");
   loop().stopping = false;
-  thread_ = std::thread([this] { loop_->run(); });
+  // An exception leaving a std::thread terminates the process; a proxy whose loop failed
+  // (its fds closed behind its back, say) stops instead, and its clients see resets.
+  thread_ = std::thread([this] {
+    try {
+      loop_->run();
+    } catch (...) {
+    }
+  });
 }
 
 void FaultProxy::stop() {
   if (!thread_.joinable()) return;
   loop_->stopping = true;
-  loop_->poller.wake();
+  try {
+    loop_->poller.wake();
+  } catch (const Error&) {
+    // The waker is gone (its fd closed behind our back): the loop still sees `stopping` at
+    // its next turn, so join anyway rather than leave a joinable thread (which terminates).
+  }
   thread_.join();
 }
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+_C = TypeVar("_C", bound="Closeable")
 
 
 def html_table(title: str, rows: Iterable[tuple[str, object]]) -> str:
@@ -13,3 +16,21 @@ def html_table(title: str, rows: Iterable[tuple[str, object]]) -> str:
         for key, value in rows
     )
     return f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>{cells}</table>"
+
+
+class Closeable:
+    """A context manager that closes on exit, pretty-printed in IPython by its repr."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:  # subclasses (or their C++ bases, which come later in the MRO) provide it
+        def close(self) -> None: ...
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))

@@ -37,10 +37,10 @@ after each event)::
 from __future__ import annotations
 
 import selectors as _selectors
-from typing import TYPE_CHECKING, Any, Optional, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Optional, Protocol, Union
 
 from . import _core
-from ._display import html_table
+from ._display import Closeable, html_table
 
 __all__ = [
     "Poller",
@@ -68,7 +68,6 @@ EVENT_HANGUP: int = _core.EVENT_HANGUP
 
 
 PollEvent = _core.PollEvent
-_R = TypeVar("_R", bound="_Resource")
 
 
 class HasFileno(Protocol):
@@ -98,8 +97,8 @@ def _mode(edge: bool, oneshot: bool, exclusive: bool) -> int:
     )
 
 
-class _Resource:
-    """Context manager and notebook display for an fd-owning object with a ``_summary()``."""
+class _Resource(Closeable):
+    """Notebook display for an fd-owning object with a ``_summary()``."""
 
     if TYPE_CHECKING:  # provided by the C++ base and the subclass
 
@@ -107,21 +106,12 @@ class _Resource:
 
         def _summary(self) -> list[tuple[str, object]]: ...
 
-    def __enter__(self: _R) -> _R:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         details = ", ".join(f"{name}={value}" for name, value in self._summary())
         return f"<socketeer.{type(self).__name__} {details}>"
 
     def _repr_html_(self) -> str:
         return html_table(f"socketeer.{type(self).__name__}", self._summary())
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(repr(self))
 
 
 class Poller(_Resource, _core.Poller):

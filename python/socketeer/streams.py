@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Union
 
 from . import _core
-from ._display import html_table
+from ._display import Closeable, html_table
 from .address import Address, AnyAddress, UnixAddress
 from .constants import (AF_INET, AF_INET6, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER,
                         SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET)
@@ -57,7 +57,7 @@ class _Timeouts:
             self.socket.settimeout(wanted)
 
 
-class Stream:
+class Stream(Closeable):
     """A connected byte stream (TCP, unix stream or seqpacket) with buffered, framed reads.
 
     Every read and write takes an optional ``timeout`` (seconds; ``None`` waits forever) that
@@ -176,12 +176,6 @@ class Stream:
     def closed(self) -> bool:
         return self.socket.closed
 
-    def __enter__(self) -> "Stream":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         if self.closed:
             return "<socketeer.Stream closed>"
@@ -192,11 +186,8 @@ class Stream:
                                           ("timeout", self.timeout)]
         return html_table("socketeer.Stream", rows)
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(repr(self))
 
-
-class Listener:
+class Listener(Closeable):
     """A listening socket. ``accept()`` returns Streams; ``close()`` from any thread wakes a
     blocked ``accept()``, which then raises OSError(EBADF)."""
 
@@ -302,23 +293,14 @@ class Listener:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> "Listener":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<socketeer.Listener {'closed' if self._closed else self.endpoint}>"
 
     def _repr_html_(self) -> str:
         return html_table("socketeer.Listener", self.socket._describe() + [("endpoint", self._endpoint)])
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(repr(self))
 
-
-class Datagram:
+class Datagram(Closeable):
     """A datagram socket (UDP or unix datagram): ``send_to``/``recv_from`` with Address objects,
     connected ``send``/``recv``, and batches over sendmmsg/recvmmsg."""
 
@@ -432,20 +414,11 @@ class Datagram:
     def closed(self) -> bool:
         return self.socket.closed
 
-    def __enter__(self) -> "Datagram":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<socketeer.Datagram {'closed' if self.closed else _text(self.socket, 'local_address')}>"
 
     def _repr_html_(self) -> str:
         return html_table("socketeer.Datagram", self.socket._describe() + [("timeout", self.timeout)])
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(repr(self))
 
 
 # --- opening ----------------------------------------------------------------------------------
