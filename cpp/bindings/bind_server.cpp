@@ -164,8 +164,10 @@ class PythonDispatcher : public Dispatcher {
 
 
 ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
-                            std::optional<double> idle, size_t datagram_batch, size_t datagram_size) {
+                            std::optional<double> idle, size_t datagram_batch, size_t datagram_size,
+                            bool tune_allocator) {
   ReactorOptions options;
+  options.tune_allocator = tune_allocator;
   if (framing) options.framing = *framing;
   options.read_buffer = read_buffer;
   options.high_watermark = high;
@@ -217,15 +219,17 @@ void init_server(py::module_& m) {
 
   py::class_<ReactorBox>(m, "Reactor", "The C++ event loop behind socketeer.Server.")
       .def(py::init([](std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
-                       std::optional<double> idle, size_t datagram_batch, size_t datagram_size) {
+                       std::optional<double> idle, size_t datagram_batch, size_t datagram_size,
+                       bool tune_allocator) {
              auto box = std::make_unique<ReactorBox>();
              box->reactor = std::make_unique<Reactor>(
-                 make_options(framing, read_buffer, high, low, idle, datagram_batch, datagram_size));
+                 make_options(framing, read_buffer, high, low, idle, datagram_batch, datagram_size, tune_allocator));
              return box;
            }),
            py::arg("framing") = py::none(), py::arg("read_buffer") = 64 * 1024,
            py::arg("high_watermark") = 4 * 1024 * 1024, py::arg("low_watermark") = 1024 * 1024,
-           py::arg("idle_timeout") = py::none(), py::arg("datagram_batch") = 64, py::arg("datagram_size") = 65536)
+           py::arg("idle_timeout") = py::none(), py::arg("datagram_batch") = 64, py::arg("datagram_size") = 65536,
+           py::arg("tune_allocator") = true)
       .def("add_listener", [](ReactorBox& box, Socket& socket) { return box.get().add_listener(std::move(socket)); },
            py::arg("socket"), "Takes over a listening socket (the Python Socket is left closed).")
       .def("add_datagram",

@@ -1,10 +1,13 @@
 #include "socketeer/reactor.hpp"
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "socketeer/error.hpp"
 #include "socketeer/interrupt.hpp"
@@ -161,8 +164,18 @@ Address Reactor::local_address(uint64_t id) const {
 
 // --- the loop ----------------------------------------------------------------------------------
 
+void tune_allocator_for_messages() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("MALLOC_MMAP_THRESHOLD_")) return;
+    ::mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);  // fixed, since setting the trim threshold
+    ::mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);  // ends glibc's dynamic mmap threshold
+  });
+}
+
 void Reactor::run() {
   if (running_.exchange(true)) throw std::logic_error("the reactor is already running");
+  if (options_.tune_allocator) tune_allocator_for_messages();
   loop_thread_ = std::this_thread::get_id();
   std::exception_ptr error;  // from a turn (a dispatcher that raised, say KeyboardInterrupt)
   int interrupt_fd = interrupt_fd_;
