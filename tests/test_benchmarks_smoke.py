@@ -33,3 +33,22 @@ def test_bench_calls_json() -> None:
     for r in report["results"]:
         assert r["stdlib_ns"] >= 0 and r["socketeer_ns"] >= 0
         assert r["ratio"] is None or r["ratio"] >= 0  # None: too few calls to time
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-W", "error", str(ROOT / "benchmarks" / name), *args], env=child_env(),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_bench_proxy_reports_throughput_and_latency() -> None:
+    result = run_script("bench_proxy.py", "--megabytes", "2", "--round-trips", "20", "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["proxy_bps"] > 0 and report["direct_bps"] > 0
+    assert report["proxy_rtt"] > 0 and report["direct_rtt"] > 0
+
+
+def test_bench_poller_prints_ratios() -> None:
+    result = run_script("bench_poller.py", "--repeats", "1", "--sizes", "10")
+    assert result.returncode == 0, result.stderr
+    assert "Poller.poll" in result.stdout and "x the stdlib" in result.stdout
