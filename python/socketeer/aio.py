@@ -38,7 +38,7 @@ from .constants import AF_UNIX, SHUT_WR, SO_LINGER, SO_REUSEADDR, SO_REUSEPORT, 
 from .endpoints import Endpoint, _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
-from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _check_framing, _combined,
+from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, _combined,
                       _delimiter, _interleave, _size, _unix_path)
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
@@ -58,6 +58,9 @@ def _closed(operation: str) -> OSError:
     return OSError(errno.EBADF, "socket is closed", operation)
 
 
+_IoT = TypeVar("_IoT", bound="_Io")
+
+
 class _Io:
     """Readiness waits on one socket, with deadlines, cancellable, woken by close()."""
 
@@ -66,6 +69,18 @@ class _Io:
         self.socket = sock
         self.timeout = timeout
         self._waiting: dict[bool, asyncio.Future] = {}  # write? -> the waiting task's future
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self: _IoT) -> _IoT:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _deadline(self, timeout: Any) -> Optional[float]:
         seconds = self.timeout if timeout is _DEFAULT else timeout
@@ -324,14 +339,6 @@ class Stream(_Io):
         """Closes the stream; a task waiting on it gets OSError(EBADF). Idempotent."""
         self._close_socket()
 
-    async def aclose(self) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Stream":
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self.closed:
@@ -345,21 +352,13 @@ def _too_large(size: int, limit: int) -> MessageTooLarge:
     return error
 
 
-class Listener(_Io):
+class Listener(_Io, _Bound):
     """A listening socket: ``await accept()``, ``async for stream in listener``, ``serve()``."""
 
     def __init__(self, sock: Socket, endpoint: Endpoint, *, unlink_on_close: Optional[str] = None):
         super().__init__(sock, None)
         self._endpoint = endpoint
         self._unlink = unlink_on_close
-
-    @property
-    def address(self) -> AnyAddress:
-        return self.socket.local_address
-
-    @property
-    def endpoint(self) -> str:
-        return str(Endpoint.from_address(self.address, self._endpoint.kind))
 
     async def accept(self, timeout: Optional[float] = None) -> Stream:
         """The next connection as a Stream (TimeoutError after ``timeout``; OSError(EBADF) once
@@ -410,27 +409,14 @@ class Listener(_Io):
     def close(self) -> None:
         """Stops listening; a task waiting in accept() gets OSError(EBADF). Idempotent."""
         self._close_socket()
-        if self._unlink:
-            try:
-                os.unlink(self._unlink)
-            except FileNotFoundError:
-                pass
-            self._unlink = None
+        self._remove_socket_file()
 
-    async def aclose(self) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Listener":
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Listener {'closed' if self.closed else self.endpoint}>"
 
 
-class Datagram(_Io):
+class Datagram(_Io, _Bound):
     """A datagram socket: ``send_to``/``recv_from`` with Address objects, connected
     ``send``/``recv``, ``send_batch``/``recv_batch`` over sendmmsg/recvmmsg."""
 
@@ -440,14 +426,6 @@ class Datagram(_Io):
         self._endpoint = endpoint
         self._unlink = unlink_on_close
         self._batch: Optional[_core.DatagramBatch] = None
-
-    @property
-    def address(self) -> AnyAddress:
-        return self.socket.local_address
-
-    @property
-    def endpoint(self) -> str:
-        return str(Endpoint.from_address(self.address, SOCK_DGRAM))
 
     @property
     def peer_address(self) -> AnyAddress:
@@ -502,21 +480,8 @@ class Datagram(_Io):
 
     def close(self) -> None:
         self._close_socket()
-        if self._unlink:
-            try:
-                os.unlink(self._unlink)
-            except FileNotFoundError:
-                pass
-            self._unlink = None
+        self._remove_socket_file()
 
-    async def aclose(self) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Datagram":
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Datagram {'closed' if self.closed else _text(self.socket, 'local_address')}>"

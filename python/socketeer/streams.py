@@ -23,8 +23,8 @@ from typing import Any, Optional, Union
 from . import _core
 from ._display import Closeable, html_table
 from .address import Address, AnyAddress, UnixAddress
-from .constants import (AF_INET, AF_INET6, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER,
-                        SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET)
+from .constants import (AF_INET6, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER,
+                        SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET)
 from .endpoints import Endpoint, parse_endpoint
 from .framing import Framing
 from .socket import Socket, TcpInfo
@@ -55,6 +55,33 @@ class _Timeouts:
         wanted = self.pick(timeout)
         if self.socket.gettimeout() != wanted:
             self.socket.settimeout(wanted)
+
+
+class _Bound:
+    """What a bound socket tells about itself, and the unix socket file it removes on close.
+    Shared by the blocking and the asyncio Listener and Datagram."""
+
+    socket: Socket
+    _endpoint: Endpoint
+    _unlink: Optional[str]
+
+    @property
+    def address(self) -> AnyAddress:
+        """The bound Address (port 0 resolved to the real port)."""
+        return self.socket.local_address
+
+    @property
+    def endpoint(self) -> str:
+        """What a client passes to connect(): ``tcp://127.0.0.1:40123``, ``unix:/path`` ..."""
+        return str(Endpoint.from_address(self.address, self._endpoint.kind))
+
+    def _remove_socket_file(self) -> None:
+        if self._unlink:
+            try:
+                os.unlink(self._unlink)
+            except FileNotFoundError:
+                pass
+            self._unlink = None
 
 
 class Stream(Closeable):
@@ -187,7 +214,7 @@ class Stream(Closeable):
         return html_table("socketeer.Stream", rows)
 
 
-class Listener(Closeable):
+class Listener(Closeable, _Bound):
     """A listening socket. ``accept()`` returns Streams; ``close()`` from any thread wakes a
     blocked ``accept()``, which then raises OSError(EBADF)."""
 
@@ -200,16 +227,6 @@ class Listener(Closeable):
         self._lock = threading.Condition()
         self._waiting = 0
         self._closed = False
-
-    @property
-    def address(self) -> AnyAddress:
-        """The bound Address (port 0 resolved to the real port)."""
-        return self.socket.local_address
-
-    @property
-    def endpoint(self) -> str:
-        """What a client passes to connect(): ``tcp://127.0.0.1:40123``, ``unix:/path`` ..."""
-        return str(Endpoint.from_address(self.address, self._endpoint.kind))
 
     def accept(self, timeout: Optional[float] = None) -> Stream:
         """The next incoming connection as a Stream (TimeoutError after ``timeout`` seconds)."""
@@ -283,11 +300,7 @@ class Listener(Closeable):
                 self._lock.wait()
         self.socket.close()
         os.close(self._wake)
-        if self._unlink:
-            try:
-                os.unlink(self._unlink)
-            except FileNotFoundError:
-                pass
+        self._remove_socket_file()
 
     @property
     def closed(self) -> bool:
@@ -300,7 +313,7 @@ class Listener(Closeable):
         return html_table("socketeer.Listener", self.socket._describe() + [("endpoint", self._endpoint)])
 
 
-class Datagram(Closeable):
+class Datagram(Closeable, _Bound):
     """A datagram socket (UDP or unix datagram): ``send_to``/``recv_from`` with Address objects,
     connected ``send``/``recv``, and batches over sendmmsg/recvmmsg."""
 
@@ -311,15 +324,6 @@ class Datagram(Closeable):
         self._timeouts = _Timeouts(sock, timeout)
         self._unlink = unlink_on_close
         self._batch: Optional[_core.DatagramBatch] = None
-
-    @property
-    def address(self) -> AnyAddress:
-        """The bound Address (port 0 resolved)."""
-        return self.socket.local_address
-
-    @property
-    def endpoint(self) -> str:
-        return str(Endpoint.from_address(self.address, SOCK_DGRAM))
 
     @property
     def peer_address(self) -> AnyAddress:
@@ -403,12 +407,7 @@ class Datagram(Closeable):
 
     def close(self) -> None:
         self.socket.close()
-        if self._unlink:
-            try:
-                os.unlink(self._unlink)
-            except FileNotFoundError:
-                pass
-            self._unlink = None
+        self._remove_socket_file()
 
     @property
     def closed(self) -> bool:
