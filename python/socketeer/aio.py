@@ -34,11 +34,11 @@ from typing import Any, Optional, TypeVar
 
 from . import _core
 from .address import Address, AnyAddress, UnixAddress
-from .constants import AF_UNIX, SHUT_WR, SO_LINGER, SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET
+from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
-from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, _combined,
+from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, _combined,
                       _delimiter, _interleave, _size, _unix_path)
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
@@ -582,17 +582,7 @@ async def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool
     if parsed.kind == SOCK_DGRAM:
         raise ValueError(f"cannot listen on datagram endpoint {parsed}: use socketeer.aio.bind()")
     address = (await _addresses(parsed))[0]
-    sock = Socket(address.family, parsed.kind)
-    try:
-        if address.family != AF_UNIX:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
+    sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=reuse_port)
     return Listener(sock, parsed, unlink_on_close=_unix_path(address))
 
 
@@ -602,14 +592,7 @@ async def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Opt
     if parsed.kind != SOCK_DGRAM:
         raise ValueError(f"cannot bind() stream endpoint {parsed}: use socketeer.aio.listen() or connect()")
     address = (await _addresses(parsed))[0]
-    sock = Socket(address.family, SOCK_DGRAM)
-    try:
-        if reuse_port:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
-        sock.bind(address)
-    except BaseException:
-        sock.close()
-        raise
+    sock = bound_socket(address, SOCK_DGRAM, reuse_port=reuse_port)
     return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
 
 

@@ -17,9 +17,9 @@ from typing import Any, Literal, Optional
 
 from . import _core
 from .address import AnyAddress
-from .constants import SO_REUSEADDR, SOCK_DGRAM, SOL_SOCKET
+from .constants import SOCK_DGRAM
 from .endpoints import Endpoint, parse_endpoint
-from .socket import Socket
+from .streams import bound_socket
 
 __all__ = ["FaultProxy"]
 
@@ -40,13 +40,8 @@ class FaultProxy:
         where = parse_endpoint(listen)
         if (where.kind == SOCK_DGRAM) != (target.kind == SOCK_DGRAM):
             raise ValueError(f"proxy {listen} -> {target}: both ends must be streams or both datagrams")
-        sock = Socket(where.addresses()[0].family, where.kind)
+        sock = bound_socket(where.addresses()[0], where.kind, backlog=None if where.kind == SOCK_DGRAM else 1024)
         try:
-            if where.kind != SOCK_DGRAM:
-                sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-            sock.bind(where.addresses()[0])
-            if where.kind != SOCK_DGRAM:
-                sock.listen(1024)
             self._proxy = _core.FaultProxy(sock, address)
         finally:
             sock.close()

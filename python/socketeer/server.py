@@ -36,10 +36,10 @@ from typing import Any, Literal, Optional
 
 from . import _core
 from .address import AnyAddress
-from .constants import AF_UNIX, SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET
+from .constants import AF_UNIX, SOCK_DGRAM
 from .endpoints import Endpoint, parse_endpoint
+from .streams import bound_socket
 from .framing import Framing
-from .socket import Socket
 
 __all__ = ["Server", "Connection", "DatagramEndpoint"]
 
@@ -128,9 +128,8 @@ class Server:
             raise ValueError(f"cannot listen on datagram endpoint {parsed}: use Server.bind()")
         address = parsed.addresses()[0]
         for reactor in self._reactors:
-            sock = self._socket(address, parsed.kind)
+            sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=len(self._reactors) > 1)
             try:
-                sock.listen(backlog)
                 address = sock.local_address  # the other reactors bind the port the first got
                 reactor.add_listener(sock)
             finally:
@@ -144,26 +143,13 @@ class Server:
             raise ValueError(f"cannot bind stream endpoint {parsed}: use Server.listen()")
         address = parsed.addresses()[0]
         for reactor in self._reactors:
-            sock = self._socket(address, SOCK_DGRAM)
+            sock = bound_socket(address, SOCK_DGRAM, reuse_port=len(self._reactors) > 1)
             try:
                 address = sock.local_address
                 reactor.add_datagram(sock)
             finally:
                 sock.close()
         return self._remember(parsed, address)
-
-    def _socket(self, address: AnyAddress, kind: int) -> Socket:
-        sock = Socket(address.family, kind)
-        try:
-            if address.family != AF_UNIX:
-                sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-                if len(self._reactors) > 1:
-                    sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
-            sock.bind(address)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
 
     def _remember(self, endpoint: Endpoint, address: AnyAddress) -> AnyAddress:
         self._addresses.append(address)

@@ -527,17 +527,7 @@ def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool = Fal
     if parsed.kind == SOCK_DGRAM:
         raise ValueError(f"cannot listen on datagram endpoint {parsed}: use socketeer.bind()")
     address = parsed.addresses()[0]
-    sock = Socket(address.family, parsed.kind)
-    try:
-        if address.family != AF_UNIX:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
+    sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=reuse_port)
     return Listener(sock, parsed, unlink_on_close=_unix_path(address))
 
 
@@ -548,15 +538,27 @@ def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[
     if parsed.kind != SOCK_DGRAM:
         raise ValueError(f"cannot bind() stream endpoint {parsed}: use socketeer.listen() or connect()")
     address = parsed.addresses()[0]
-    sock = Socket(address.family, SOCK_DGRAM)
+    sock = bound_socket(address, SOCK_DGRAM, reuse_port=reuse_port)
+    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
+
+
+def bound_socket(address: AnyAddress, kind: int, *, backlog: Optional[int] = None,
+                 reuse_port: bool = False) -> Socket:
+    """A socket bound to ``address`` (SO_REUSEADDR on inet streams, so a restarted server gets
+    its port back at once), listening when ``backlog`` is given; closed again if a step fails."""
+    sock = Socket(address.family, kind)
     try:
+        if address.family != AF_UNIX and kind != SOCK_DGRAM:
+            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
         sock.bind(address)
+        if backlog is not None:
+            sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
-    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
+    return sock
 
 
 def _unix_path(address: AnyAddress) -> Optional[str]:
