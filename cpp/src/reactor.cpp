@@ -306,7 +306,7 @@ void Reactor::handle(const Event& event) {
         if (connection.closing && !connection.dead && connection.output.empty()) destroy(connection);
       }
       if (!connection.dead && event.events & (Ready::readable | Ready::read_closed | Ready::hangup | Ready::error))
-        read(connection);
+        read(connection, !(event.events & (Ready::read_closed | Ready::hangup | Ready::error)));
       break;
     }
     case kInterrupt: {
@@ -365,7 +365,7 @@ void Reactor::accept_all(Listener& listener) {
   }
 }
 
-void Reactor::read(Connection& c) {
+void Reactor::read(Connection& c, bool stop_on_short_read) {
   if (c.read_paused || c.closing) return;
   if (!c.touched) {
     c.touched = true;
@@ -383,6 +383,7 @@ void Reactor::read(Connection& c) {
   c.last_active = Clock::now();
   // Messages left over from an earlier turn (kMessagesPerTurn, or a pause) come first; so does
   // an end of stream that arrived behind them.
+  bool drained = false;
   for (size_t reads = 0;; ++reads) {
     if (!hand_out(c)) return;
     if (c.peer_closed) {
@@ -392,19 +393,27 @@ void Reactor::read(Connection& c) {
       else begin_close(c, c.in_parsed == c.in_end ? "eof" : "eof in the middle of a message", false);
       return;
     }
+    // A short read emptied the socket's queue, and bytes arriving from now on raise a new edge
+    // (epoll reports each arrival), so the recv that would only say EAGAIN can be saved. Not
+    // when the peer may have closed already: a FIN that arrived with the last bytes raises no
+    // edge of its own, and only another recv (returning 0) would show it. So this is only for
+    // events whose mask, computed when epoll reported them, has no read_closed/hangup/error.
+    if (drained && stop_on_short_read) return;
     if (c.in_end == c.input.size() || reads == kReadsPerTurn) {
       read_next_turn(c);  // more may be waiting
       return;
     }
+    size_t room = c.input.size() - c.in_end;
     std::optional<size_t> n;
     try {
-      n = c.socket.recv_now(c.input.data() + c.in_end, c.input.size() - c.in_end);
+      n = c.socket.recv_now(c.input.data() + c.in_end, room);
     } catch (const Error& error) {
       begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
       return;
     }
     if (!n) return;  // drained: wait for the next edge
     if (*n == 0) c.peer_closed = true;
+    drained = *n < room;
     c.in_end += *n;
     stats_.received_bytes += *n;
   }

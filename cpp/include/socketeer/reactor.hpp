@@ -170,7 +170,8 @@ class Reactor {
   void turn();
   void handle(const Event& event);
   void accept_all(Listener& listener);
-  void read(Connection& connection);
+  // stop_on_short_read: only for a readable event whose mask says the peer has not closed.
+  void read(Connection& connection, bool stop_on_short_read = false);
   bool hand_out(Connection& connection);
   void read_next_turn(Connection& connection);
   void drop_output(Connection& connection);
