@@ -36,6 +36,7 @@ struct DatagramEndpointHandle {
   ReactorBox* box;
   uint64_t id;
   py::object server;
+  int family;  // kept so send_to converts addresses without a getsockname per datagram
 };
 
 uint64_t token_for(Reactor& reactor, py::handle data) {
@@ -212,7 +213,7 @@ void init_server(py::module_& m) {
       .def("send_to",
            [](DatagramEndpointHandle& e, py::handle data, py::handle address) {
              Reactor& reactor = e.box->get();
-             Address to = to_address(family_of(reactor.local_address(e.id)), address);
+             Address to = to_address(e.family, address);
              return send_bytes(reactor, e.id, data, &to);
            },
            py::arg("data"), py::arg("address"));
@@ -235,15 +236,15 @@ void init_server(py::module_& m) {
       .def("add_datagram",
            [](py::object self, Socket& socket) {
              auto& box = self.cast<ReactorBox&>();
+             int family = socket.family();
              uint64_t id = box.get().add_datagram(std::move(socket));
-             if (box.python) box.python->add_endpoint(id, py::cast(DatagramEndpointHandle{&box, id, self}));
+             if (box.python) box.python->add_endpoint(id, py::cast(DatagramEndpointHandle{&box, id, self, family}));
              return id;
            },
            py::arg("socket"))
       .def("endpoint", [](py::object self, uint64_t id) {
         auto& box = self.cast<ReactorBox&>();
-        box.get();
-        return DatagramEndpointHandle{&box, id, self};
+        return DatagramEndpointHandle{&box, id, self, family_of(box.get().local_address(id))};
       })
       .def("local_address", [](ReactorBox& box, uint64_t id) { return box.get().local_address(id); })
       .def("set_handler",
