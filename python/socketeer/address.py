@@ -12,7 +12,7 @@ structures. ``Address.parse(text)`` and ``str(address)`` round-trip::
 from __future__ import annotations
 
 import abc
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from . import _core
 from ._display import html_table
@@ -51,10 +51,14 @@ class Address(abc.ABC):
         return _core.address_from_tuple(int(family), address)
 
 
+def _family_getter(family: AddressFamily) -> Callable[[object], AddressFamily]:
+    return lambda self: family
+
+
 for _cls, _family in ((InetAddress, AddressFamily.AF_INET), (Inet6Address, AddressFamily.AF_INET6),
                       (UnixAddress, AddressFamily.AF_UNIX)):
     Address.register(_cls)
-    _cls.family = property(lambda self, _f=_family: _f, doc="The AddressFamily of this address.")
+    _cls.family = property(_family_getter(_family), doc="The AddressFamily of this address.")
     _cls.parse = staticmethod(Address.parse)
     _cls.from_tuple = staticmethod(Address.from_tuple)
 

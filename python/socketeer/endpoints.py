@@ -63,13 +63,13 @@ class Endpoint:
             if self.family and numeric.family != self.family:
                 raise ValueError(f"endpoint {self}: {self.host} is not an {_family_word(self.family)} address")
             return [numeric]
-        return resolve(self.host, self.port, family=self.family, type=self.kind)
+        return list[AnyAddress](resolve(self.host, self.port, family=self.family, type=self.kind))
 
     @classmethod
     def from_address(cls, address: AnyAddress, kind: int = SOCK_STREAM) -> "Endpoint":
         """The endpoint for an Address and socket kind (``tcp://`` or ``udp://`` for inet ones)."""
         if isinstance(address, UnixAddress):
-            scheme = {v: k for k, v in _UNIX_SCHEMES.items()}[kind]
+            scheme = {int(v): k for k, v in _UNIX_SCHEMES.items()}[kind]
             return cls(scheme, kind, AF_UNIX, path=address.path, abstract=address.abstract)
         scheme = "tcp" if kind == SOCK_STREAM else "udp"
         return cls(scheme, kind, int(address.family), host=address.host, port=address.port)
@@ -81,7 +81,7 @@ def parse_endpoint(endpoint: Union[str, Endpoint, InetAddress, Inet6Address, Uni
     if isinstance(endpoint, Endpoint):
         return endpoint
     if isinstance(endpoint, Address):
-        return Endpoint.from_address(endpoint)
+        return Endpoint.from_address(endpoint)  # type: ignore[arg-type]  # Address is an ABC over the three
     if not isinstance(endpoint, str):
         raise TypeError(f"endpoint must be a string like 'tcp://127.0.0.1:80', not {type(endpoint).__name__!r}")
     scheme, separator, rest = endpoint.partition(":")

@@ -66,4 +66,4 @@ def _framing_repr(self: Framing) -> str:
     return f"socketeer.framing.raw(max_size={self.max_size})"
 
 
-Framing.__repr__ = _framing_repr
+Framing.__repr__ = _framing_repr  # type: ignore[method-assign,assignment]

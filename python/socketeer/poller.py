@@ -211,7 +211,9 @@ class Timer(_Resource, _core.Timer):
     def __init__(self, delay: Optional[float] = None, interval: Optional[float] = None) -> None:
         super().__init__()
         if delay is not None or interval is not None:
-            self.set(interval if delay is None else delay, interval)
+            first = delay if delay is not None else interval
+            assert first is not None
+            self.set(first, interval)
 
     @property
     def remaining(self) -> Optional[float]:

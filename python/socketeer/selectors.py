@@ -119,7 +119,7 @@ class EpollSelector(BaseSelector):
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
 
-    def get_map(self) -> Optional[Mapping[FileDescriptorLike, SelectorKey]]:
+    def get_map(self) -> Optional[Mapping[FileDescriptorLike, SelectorKey]]:  # type: ignore[override]  # None once closed, as the stdlib's
         return self._map
 
     def fileno(self) -> int:

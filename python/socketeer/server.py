@@ -38,7 +38,7 @@ from . import _core
 from .address import AnyAddress
 from .constants import AF_UNIX, SOCK_DGRAM
 from .endpoints import Endpoint, parse_endpoint
-from .streams import bound_socket
+from .streams import _unix_path, bound_socket
 from .framing import Framing
 
 __all__ = ["Server", "Connection", "DatagramEndpoint"]
@@ -154,8 +154,9 @@ class Server:
     def _remember(self, endpoint: Endpoint, address: AnyAddress) -> AnyAddress:
         self._addresses.append(address)
         self._endpoints.append((endpoint, address))
-        if address.family == AF_UNIX and not address.abstract and address.path:
-            self._unlink.append(address.path)
+        path = _unix_path(address)
+        if path:
+            self._unlink.append(path)
         return address
 
     @property
@@ -252,7 +253,7 @@ class Server:
 
     def _repr_html_(self) -> str:
         from ._display import html_table
-        rows = [("endpoint", self.endpoint(i)) for i in range(len(self._endpoints))]
+        rows: list[tuple[str, object]] = [("endpoint", self.endpoint(i)) for i in range(len(self._endpoints))]
         rows += list(self.stats().items())
         return html_table("socketeer.Server", rows)
 

@@ -255,9 +255,9 @@ class Socket(_core.Socket):
     # The stdlib's own implementations, which only call public socket methods.
     makefile = _stdlib.socket.makefile
     sendfile = _stdlib.socket.sendfile
-    _sendfile_use_sendfile = _stdlib.socket._sendfile_use_sendfile
-    _sendfile_use_send = _stdlib.socket._sendfile_use_send
-    _check_sendfile_params = _stdlib.socket._check_sendfile_params
+    _sendfile_use_sendfile = _stdlib.socket._sendfile_use_sendfile  # type: ignore[attr-defined]
+    _sendfile_use_send = _stdlib.socket._sendfile_use_send  # type: ignore[attr-defined]
+    _check_sendfile_params = _stdlib.socket._check_sendfile_params  # type: ignore[attr-defined]
 
 
 def _name(value: int) -> str:
