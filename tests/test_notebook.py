@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import importlib
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ def needs(module: str) -> Any:
     """Imports a notebook tool; outside CI a missing one skips (``pip install ".[test]"`` brings
     them), in CI it fails: .ci/run installs the test extra."""
     if os.environ.get("CI"):
-        return __import__(module)
+        return importlib.import_module(module)  # __import__("a.b") would return a, not a.b
     return pytest.importorskip(module, reason=f"{module} is not installed (pip install '.[test]')")
 
 

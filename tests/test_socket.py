@@ -524,11 +524,12 @@ def test_raw_icmp_echo_to_loopback(closing):
 def test_raw_socket_without_privileges_raises_permission_error():
     code = textwrap.dedent("""
         import errno, os, socket, socketeer
+        Socket = socketeer.Socket  # resolve imports first, as any privilege-dropping program must
         os.setgroups([])
         os.setgid(65534)
         os.setuid(65534)
         try:
-            socketeer.Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            Socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         except PermissionError as error:
             assert error.errno == errno.EPERM, error
             print(error)
