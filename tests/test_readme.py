@@ -1,0 +1,26 @@
+"""The README's code runs: each ```python block is executed as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from subprocess_env import ROOT, child_env
+
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+RUNNABLE = [block for block in BLOCKS if "run_my_client" not in block]  # the plugin sketch needs a test session
+
+
+def test_the_readme_has_examples() -> None:
+    assert RUNNABLE, "README.md lost its runnable example"
+
+
+@pytest.mark.parametrize("code", RUNNABLE, ids=[f"block{i}" for i in range(len(RUNNABLE))])
+def test_readme_example_runs(code: str) -> None:
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], env=child_env(), capture_output=True,
+                          text=True, timeout=30, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip(), "the example prints what happened"
