@@ -33,12 +33,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Any, Optional, TypeVar
 
 from . import _core
-from .address import Address, AnyAddress, UnixAddress
+from .address import Address, AnyAddress
 from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
-from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, _combined,
+from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
                       _delimiter, _interleave, _size, _unix_path)
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
@@ -508,15 +508,7 @@ async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) ->
     except asyncio.TimeoutError:
         raise _timed_out(f"resolve {parsed}") from None
     if parsed.kind == SOCK_DGRAM:
-        sock = Socket(addresses[0].family, SOCK_DGRAM)
-        try:
-            if isinstance(addresses[0], UnixAddress):
-                sock.bind(UnixAddress(""))  # autobind, so the peer can reply
-            sock.connect(addresses[0])
-        except BaseException:
-            sock.close()
-            raise
-        return Datagram(sock, parsed, timeout=timeout)
+        return Datagram(connected_datagram_socket(addresses[0]), parsed, timeout=timeout)
     if len(addresses) == 1:
         return Stream(await _connect_one(addresses[0], parsed.kind, deadline))
     return Stream(await _happy_eyeballs(_interleave(addresses), parsed, deadline))

@@ -433,15 +433,7 @@ def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Any:
     parsed = parse_endpoint(endpoint)
     addresses = parsed.addresses()
     if parsed.kind == SOCK_DGRAM:
-        sock = Socket(addresses[0].family, SOCK_DGRAM)
-        try:
-            if isinstance(addresses[0], UnixAddress):
-                sock.bind(UnixAddress(""))  # autobind, so the peer can reply
-            sock.connect(addresses[0])
-        except BaseException:
-            sock.close()
-            raise
-        return Datagram(sock, parsed, timeout=timeout)
+        return Datagram(connected_datagram_socket(addresses[0]), parsed, timeout=timeout)
     if len(addresses) == 1:
         return Stream(_connect_one(addresses[0], parsed.kind, timeout), timeout=None)
     return Stream(_happy_eyeballs(_interleave(addresses), parsed, timeout))
@@ -540,6 +532,20 @@ def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[
     address = parsed.addresses()[0]
     sock = bound_socket(address, SOCK_DGRAM, reuse_port=reuse_port)
     return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
+
+
+def connected_datagram_socket(address: AnyAddress) -> Socket:
+    """A datagram socket connected to ``address``; a unix one is autobound first, so the peer
+    has an address to reply to. Closed again if a step fails."""
+    sock = Socket(address.family, SOCK_DGRAM)
+    try:
+        if isinstance(address, UnixAddress):
+            sock.bind(UnixAddress(""))
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def bound_socket(address: AnyAddress, kind: int, *, backlog: Optional[int] = None,
