@@ -12,6 +12,7 @@
 #include "socketeer/deadline.hpp"
 #include "socketeer/interrupt.hpp"
 #include "socketeer/names.hpp"
+#include "socketeer/nocancel.hpp"
 
 namespace socketeer {
 namespace {
@@ -315,14 +316,22 @@ std::optional<size_t> Socket::recv_many(DatagramBatch& batch, int flags) {
 }
 
 std::optional<size_t> Socket::recv_now(void* buffer, size_t size) {
-  ssize_t n = retry_eintr([&] { return ::recv(checked_fd("recv"), buffer, size, MSG_DONTWAIT); });
+  ssize_t n = retry_eintr([&] { return nocancel::recv(checked_fd("recv"), buffer, size, MSG_DONTWAIT); });
   if (n >= 0) return static_cast<size_t>(n);
   if (would_block(errno)) return std::nullopt;
   throw_error(errno, "recv");
 }
 
 std::optional<size_t> Socket::send_now(const void* data, size_t size) {
-  ssize_t n = retry_eintr([&] { return ::send(checked_fd("send"), data, size, MSG_DONTWAIT | MSG_NOSIGNAL); });
+  iovec buffer{const_cast<void*>(data), size};
+  return send_vectors_now(std::span(&buffer, 1));
+}
+
+std::optional<size_t> Socket::send_vectors_now(std::span<const iovec> buffers) {
+  msghdr header{};
+  header.msg_iov = const_cast<iovec*>(buffers.data());
+  header.msg_iovlen = buffers.size();
+  ssize_t n = retry_eintr([&] { return nocancel::sendmsg(checked_fd("send"), &header, MSG_DONTWAIT | MSG_NOSIGNAL); });
   if (n >= 0) return static_cast<size_t>(n);
   if (would_block(errno)) return std::nullopt;
   throw_error(errno, "send");

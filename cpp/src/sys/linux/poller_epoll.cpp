@@ -50,6 +50,7 @@
 
 #include "socketeer/error.hpp"
 #include "socketeer/interrupt.hpp"
+#include "socketeer/nocancel.hpp"
 #include "socketeer/poller.hpp"
 
 namespace socketeer {
@@ -199,14 +200,16 @@ void Poller::flush() {
 }
 
 int Poller::wait(int epoll_fd, Timeout timeout) {
-  auto deadline = timeout ? Clock::now() + *timeout : Clock::time_point::max();
+  // A zero timeout (a busy loop's poll) needs no clock: it never waits, so never resumes.
+  bool waits = !timeout || *timeout > std::chrono::nanoseconds(0);
+  auto deadline = timeout && waits ? Clock::now() + *timeout : Clock::time_point::max();
   for (;;) {
-    int count = ::epoll_wait(epoll_fd, kernel_events_.data(), static_cast<int>(kernel_events_.size()),
-                             timeout_to_ms(timeout));
+    int count = nocancel::epoll_wait(epoll_fd, kernel_events_.data(), static_cast<int>(kernel_events_.size()),
+                                     timeout_to_ms(timeout));
     if (count >= 0) return count;
     if (errno != EINTR) throw_error(errno, "epoll_wait");
     on_interrupt();
-    if (timeout) timeout = std::max(std::chrono::nanoseconds(0), deadline - Clock::now());
+    if (timeout && waits) timeout = std::max(std::chrono::nanoseconds(0), deadline - Clock::now());
   }
 }
 
