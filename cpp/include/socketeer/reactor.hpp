@@ -211,13 +211,17 @@ class Reactor {
   std::vector<Connection*> dirty_;      // have output to flush this turn
   std::vector<Connection*> touched_;    // read this turn: input to consume after flushing
   std::vector<DatagramEndpoint*> datagram_dirty_;
+  std::vector<Connection*> again_, flushing_;  // read_again_ and dirty_ while being worked off
+  std::vector<DatagramEndpoint*> flushing_datagrams_;
   std::vector<std::unique_ptr<Connection>> graveyard_;  // closed this turn, freed after dispatch
   std::vector<uint64_t> released_;
+  Clock::time_point now_ = Clock::now();  // read once per turn, after the poll
   Clock::time_point accept_resume_{};  // after EMFILE, accepting pauses until then
   bool accept_paused_ = false;
 
   mutable std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
+  std::atomic<bool> has_posted_{false};  // posted_ is not empty (read without the lock)
   ReactorStats stats_;              // loop thread only
   mutable std::mutex stats_mutex_;
   ReactorStats published_stats_;    // a copy per turn, for other threads
