@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "bindings.hpp"
+#include "fast_method.hpp"
 #include "socketeer/reactor.hpp"
 
 namespace socketeer::bindings {
@@ -39,19 +40,32 @@ struct DatagramEndpointHandle {
   int family;  // kept so send_to converts addresses without a getsockname per datagram
 };
 
-uint64_t token_for(Reactor& reactor, py::handle data) {
-  if (!reactor.in_loop_thread() || !PyBytes_CheckExact(data.ptr())) return 0;
-  Py_INCREF(data.ptr());  // bytes are immutable: the reactor may send straight from them
-  return reinterpret_cast<uint64_t>(data.ptr());
+// Queues data on a connection (to == nullptr) or a datagram endpoint. bytes, the common case,
+// are sent straight from the object (a token keeps it alive until sent) without the buffer
+// protocol; anything else is read through a buffer and copied by the reactor.
+bool send_bytes(Reactor& reactor, uint64_t id, PyObject* data, const Address* to) {
+  if (PyBytes_CheckExact(data) && reactor.in_loop_thread()) {
+    Py_INCREF(data);  // bytes are immutable: the reactor may send straight from them
+    auto token = reinterpret_cast<uint64_t>(data);
+    const char* bytes = PyBytes_AS_STRING(data);
+    auto size = static_cast<size_t>(PyBytes_GET_SIZE(data));
+    return to ? reactor.send_to(id, bytes, size, *to, token) : reactor.send(id, bytes, size, token);
+  }
+  ReadBuffer buffer;
+  if (!buffer.acquire(data)) throw py::error_already_set();
+  return to ? reactor.send_to(id, buffer.data(), buffer.size(), *to) : reactor.send(id, buffer.data(), buffer.size());
 }
 
-bool send_bytes(Reactor& reactor, uint64_t id, py::handle data, const Address* to) {
-  ReadBuffer buffer;
-  if (!buffer.acquire(data.ptr())) throw py::error_already_set();
-  uint64_t token = token_for(reactor, data);
-  if (to) return reactor.send_to(id, buffer.data(), buffer.size(), *to, token);
-  return reactor.send(id, buffer.data(), buffer.size(), token);
+// Calls a handler method with borrowed arguments through vectorcall: no argument tuple, and
+// room before args[0] lets a bound method put its self there without copying.
+template <size_t N>
+void call_handler(const py::object& method, std::array<PyObject*, N + 1> slots) {
+  PyObject* result = PyObject_Vectorcall(method.ptr(), slots.data() + 1, N | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+  if (!result) throw py::error_already_set();
+  Py_DECREF(result);
 }
+
+py::bytes bytes_of(std::string_view data) { return py::bytes(data.data(), data.size()); }
 
 py::object method_or_none(py::handle handler, const char* name) {
   return py::hasattr(handler, name) ? py::object(handler.attr(name)) : py::object(py::none());
@@ -78,7 +92,7 @@ class PythonDispatcher : public Dispatcher {
     py::list batch;
     for (const auto& event : events) {
       if (event.kind == ReactorEvent::Kind::message && !on_messages_.is_none()) {
-        batch.append(py::make_tuple(connection(event.id), py::bytes(event.data.data(), event.data.size())));
+        batch.append(py::make_tuple(connection(event.id), bytes_of(event.data)));
         continue;
       }
       if (batch.size()) deliver_batch(reactor, batch);
@@ -124,22 +138,23 @@ class PythonDispatcher : public Dispatcher {
         case ReactorEvent::Kind::opened:
           target = py::cast(Connection{box_, reactor.connection_state(event.id), server_});
           connections_[event.id] = target;
-          if (!on_connect_.is_none()) on_connect_(target);
+          if (!on_connect_.is_none()) call_handler<1>(on_connect_, {nullptr, target.ptr()});
           break;
         case ReactorEvent::Kind::message:
           target = connection(event.id);
-          if (!on_message_.is_none()) on_message_(target, py::bytes(event.data.data(), event.data.size()));
+          if (!on_message_.is_none()) call_handler<2>(on_message_, {nullptr, target.ptr(), bytes_of(event.data).ptr()});
           break;
         case ReactorEvent::Kind::closed: {
           target = connection(event.id);
           connections_.erase(event.id);
-          if (!on_close_.is_none()) on_close_(target, py::str(event.data.data(), event.data.size()));
+          py::str reason(event.data.data(), event.data.size());
+          if (!on_close_.is_none()) call_handler<2>(on_close_, {nullptr, target.ptr(), reason.ptr()});
           break;
         }
         case ReactorEvent::Kind::datagram:
           target = endpoints_[event.id];
           if (!on_datagram_.is_none())
-            on_datagram_(target, py::bytes(event.data.data(), event.data.size()), *event.from);
+            call_handler<3>(on_datagram_, {nullptr, target.ptr(), bytes_of(event.data).ptr(), py::cast(*event.from).ptr()});
           break;
       }
     } catch (py::error_already_set& error) {
@@ -197,24 +212,52 @@ ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, 
   return options;
 }
 
+// Connection.send and DatagramEndpoint.send_to run once per message: vectorcall methods (see
+// fast_method.hpp) instead of pybind11's dispatcher, which cost more than the rest of the call.
+PyObject* connection_send(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    FastArgs<1> given;
+    if (!given.parse("send", args, nargs, kwnames, {"data"}, 1)) return nullptr;
+    Connection& c = *cpp_self<Connection>(self);
+    // Off the loop thread the send is only queued, so the reactor cannot tell.
+    bool queued = c.box->reactor && c.state->open && send_bytes(*c.box->reactor, c.state->id, given.values[0], nullptr);
+    return py::bool_(queued).release().ptr();
+  });
+}
+
+PyObject* endpoint_send_to(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    FastArgs<2> given;
+    if (!given.parse("send_to", args, nargs, kwnames, {"data", "address"}, 2)) return nullptr;
+    DatagramEndpointHandle& e = *cpp_self<DatagramEndpointHandle>(self);
+    Reactor& reactor = e.box->get();
+    Address to = to_address(e.family, given.values[1]);
+    return py::bool_(send_bytes(reactor, e.id, given.values[0], &to)).release().ptr();
+  });
+}
+
+#define SOCKETEER_FASTCALL(function) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(function))
+PyMethodDef connection_methods[] = {
+    {"send", SOCKETEER_FASTCALL(connection_send), METH_FASTCALL | METH_KEYWORDS,
+     "send(data) -> bool: queues data (sent after this batch of events, or at once off the loop thread); "
+     "False if closed."},
+    {nullptr, nullptr, 0, nullptr}};
+PyMethodDef endpoint_methods[] = {
+    {"send_to", SOCKETEER_FASTCALL(endpoint_send_to), METH_FASTCALL | METH_KEYWORDS,
+     "send_to(data, address) -> bool: queues one datagram; False if it was dropped (queue full)."},
+    {nullptr, nullptr, 0, nullptr}};
+#undef SOCKETEER_FASTCALL
+
 }  // namespace
 
 void init_server(py::module_& m) {
-  py::class_<Connection>(m, "Connection", py::dynamic_attr(),
+  auto connection_class = py::class_<Connection>(m, "Connection", py::dynamic_attr(),
                          "One connection of a socketeer.Server, as its handlers see it. Set any attribute on it "
                          "to keep per-connection state.")
       .def_property_readonly("id", [](const Connection& c) { return c.state->id; })
       .def_property_readonly("open", [](const Connection& c) { return c.state->open.load(); })
       .def_property_readonly("peer_address", [](const Connection& c) { return c.state->peer; })
       .def_property_readonly("local_address", [](const Connection& c) { return c.state->local; })
-      .def("send",
-           [](Connection& c, py::handle data) {
-             // Off the loop thread the send is only queued, so the reactor cannot tell.
-             if (!c.box->reactor || !c.state->open) return false;
-             return send_bytes(*c.box->reactor, c.state->id, data, nullptr);
-           },
-           py::arg("data"),
-           "Queues data (sent after this batch of events, or at once off the loop thread); False if closed.")
       .def("close", [](Connection& c) { if (c.box->reactor) c.box->reactor->close(c.state->id, false); },
            "Closes after what is queued has been sent.")
       .def("abort", [](Connection& c) { if (c.box->reactor) c.box->reactor->close(c.state->id, true); },
@@ -224,18 +267,12 @@ void init_server(py::module_& m) {
         return "<socketeer.Connection #" + std::to_string(c.state->id) + " " + peer +
                (c.state->open ? "" : " closed") + ">";
       });
+  add_fast_methods(connection_class, connection_methods);
 
-  py::class_<DatagramEndpointHandle>(m, "DatagramEndpoint", "A bound datagram socket of a socketeer.Server.")
+  auto endpoint_class = py::class_<DatagramEndpointHandle>(m, "DatagramEndpoint", "A bound datagram socket of a socketeer.Server.")
       .def_property_readonly("id", [](const DatagramEndpointHandle& e) { return e.id; })
-      .def_property_readonly("address", [](const DatagramEndpointHandle& e) { return e.box->get().local_address(e.id); })
-      .def("send_to",
-           [](DatagramEndpointHandle& e, py::handle data, py::handle address) {
-             Reactor& reactor = e.box->get();
-             Address to = to_address(e.family, address);
-             return send_bytes(reactor, e.id, data, &to);
-           },
-           py::arg("data"), py::arg("address"));
-
+      .def_property_readonly("address", [](const DatagramEndpointHandle& e) { return e.box->get().local_address(e.id); });
+  add_fast_methods(endpoint_class, endpoint_methods);
   py::class_<ReactorBox>(m, "Reactor", "The C++ event loop behind socketeer.Server.")
       .def(py::init([](std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
                        std::optional<double> idle, size_t datagram_batch, size_t datagram_size,
