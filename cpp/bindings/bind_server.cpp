@@ -89,9 +89,13 @@ class PythonDispatcher : public Dispatcher {
     py::gil_scoped_acquire gil;
     drop_deferred();  // last turn's sent bytes, now that the GIL is held anyway
     dispatched_ = true;
+    if (on_messages_.is_none()) {
+      for (const auto& event : events) deliver(reactor, event);
+      return;
+    }
     py::list batch;
     for (const auto& event : events) {
-      if (event.kind == ReactorEvent::Kind::message && !on_messages_.is_none()) {
+      if (event.kind == ReactorEvent::Kind::message) {
         batch.append(py::make_tuple(connection(event.id), bytes_of(event.data)));
         continue;
       }

@@ -39,11 +39,10 @@ Framing Framing::length_prefixed(int prefix_size, bool big_endian, size_t max_si
   return framing;
 }
 
-std::optional<Frame> Framing::next(std::string_view data) const {
+std::optional<Frame> Framing::next_framed(std::string_view data) const {
   switch (kind_) {
     case Kind::raw:
-      if (data.empty()) return std::nullopt;
-      return Frame{0, std::min(data.size(), max_size_), 0};
+      break;  // next() handles it inline
     case Kind::delimited: {
       size_t end = data.find(delimiter_);
       if (end == std::string_view::npos) {

@@ -394,7 +394,7 @@ void Reactor::read(Connection& c, bool stop_on_short_read) {
   // an end of stream that arrived behind them.
   bool drained = false;
   for (size_t reads = 0;; ++reads) {
-    if (!hand_out(c)) return;
+    if (c.in_parsed < c.in_end && !hand_out(c)) return;
     if (c.peer_closed) {
       // Messages that arrived with the end of stream (a client that half-closes after its
       // request) must still be answerable: close once they are dispatched, next turn.

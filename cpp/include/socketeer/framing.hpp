@@ -50,11 +50,19 @@ class Framing {
 
   // The first complete message at the start of data, or nullopt if more bytes are needed.
   // Throws FrameTooLarge as soon as the message is known to exceed max_size.
-  std::optional<Frame> next(std::string_view data) const;
+  std::optional<Frame> next(std::string_view data) const {
+    if (kind_ == Kind::raw) {  // inline: the reactor's default framing asks once or twice per read
+      if (data.empty()) return std::nullopt;
+      return Frame{0, data.size() < max_size_ ? data.size() : max_size_, 0};
+    }
+    return next_framed(data);
+  }
   // The bytes that carry one message on the wire (prefix or delimiter added).
   std::string encode(std::string_view message) const;
 
  private:
+  std::optional<Frame> next_framed(std::string_view data) const;  // delimited, length-prefixed
+
   Kind kind_ = Kind::raw;
   std::string delimiter_;
   int prefix_size_ = 0;
