@@ -445,6 +445,7 @@ def test_context_manager_starts_and_closes(short_tmp: Any) -> None:
     srv.listen(f"unix:{path}")
     with srv as running:
         assert running is srv
+        assert repr(srv).startswith("<socketeer.Server running")  # at once, before any traffic
         with client(srv) as sock:
             sock.sendall(b"anything")
             assert recv_exactly(sock, 3) == b"ok\n"

@@ -247,7 +247,9 @@ class Server:
         self.close()
 
     def __repr__(self) -> str:
-        state = "running" if any(r.running for r in self._reactors if not r.closed) else "stopped"
+        # A started thread counts at once: its reactor may not have entered run() yet.
+        started = any(thread.is_alive() for thread in self._threads)
+        state = "running" if started or any(r.running for r in self._reactors if not r.closed) else "stopped"
         endpoints = ", ".join(self.endpoint(i) for i in range(len(self._endpoints)))
         return f"<socketeer.Server {state} {endpoints or '(no endpoints)'}>"
 
