@@ -229,8 +229,21 @@ int family_of(const Address& address) {
   return std::visit([](const auto& a) { return std::decay_t<decltype(a)>::family; }, address);
 }
 
+// Hashes the fields operator<=> compares, straight from the raw structs: servers hash a
+// sender's address per datagram, so no formatting here.
 size_t hash_of(const Address& address) {
-  return std::hash<std::string>{}(std::to_string(address.index()) + to_string(address));
+  auto mix = [](size_t seed, size_t value) { return seed ^ (value + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2)); };
+  auto bytes = [](const auto& field) {
+    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&field), sizeof field));
+  };
+  size_t seed = address.index();
+  if (auto* a = std::get_if<InetAddress>(&address)) return mix(mix(seed, a->raw.sin_addr.s_addr), a->raw.sin_port);
+  if (auto* a = std::get_if<Inet6Address>(&address)) {
+    seed = mix(mix(seed, bytes(a->raw.sin6_addr)), a->raw.sin6_port);
+    return mix(mix(seed, a->raw.sin6_flowinfo), a->raw.sin6_scope_id);
+  }
+  const auto& unix_address = std::get<UnixAddress>(address);
+  return mix(mix(seed, unix_address.abstract()), std::hash<std::string>{}(unix_address.path()));
 }
 
 const sockaddr* sockaddr_of(const Address& address) {
