@@ -639,6 +639,35 @@ def test_udp_builtin_echo_and_several_clients() -> None:
         server.close()
 
 
+@pytest.mark.parametrize("endpoint", ["udp://127.0.0.1:0", "udp://[::1]:0"])
+def test_udp_python_handler_keeps_senders_apart(endpoint: str) -> None:
+    # Sender Address objects are reused per peer: each client must still get only its own
+    # replies, and each address must equal (and hash like) a fresh one for the same peer.
+    handler = DatagramEcho()
+    server = Server(handler)
+    try:
+        address = server.bind(endpoint)
+        server.start()
+        socks = [datagram_client(address) for _ in range(4)]
+        try:
+            for round_ in range(3):
+                for i, sock in enumerate(socks):
+                    sock.send(b"%d/%d" % (i, round_))
+                for i, sock in enumerate(socks):
+                    assert sock.recv(100) == b"%d/%d" % (i, round_)
+            names = {sock.getsockname()[:2] for sock in socks}
+            assert {(a.host, a.port) for a in handler.senders} == names
+            assert len(handler.senders) == 12
+            cls = type(handler.senders[0])
+            fresh = {cls(*name) for name in names}
+            assert set(handler.senders) == fresh and len(fresh) == 4
+        finally:
+            for sock in socks:
+                sock.close()
+    finally:
+        server.close()
+
+
 def test_unix_datagram_endpoint(short_tmp: Any) -> None:
     handler = DatagramEcho()
     server = Server(handler)

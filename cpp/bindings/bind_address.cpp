@@ -2,6 +2,7 @@
 #include <sys/un.h>
 
 #include "bindings.hpp"
+#include "fast_method.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/resolve.hpp"
 
@@ -137,7 +138,17 @@ Address address_from_tuple(int family, py::handle object) {
   throw py::value_error("unsupported address family " + std::to_string(family));
 }
 
+// The exact Python type of each Address alternative, for a cast without pybind11's type
+// lookup (a per-datagram cost on the server's send_to path). Subclasses take the general path.
+template <typename T>
+const T* exactly(py::handle object) {
+  static PyTypeObject* type = reinterpret_cast<PyTypeObject*>(py::type::of<T>().ptr());
+  return Py_TYPE(object.ptr()) == type ? cpp_self<T>(object.ptr()) : nullptr;
+}
+
 Address to_address(int family, py::handle object) {
+  if (auto* inet = exactly<InetAddress>(object)) return *inet;
+  if (auto* inet6 = exactly<Inet6Address>(object)) return *inet6;
   if (PyTuple_Check(object.ptr())) return address_from_tuple(family, object);
   if (family == AF_UNIX && !py::isinstance<UnixAddress>(object)) return unix_from_path(object);
   if (PyUnicode_Check(object.ptr())) return parse_address(host_text(object));

@@ -67,6 +67,29 @@ void call_handler(const py::object& method, std::array<PyObject*, N + 1> slots) 
 
 py::bytes bytes_of(std::string_view data) { return py::bytes(data.data(), data.size()); }
 
+// The Python Address objects of recent datagram senders. A UDP server hears the same peers
+// again and again, and making a pybind11 object per datagram (instance registry, holder,
+// dealloc) cost a third of the whole request; Address objects are immutable, so one can be
+// handed out again. Bounded: when full it starts over.
+class AddressCache {
+ public:
+  py::object get(const Address& address) {
+    auto it = objects_.find(address);
+    if (it != objects_.end()) return it->second;
+    if (objects_.size() >= kLimit) objects_.clear();
+    return objects_.emplace(address, py::cast(address)).first->second;
+  }
+  void clear() { objects_.clear(); }
+
+ private:
+  struct Hash {
+    size_t operator()(const Address& address) const { return hash_of(address); }
+  };
+  static constexpr size_t kLimit = 4096;
+  std::unordered_map<Address, py::object, Hash> objects_;
+};
+
+
 py::object method_or_none(py::handle handler, const char* name) {
   return py::hasattr(handler, name) ? py::object(handler.attr(name)) : py::object(py::none());
 }
@@ -127,6 +150,7 @@ class PythonDispatcher : public Dispatcher {
   void forget() {
     connections_.clear();
     endpoints_.clear();
+    senders_.clear();
   }
 
  private:
@@ -158,7 +182,7 @@ class PythonDispatcher : public Dispatcher {
         case ReactorEvent::Kind::datagram:
           target = endpoints_[event.id];
           if (!on_datagram_.is_none())
-            call_handler<3>(on_datagram_, {nullptr, target.ptr(), bytes_of(event.data).ptr(), py::cast(*event.from).ptr()});
+            call_handler<3>(on_datagram_, {nullptr, target.ptr(), bytes_of(event.data).ptr(), senders_.get(*event.from).ptr()});
           break;
       }
     } catch (py::error_already_set& error) {
@@ -196,6 +220,7 @@ class PythonDispatcher : public Dispatcher {
   py::object on_connect_, on_message_, on_messages_, on_close_, on_datagram_, on_error_;
   std::unordered_map<uint64_t, py::object> connections_;
   std::unordered_map<uint64_t, py::object> endpoints_;
+  AddressCache senders_;
   std::vector<uint64_t> deferred_;  // tokens whose references are still to be dropped
   bool dispatched_ = false;         // a dispatch ran since the last release()
 };
