@@ -79,7 +79,6 @@ class AddressCache {
     if (objects_.size() >= kLimit) objects_.clear();
     return objects_.emplace(address, py::cast(address)).first->second;
   }
-  void clear() { objects_.clear(); }
 
  private:
   struct Hash {
@@ -145,12 +144,6 @@ class PythonDispatcher : public Dispatcher {
   void drop_deferred() {
     for (uint64_t token : deferred_) Py_DECREF(reinterpret_cast<PyObject*>(token));
     deferred_.clear();
-  }
-
-  void forget() {
-    connections_.clear();
-    endpoints_.clear();
-    senders_.clear();
   }
 
  private:
