@@ -1,9 +1,17 @@
-// DatagramBatch: reusable room for recvmmsg, so receiving many datagrams in one syscall
-// allocates nothing: slots of a fixed size in one arena, with their headers and addresses.
+// DatagramBatch and OutgoingBatch: reusable room for recvmmsg and sendmmsg, so that receiving
+// or sending many datagrams in one syscall allocates nothing: headers, buffers, addresses and
+// control messages are set up once and reused.
+//
+// OutgoingBatch knows UDP's segmentation offload (Linux >= 4.18):
+//  - GSO (send): one message whose payload is several datagrams for ONE address, all of one
+//    size but the last (which may be shorter, never longer), with a UDP_SEGMENT control message
+//    saying that size. The kernel cuts it up as late as possible, so the stack (route lookup,
+//    netfilter, the device queue) is walked once per message instead of once per datagram.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -11,6 +19,12 @@
 #include "socketeer/address.hpp"
 
 namespace socketeer {
+
+// Room for one control message carrying a segment size, aligned for cmsghdr.
+union SegmentSizeControl {
+  cmsghdr header;
+  char bytes[CMSG_SPACE(sizeof(int))];
+};
 
 class DatagramBatch {
  public:
@@ -38,6 +52,49 @@ struct OutgoingDatagram {
   const void* data;
   size_t size;
   const Address* to;  // nullptr on a connected socket
+};
+
+// The messages of one sendmmsg, built by add(). With coalescing on, consecutive datagrams to
+// the same address with the same size become one GSO message (one iovec per datagram and a
+// UDP_SEGMENT control message); otherwise, and for a run of one, a message is one datagram.
+class OutgoingBatch {
+ public:
+  // The kernel's limit per GSO message (UDP_MAX_SEGMENTS: 64 before Linux 6.9, 128 since).
+  static constexpr size_t kMaxSegments = 64;
+  // A GSO message is one UDP datagram until it is cut up, so its whole payload must fit one:
+  // 65535 - 20 (IPv4 header) - 8 (UDP header). IPv6 allows 20 bytes more; one limit serves both.
+  static constexpr size_t kMaxCoalescedBytes = 65507;
+
+  // Room for up to `capacity` datagrams (and as many messages) per send.
+  explicit OutgoingBatch(size_t capacity);
+
+  // Empties the batch; coalesce: whether add() may build GSO messages.
+  void reset(bool coalesce);
+  // Appends a datagram (its bytes and address must stay valid until the send); false when the
+  // batch is full and the datagram was not added.
+  bool add(const OutgoingDatagram& datagram);
+
+  size_t capacity() const { return vectors_.size(); }
+  size_t messages() const { return messages_; }
+  size_t datagrams() const { return datagrams_; }
+  // Datagrams in message i: 1, or more for a GSO message.
+  size_t segments(size_t i) const { return headers_[i].msg_hdr.msg_iovlen; }
+  // Datagrams carried by the first `count` messages (what a sendmmsg that sent `count` sent).
+  size_t datagrams_in(size_t count) const;
+  mmsghdr* headers() { return headers_.data(); }
+
+ private:
+  bool joins_last(const OutgoingDatagram& datagram) const;
+  void mark_segmented(size_t i);
+
+  std::vector<iovec> vectors_;     // one per datagram, a message's side by side
+  std::vector<mmsghdr> headers_;   // one per message
+  std::vector<SegmentSizeControl> controls_;  // one per message, used by GSO messages
+  std::vector<const Address*> destinations_;  // one per message
+  std::vector<size_t> message_bytes_;         // one per message
+  size_t messages_ = 0;
+  size_t datagrams_ = 0;
+  bool coalesce_ = false;
 };
 
 }  // namespace socketeer
