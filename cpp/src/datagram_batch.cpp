@@ -11,8 +11,13 @@ namespace socketeer {
 
 // --- receiving ---------------------------------------------------------------------------------
 
-DatagramBatch::DatagramBatch(size_t slots, size_t slot_size)
-    : slot_size_(slot_size), arena_(slots * slot_size), vectors_(slots), names_(slots), headers_(slots) {
+DatagramBatch::DatagramBatch(size_t slots, size_t slot_size, bool segment_sizes)
+    : slot_size_(slot_size),
+      arena_(slots * slot_size),
+      vectors_(slots),
+      names_(slots),
+      controls_(segment_sizes ? slots : 0),
+      headers_(slots) {
   if (slots == 0 || slot_size == 0) throw InvalidArgument("a datagram batch needs at least one slot of at least one byte");
   if (slots > 1024) throw InvalidArgument("at most 1024 datagrams per batch (UIO_MAXIOV), got " + std::to_string(slots));
 }
@@ -25,6 +30,10 @@ mmsghdr* DatagramBatch::prepare() {
     headers_[i].msg_hdr.msg_iovlen = 1;
     headers_[i].msg_hdr.msg_name = &names_[i];
     headers_[i].msg_hdr.msg_namelen = sizeof names_[i];
+    if (!controls_.empty()) {
+      headers_[i].msg_hdr.msg_control = controls_[i].bytes;
+      headers_[i].msg_hdr.msg_controllen = sizeof controls_[i].bytes;
+    }
   }
   return headers_.data();
 }
@@ -36,6 +45,18 @@ std::string_view DatagramBatch::data(size_t i) const {
 std::optional<Address> DatagramBatch::address(size_t i) const {
   if (headers_[i].msg_hdr.msg_namelen == 0) return std::nullopt;
   return address_from_sockaddr(names_[i], headers_[i].msg_hdr.msg_namelen);
+}
+
+size_t DatagramBatch::segment_size(size_t i) const {
+  if (controls_.empty()) return 0;
+  auto& header = const_cast<msghdr&>(headers_[i].msg_hdr);  // CMSG_NXTHDR takes no const
+  for (cmsghdr* item = CMSG_FIRSTHDR(&header); item; item = CMSG_NXTHDR(&header, item)) {
+    if (item->cmsg_level != SOL_UDP || item->cmsg_type != UDP_GRO) continue;
+    int size = 0;
+    std::memcpy(&size, CMSG_DATA(item), sizeof size);
+    return size > 0 ? static_cast<size_t>(size) : 0;
+  }
+  return 0;
 }
 
 // --- sending -----------------------------------------------------------------------------------

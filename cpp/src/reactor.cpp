@@ -33,13 +33,28 @@ bool is_reset(int code) { return code == ECONNRESET || code == EPIPE || code == 
 
 // --- UDP segmentation offloads (see datagram_batch.hpp) ---
 
+// GRO may hand over up to 64 KiB in one slot (the kernel's limit for a coalesced packet, with
+// the default gro_max_size); a smaller slot would truncate it and lose whole datagrams, so
+// endpoints with smaller slots go without GRO.
+constexpr size_t kCoalescedRoom = 65536;
+
 bool is_udp(const Socket& socket) {
   return (socket.family() == AF_INET || socket.family() == AF_INET6) && socket.type() == SOCK_DGRAM &&
          (socket.protocol() == 0 || socket.protocol() == IPPROTO_UDP);
 }
 
-// UDP_SEGMENT arrived in Linux 4.18; older kernels answer ENOPROTOOPT (EINVAL).
+// UDP_GRO arrived in Linux 5.0, UDP_SEGMENT in 4.18; older kernels answer ENOPROTOOPT (EINVAL).
 bool unknown_option(int code) { return code == ENOPROTOOPT || code == EINVAL; }
+
+bool enable_receive_offload(Socket& socket) {
+  try {
+    socket.set_option(SOL_UDP, UDP_GRO, 1);
+    return true;
+  } catch (const Error& error) {
+    if (!unknown_option(error.code_value())) throw;
+    return false;
+  }
+}
 
 // GSO is asked for per message, with a UDP_SEGMENT control message, and a kernel older than
 // 4.18 ignores control messages of SOL_UDP: it would send a whole run as ONE datagram. So ask
@@ -182,9 +197,10 @@ uint64_t Reactor::add_datagram(Socket endpoint) {
   if (running_) throw std::logic_error("add datagram endpoints before run()");
   endpoint.set_timeout(0ns);
   bool offload = options_.udp_gso && is_udp(endpoint);
+  bool receive_offload = offload && options_.datagram_size >= kCoalescedRoom && enable_receive_offload(endpoint);
   bool segment_offload = offload && supports_segment_offload(endpoint);
   auto entry = std::make_unique<DatagramEndpoint>(
-      next_id_++, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size),
+      next_id_++, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
       segment_offload);
   poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge);
   remember<void*>(by_fd_, entry->socket.fd(), entry.get());
@@ -503,9 +519,24 @@ void Reactor::read_datagrams(DatagramEndpoint& endpoint) {
   endpoint.senders.clear();
   endpoint.senders.reserve(*count);
   for (size_t i = 0; i < *count; ++i) endpoint.senders.push_back(endpoint.batch.address(i).value_or(UnixAddress()));
-  for (size_t i = 0; i < *count; ++i)
-    events_.push_back({ReactorEvent::Kind::datagram, endpoint.id, endpoint.batch.data(i), {}, &endpoint.senders[i]});
-  stats_.datagrams += *count;
+  size_t before = events_.size();
+  for (size_t i = 0; i < *count; ++i) {
+    std::string_view data = endpoint.batch.data(i);
+    const Address* from = &endpoint.senders[i];
+    // GRO: the kernel coalesces datagrams of one sender that arrive back to back while they
+    // have one size, and a shorter one ends the run; so the slot holds pieces of segment_size
+    // bytes, the last one possibly shorter. Each is a datagram of its own, with the same sender.
+    size_t segment = endpoint.batch.segment_size(i);
+    if (segment == 0 || data.size() <= segment) {
+      events_.push_back({ReactorEvent::Kind::datagram, endpoint.id, data, {}, from});
+      continue;
+    }
+    for (; !data.empty(); data.remove_prefix(std::min(segment, data.size()))) {
+      events_.push_back({ReactorEvent::Kind::datagram, endpoint.id, data.substr(0, segment), {}, from});
+      ++stats_.gro_segments;
+    }
+  }
+  stats_.datagrams += events_.size() - before;
   if (*count == endpoint.batch.slots()) endpoint.read_again = true;
 }
 

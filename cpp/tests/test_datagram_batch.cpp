@@ -109,4 +109,15 @@ TEST(a_full_batch_refuses_more) {
   CHECK_EQ(batch.datagrams(), 1u);
 }
 
+TEST(receive_batches_report_no_segment_size_without_room_for_it) {
+  DatagramBatch plain(4, 100);
+  mmsghdr* headers = plain.prepare();
+  CHECK(headers[0].msg_hdr.msg_control == nullptr);
+  CHECK_EQ(plain.segment_size(0), 0u);
+  DatagramBatch offload(4, 100, true);
+  headers = offload.prepare();
+  CHECK(headers[3].msg_hdr.msg_control != nullptr);
+  CHECK(headers[3].msg_hdr.msg_controllen >= CMSG_SPACE(sizeof(int)));
+}
+
 int main() { return socketeer::testing::run_all(); }

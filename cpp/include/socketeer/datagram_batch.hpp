@@ -2,7 +2,10 @@
 // or sending many datagrams in one syscall allocates nothing: headers, buffers, addresses and
 // control messages are set up once and reused.
 //
-// OutgoingBatch knows UDP's segmentation offload (Linux >= 4.18):
+// Both know UDP's segmentation offloads (Linux >= 4.18 for GSO, >= 5.0 for GRO):
+//  - GRO (receive): with setsockopt(SOL_UDP, UDP_GRO, 1) the kernel may hand over several
+//    datagrams of ONE sender in one slot, all of one size but the last (which may be shorter),
+//    and says that size in a UDP_GRO control message: segment_size(i).
 //  - GSO (send): one message whose payload is several datagrams for ONE address, all of one
 //    size but the last (which may be shorter, never longer), with a UDP_SEGMENT control message
 //    saying that size. The kernel cuts it up as late as possible, so the stack (route lookup,
@@ -20,7 +23,7 @@
 
 namespace socketeer {
 
-// Room for one control message carrying a segment size, aligned for cmsghdr.
+// Room for one control message carrying one int (the UDP_GRO segment size), aligned for cmsghdr.
 union SegmentSizeControl {
   cmsghdr header;
   char bytes[CMSG_SPACE(sizeof(int))];
@@ -28,7 +31,10 @@ union SegmentSizeControl {
 
 class DatagramBatch {
  public:
-  DatagramBatch(size_t slots, size_t slot_size);
+  // segment_sizes: give the kernel room for a UDP_GRO control message per slot. Only for
+  // sockets with UDP_GRO on: on a unix socket the same room would let a peer's SCM_RIGHTS fd
+  // arrive (and leak), where without room the kernel closes it.
+  DatagramBatch(size_t slots, size_t slot_size, bool segment_sizes = false);
 
   size_t slots() const { return headers_.size(); }
   size_t slot_size() const { return slot_size_; }
@@ -36,6 +42,8 @@ class DatagramBatch {
   std::string_view data(size_t i) const;
   std::optional<Address> address(size_t i) const;  // nullopt when the sender has no name
   bool truncated(size_t i) const { return headers_[i].msg_hdr.msg_flags & MSG_TRUNC; }
+  // GRO: the size of each datagram coalesced into slot i, or 0 when it holds one datagram.
+  size_t segment_size(size_t i) const;
 
   // Prepares every header for the next recvmmsg (lengths are overwritten by the kernel).
   mmsghdr* prepare();
@@ -45,6 +53,7 @@ class DatagramBatch {
   std::vector<char> arena_;
   std::vector<iovec> vectors_;
   std::vector<sockaddr_storage> names_;
+  std::vector<SegmentSizeControl> controls_;  // empty unless segment_sizes
   std::vector<mmsghdr> headers_;
 };
 
