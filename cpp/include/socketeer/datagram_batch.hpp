@@ -68,7 +68,8 @@ struct OutgoingDatagram {
 // UDP_SEGMENT control message); otherwise, and for a run of one, a message is one datagram.
 class OutgoingBatch {
  public:
-  // The kernel's limit per GSO message (UDP_MAX_SEGMENTS: 64 before Linux 6.9, 128 since).
+  // The kernel's limit per GSO message (UDP_MAX_SEGMENTS: 64 on older kernels, 128 on recent
+  // ones); 64 is accepted by all of them.
   static constexpr size_t kMaxSegments = 64;
   // A GSO message is one UDP datagram until it is cut up, so its whole payload must fit one:
   // 65535 - 20 (IPv4 header) - 8 (UDP header). IPv6 allows 20 bytes more; one limit serves both.
