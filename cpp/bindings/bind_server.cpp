@@ -221,9 +221,10 @@ class PythonDispatcher : public Dispatcher {
 
 ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
                             std::optional<double> idle, size_t datagram_batch, size_t datagram_size,
-                            bool tune_allocator) {
+                            bool tune_allocator, bool udp_gso) {
   ReactorOptions options;
   options.tune_allocator = tune_allocator;
+  options.udp_gso = udp_gso;
   if (framing) options.framing = *framing;
   options.read_buffer = read_buffer;
   options.high_watermark = high;
@@ -298,16 +299,16 @@ void init_server(py::module_& m) {
   py::class_<ReactorBox>(m, "Reactor", "The C++ event loop behind socketeer.Server.")
       .def(py::init([](std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
                        std::optional<double> idle, size_t datagram_batch, size_t datagram_size,
-                       bool tune_allocator) {
+                       bool tune_allocator, bool udp_gso) {
              auto box = std::make_unique<ReactorBox>();
-             box->reactor = std::make_unique<Reactor>(
-                 make_options(framing, read_buffer, high, low, idle, datagram_batch, datagram_size, tune_allocator));
+             box->reactor = std::make_unique<Reactor>(make_options(framing, read_buffer, high, low, idle, datagram_batch,
+                                                                   datagram_size, tune_allocator, udp_gso));
              return box;
            }),
            py::arg("framing") = py::none(), py::arg("read_buffer") = 64 * 1024,
            py::arg("high_watermark") = 4 * 1024 * 1024, py::arg("low_watermark") = 1024 * 1024,
            py::arg("idle_timeout") = py::none(), py::arg("datagram_batch") = 64, py::arg("datagram_size") = 65536,
-           py::arg("tune_allocator") = true)
+           py::arg("tune_allocator") = true, py::arg("udp_gso") = true)
       .def("add_listener", [](ReactorBox& box, Socket& socket) { return box.get().add_listener(std::move(socket)); },
            py::arg("socket"), "Takes over a listening socket (the Python Socket is left closed).")
       .def("add_datagram",
@@ -375,6 +376,8 @@ void init_server(py::module_& m) {
         d["received_bytes"] = s.received_bytes;
         d["sent_bytes"] = s.sent_bytes;
         d["paused_reads"] = s.paused_reads;
+        d["gro_segments"] = s.gro_segments;
+        d["gso_datagrams"] = s.gso_datagrams;
         d["queued_bytes"] = s.queued_bytes;
         return d;
       });

@@ -191,12 +191,13 @@ void bind_batches(py::module_& m, py::class_<Socket>& cls) {
               if (!payloads.back().acquire(data.ptr())) throw py::error_already_set();
               addresses.push_back(to.is_none() ? std::nullopt : std::optional(to_address(self.family(), to)));
             }
-            std::vector<OutgoingDatagram> outgoing;
+            if (payloads.empty()) return size_t{0};
+            OutgoingBatch batch(payloads.size());
+            batch.reset(false);  // one datagram per message: the count returned is of datagrams
             for (size_t i = 0; i < payloads.size(); ++i)
-              outgoing.push_back({payloads[i].data(), payloads[i].size(), addresses[i] ? &*addresses[i] : nullptr});
-            if (outgoing.empty()) return size_t{0};
+              batch.add({payloads[i].data(), payloads[i].size(), addresses[i] ? &*addresses[i] : nullptr});
             py::gil_scoped_release release;
-            return ready_or_raise(self.send_many(outgoing, flags), "sendmmsg");
+            return ready_or_raise(self.send_many(batch, flags), "sendmmsg");
           },
           py::arg("messages"), py::arg("flags") = 0,
           "Sends [(data, address), ...] (or [data, ...] when connected) in one sendmmsg; returns how many went.")

@@ -1,6 +1,8 @@
 #include "socketeer/reactor.hpp"
 
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +30,51 @@ constexpr size_t kMaxIovecs = 64;
 constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
 
 bool is_reset(int code) { return code == ECONNRESET || code == EPIPE || code == ETIMEDOUT; }
+
+// --- UDP segmentation offloads (see datagram_batch.hpp) ---
+
+// GRO may hand over up to 64 KiB in one slot (the kernel's limit for a coalesced packet, with
+// the default gro_max_size); a smaller slot would truncate it and lose whole datagrams, so
+// endpoints with smaller slots go without GRO.
+constexpr size_t kCoalescedRoom = 65536;
+
+bool is_udp(const Socket& socket) {
+  return (socket.family() == AF_INET || socket.family() == AF_INET6) && socket.type() == SOCK_DGRAM &&
+         (socket.protocol() == 0 || socket.protocol() == IPPROTO_UDP);
+}
+
+// UDP_GRO arrived in Linux 5.0, UDP_SEGMENT in 4.18; older kernels answer ENOPROTOOPT (EINVAL).
+bool unknown_option(int code) { return code == ENOPROTOOPT || code == EINVAL; }
+
+bool enable_receive_offload(Socket& socket) {
+  try {
+    socket.set_option(SOL_UDP, UDP_GRO, 1);
+    return true;
+  } catch (const Error& error) {
+    if (!unknown_option(error.code_value())) throw;
+    return false;
+  }
+}
+
+// GSO is asked for per message, with a UDP_SEGMENT control message, and a kernel older than
+// 4.18 ignores control messages of SOL_UDP: it would send a whole run as ONE datagram. So ask
+// first whether the socket option of the same name (and age) exists.
+bool supports_segment_offload(const Socket& socket) {
+  try {
+    (void)socket.get_option(SOL_UDP, UDP_SEGMENT);
+    return true;
+  } catch (const Error& error) {
+    if (!unknown_option(error.code_value())) throw;
+    return false;
+  }
+}
+
+// A kernel that knows GSO may still refuse a GSO message: a device without checksum offload or
+// a UDP-Lite socket (EIO), a segment larger than the route's MTU (EINVAL), a driver without
+// support (EOPNOTSUPP). The same datagrams one per message may well go, so they are tried so.
+bool refuses_segmentation(int code) {
+  return code == EIO || code == EINVAL || code == ENOPROTOOPT || code == EOPNOTSUPP || code == EMSGSIZE;
+}
 
 }  // namespace
 
@@ -74,9 +121,13 @@ struct Reactor::Outgoing {
 };
 
 struct Reactor::DatagramEndpoint {
+  DatagramEndpoint(uint64_t id_, Socket socket_, DatagramBatch batch_, bool segment_offload_)
+      : id(id_), socket(std::move(socket_)), batch(std::move(batch_)), segment_offload(segment_offload_) {}
   uint64_t id;
   Socket socket;
   DatagramBatch batch;
+  bool segment_offload = false;  // GSO: until the kernel refuses a GSO message
+  OutgoingBatch outgoing{kMaxIovecs};
   std::vector<Address> senders;  // this turn's, so events can point at them
   std::deque<Outgoing> output;
   bool dirty = false;
@@ -145,8 +196,12 @@ uint64_t Reactor::add_listener(Socket listener) {
 uint64_t Reactor::add_datagram(Socket endpoint) {
   if (running_) throw std::logic_error("add datagram endpoints before run()");
   endpoint.set_timeout(0ns);
-  auto entry = std::make_unique<DatagramEndpoint>(DatagramEndpoint{
-      next_id_++, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size), {}, {}});
+  bool offload = options_.udp_gso && is_udp(endpoint);
+  bool receive_offload = offload && options_.datagram_size >= kCoalescedRoom && enable_receive_offload(endpoint);
+  bool segment_offload = offload && supports_segment_offload(endpoint);
+  auto entry = std::make_unique<DatagramEndpoint>(
+      next_id_++, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
+      segment_offload);
   poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge);
   remember<void*>(by_fd_, entry->socket.fd(), entry.get());
   remember<uint8_t>(fd_kind_, entry->socket.fd(), kDatagram);
@@ -473,9 +528,24 @@ void Reactor::read_datagrams(DatagramEndpoint& endpoint) {
   endpoint.senders.clear();
   endpoint.senders.reserve(*count);
   for (size_t i = 0; i < *count; ++i) endpoint.senders.push_back(endpoint.batch.address(i).value_or(UnixAddress()));
-  for (size_t i = 0; i < *count; ++i)
-    events_.push_back({ReactorEvent::Kind::datagram, endpoint.id, endpoint.batch.data(i), {}, &endpoint.senders[i]});
-  stats_.datagrams += *count;
+  size_t before = events_.size();
+  for (size_t i = 0; i < *count; ++i) {
+    std::string_view data = endpoint.batch.data(i);
+    const Address* from = &endpoint.senders[i];
+    // GRO: the kernel coalesces datagrams of one sender that arrive back to back while they
+    // have one size, and a shorter one ends the run; so the slot holds pieces of segment_size
+    // bytes, the last one possibly shorter. Each is a datagram of its own, with the same sender.
+    size_t segment = endpoint.batch.segment_size(i);
+    if (segment == 0 || data.size() <= segment) {
+      events_.push_back({ReactorEvent::Kind::datagram, endpoint.id, data, {}, from});
+      continue;
+    }
+    for (; !data.empty(); data.remove_prefix(std::min(segment, data.size()))) {
+      events_.push_back({ReactorEvent::Kind::datagram, endpoint.id, data.substr(0, segment), {}, from});
+      ++stats_.gro_segments;
+    }
+  }
+  stats_.datagrams += events_.size() - before;
   if (*count == endpoint.batch.slots()) endpoint.read_again = true;
 }
 
@@ -597,21 +667,34 @@ void Reactor::flush(Connection& c) {
   }
 }
 
+// One sendmmsg of up to kMaxIovecs queued datagrams, repeated until the queue is empty or the
+// socket is full (it reports writable again, edge, once it drains). With GSO, a run of replies
+// to one address with one size goes as one message; it counts as all its datagrams.
 void Reactor::flush(DatagramEndpoint& endpoint) {
+  OutgoingBatch& batch = endpoint.outgoing;
   while (!endpoint.output.empty()) {
-    OutgoingDatagram batch[kMaxIovecs];
-    size_t count = 0;
-    for (auto it = endpoint.output.begin(); it != endpoint.output.end() && count < kMaxIovecs; ++it, ++count)
-      batch[count] = {it->chunk.data, it->chunk.size, &it->to};
-    std::optional<size_t> sent;
+    batch.reset(endpoint.segment_offload);
+    for (const Outgoing& outgoing : endpoint.output)
+      if (!batch.add({outgoing.chunk.data, outgoing.chunk.size, &outgoing.to})) break;
+    size_t done = 0;  // datagrams sent, or dropped
     try {
-      sent = endpoint.socket.send_many(std::span(batch, count));
-    } catch (const Error&) {
-      sent = 1;  // this datagram cannot go (unreachable, too big ...): drop it, keep the rest
-      ++stats_.dropped_datagrams;
+      auto sent = endpoint.socket.send_many(batch);
+      if (!sent) break;
+      done = batch.datagrams_in(*sent);
+      for (size_t i = 0; i < *sent; ++i)
+        if (batch.segments(i) > 1) stats_.gso_datagrams += batch.segments(i);
+    } catch (const Error& error) {
+      // The error is the first message's. A refused GSO message is not lost: GSO goes off for
+      // this endpoint and the same datagrams are packed again, one per message.
+      if (batch.segments(0) > 1 && refuses_segmentation(error.code_value())) {
+        endpoint.segment_offload = false;
+        continue;
+      }
+      // Otherwise the message cannot go (unreachable, too big ...): drop it, keep the rest.
+      done = batch.datagrams_in(1);
+      stats_.dropped_datagrams += done;
     }
-    if (!sent) break;
-    for (size_t i = 0; i < *sent; ++i) {
+    for (size_t i = 0; i < done; ++i) {
       if (endpoint.output.front().chunk.token) released_.push_back(endpoint.output.front().chunk.token);
       endpoint.output.pop_front();
     }

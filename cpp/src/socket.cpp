@@ -288,20 +288,9 @@ std::optional<size_t> Socket::send_fds(const void* data, size_t size, std::span<
   return send_msg(std::span(&buffer, 1), control, flags, to);
 }
 
-std::optional<size_t> Socket::send_many(std::span<const OutgoingDatagram> messages, int flags) {
-  std::vector<iovec> vectors(messages.size());
-  std::vector<mmsghdr> headers(messages.size());
-  for (size_t i = 0; i < messages.size(); ++i) {
-    vectors[i] = {const_cast<void*>(messages[i].data), messages[i].size};
-    headers[i].msg_hdr.msg_iov = &vectors[i];
-    headers[i].msg_hdr.msg_iovlen = 1;
-    if (messages[i].to) {
-      headers[i].msg_hdr.msg_name = const_cast<sockaddr*>(sockaddr_of(*messages[i].to));
-      headers[i].msg_hdr.msg_namelen = length_of(*messages[i].to);
-    }
-  }
+std::optional<size_t> Socket::send_many(OutgoingBatch& batch, int flags) {
   auto n = io(POLLOUT, "sendmmsg", [&](int fd) {
-    return static_cast<ssize_t>(::sendmmsg(fd, headers.data(), static_cast<unsigned>(headers.size()), flags | MSG_NOSIGNAL));
+    return static_cast<ssize_t>(::sendmmsg(fd, batch.headers(), static_cast<unsigned>(batch.messages()), flags | MSG_NOSIGNAL));
   });
   if (n && *n < 0) throw_error(static_cast<int>(-*n), "sendmmsg");
   return n;

@@ -3,6 +3,7 @@
 // where buffer lifetimes (views into input buffers, the datagram arena) are really checked.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -352,6 +353,114 @@ TEST(udp_hundred_datagrams) {
     CHECK(!seen[static_cast<size_t>(index)]);
     seen[static_cast<size_t>(index)] = true;
   }
+}
+
+// --- UDP segmentation offloads (GSO on send, GRO on receive) ---
+
+namespace {
+
+// Echoes every datagram and keeps what each event carried (under a lock: the test reads it).
+class DatagramRecording : public EchoDispatcher {
+ public:
+  void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override {
+    EchoDispatcher::dispatch(reactor, events);
+    std::lock_guard lock(mutex);
+    for (const auto& event : events)
+      if (event.kind == ReactorEvent::Kind::datagram) datagrams.emplace_back(event.data);
+  }
+  std::vector<std::string> taken() {
+    std::lock_guard lock(mutex);
+    return std::exchange(datagrams, {});
+  }
+
+ private:
+  std::mutex mutex;
+  std::vector<std::string> datagrams;
+};
+
+// A client whose every send leaves as datagrams of `segment` bytes (UDP_SEGMENT), the last
+// one possibly shorter: what a QUIC stack sends.
+Socket segmenting_client(const Address& server, int segment) {
+  Socket client(AF_INET, SOCK_DGRAM);
+  client.set_timeout(kDeadline);
+  client.bind(InetAddress("127.0.0.1", 0));
+  client.connect(server);
+  client.set_option(SOL_UDP, UDP_SEGMENT, segment);
+  return client;
+}
+
+std::vector<std::string> recv_datagrams(Socket& client, size_t count) {
+  std::vector<std::string> received;
+  char buffer[65536];
+  for (size_t i = 0; i < count; ++i) {
+    auto n = client.recv(buffer, sizeof buffer);
+    if (!n) FAIL_AT("timed out after " + std::to_string(i) + " of " + std::to_string(count) + " datagrams");
+    received.emplace_back(buffer, *n);
+  }
+  return received;
+}
+
+void udp_burst_round_trip(bool udp_gso) {
+  DatagramRecording recording;
+  ReactorOptions options;
+  options.udp_gso = udp_gso;
+  Running server(recording, options, true);
+  Socket client = segmenting_client(server.udp_address, 100);
+  std::string burst = pattern(1050);  // 10 datagrams of 100 bytes and one of 50
+  client.send_all(burst.data(), burst.size());
+  std::vector<std::string> expected;
+  for (size_t offset = 0; offset < burst.size(); offset += 100) expected.push_back(burst.substr(offset, 100));
+  CHECK(recv_datagrams(client, expected.size()) == expected);
+  server.stop();
+  CHECK(recording.taken() == expected);
+  ReactorStats stats = server.reactor.stats();
+  CHECK_EQ(stats.datagrams, 11u);
+  CHECK_EQ(stats.gro_segments, udp_gso ? 11u : 0u);   // arrived as one, split by the reactor
+  CHECK_EQ(stats.gso_datagrams, udp_gso ? 11u : 0u);  // the echoes left as one GSO message
+}
+
+}  // namespace
+
+TEST(udp_gso_burst_is_split_and_echoed_in_one_message) { udp_burst_round_trip(true); }
+TEST(udp_gso_off_still_delivers_every_datagram) { udp_burst_round_trip(false); }
+
+// SO_NO_CHECK makes the kernel refuse GSO messages (EINVAL), as some devices do: the replies
+// must still arrive, one datagram per message.
+TEST(udp_refused_gso_falls_back_without_loss) {
+  class TenReplies : public Dispatcher {
+   public:
+    void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override {
+      for (const auto& event : events)
+        for (char tag = 'a'; event.kind == ReactorEvent::Kind::datagram && tag < 'a' + 10; ++tag)
+          reactor.send_to(event.id, std::string(100, tag).data(), 100, *event.from);
+    }
+  } replies;
+  Reactor reactor;
+  Socket endpoint(AF_INET, SOCK_DGRAM);
+  endpoint.bind(InetAddress("127.0.0.1", 0));
+  endpoint.set_option(SOL_SOCKET, SO_NO_CHECK, 1);
+  Address address = reactor.local_address(reactor.add_datagram(std::move(endpoint)));
+  reactor.set_dispatcher(&replies);
+  std::thread loop([&] { reactor.run(); });
+  struct StopOnExit {  // a failed check must not leave the loop running (or the thread joinable)
+    Reactor& reactor;
+    std::thread& loop;
+    ~StopOnExit() {
+      reactor.stop();
+      if (loop.joinable()) loop.join();
+    }
+  } stop_on_exit{reactor, loop};
+  Socket client(AF_INET, SOCK_DGRAM);
+  client.set_timeout(kDeadline);
+  client.connect(address);
+  client.send_all("go", 2);
+  std::vector<std::string> expected;
+  for (char tag = 'a'; tag < 'a' + 10; ++tag) expected.emplace_back(100, tag);
+  CHECK(recv_datagrams(client, 10) == expected);
+  reactor.stop();
+  loop.join();  // the stats of the last turn are published
+  CHECK_EQ(reactor.stats().gso_datagrams, 0u);
+  CHECK_EQ(reactor.stats().dropped_datagrams, 0u);
 }
 
 TEST(stop_while_busy_closes_everything) {

@@ -93,13 +93,25 @@ class Server:
     pays page faults again (about 40 us per 64 KiB message here). The first run() therefore
     keeps up to 64 MiB of freed heap for reuse (``mallopt``), once per process, unless the
     environment sets ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_MMAP_THRESHOLD_``.
+
+    ``udp_gso`` (default on): UDP endpoints use the kernel's segmentation offloads where it has
+    them. On receive (GRO), datagrams one sender sent back to back may arrive coalesced in one
+    read; the reactor splits them again, so ``on_datagram`` still sees one call per datagram
+    (``stats()["gro_segments"]`` counts them). On send (GSO), consecutive replies of one size to
+    one address leave as one message the kernel cuts up late (``stats()["gso_datagrams"]``),
+    which saves most of the per-datagram cost of the send path. If the kernel refuses a GSO send
+    (old kernel, a device without checksum offload, replies larger than the path MTU), the
+    endpoint falls back to one datagram per message by itself and loses nothing. Turn it off to
+    compare or debug (packet captures and BPF programs then see exactly the datagrams the
+    handler sent), or where a middle box or virtual device is known to mishandle offloaded UDP.
     """
 
     def __init__(self, handler: Any = None, *, builtin: Optional[Literal["echo", "discard", "fixed"]] = None,
                  response: Optional[bytes] = None, framing: Optional[Framing] = None,
                  idle_timeout: Optional[float] = None, high_watermark: int = 4 * 1024 * 1024,
                  low_watermark: int = 1024 * 1024, read_buffer: int = 64 * 1024, threads: int = 1,
-                 datagram_batch: int = 64, on_error: Any = _log_handler_error, tune_allocator: bool = True):
+                 datagram_batch: int = 64, on_error: Any = _log_handler_error, tune_allocator: bool = True,
+                 udp_gso: bool = True):
         if (handler is None) == (builtin is None):
             raise ValueError("give either a handler object or builtin='echo'|'discard'|'fixed'")
         if threads < 1:
@@ -107,7 +119,7 @@ class Server:
         self._reactors = []
         for _ in range(threads):
             reactor = _core.Reactor(framing, read_buffer, high_watermark, low_watermark, idle_timeout,
-                                    datagram_batch, tune_allocator=tune_allocator)
+                                    datagram_batch, tune_allocator=tune_allocator, udp_gso=udp_gso)
             if builtin is not None:
                 reactor.set_builtin(builtin, response)
             else:

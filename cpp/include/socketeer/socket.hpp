@@ -97,8 +97,10 @@ class Socket {
   std::optional<size_t> send_fds(const void* data, size_t size, std::span<const int> fds,
                                  int flags, const std::optional<Address>& to);
 
-  // sendmmsg: returns how many of the messages went out (all, unless the buffer filled).
-  std::optional<size_t> send_many(std::span<const OutgoingDatagram> messages, int flags = 0);
+  // sendmmsg of the batch's messages: returns how many went out (all, unless the buffer filled;
+  // batch.datagrams_in() says how many datagrams that is). An error is about the first message:
+  // the kernel reports a later one's only when it comes first in the next call.
+  std::optional<size_t> send_many(OutgoingBatch& batch, int flags = 0);
   // recvmmsg: fills up to batch.slots() datagrams; returns how many arrived (at least one).
   std::optional<size_t> recv_many(DatagramBatch& batch, int flags = 0);
 
