@@ -25,7 +25,6 @@ constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per
 // replies are queued during dispatch), so without this cap one 64 KiB read of tiny requests,
 // each answered with a large reply, would queue thousands of replies past the high watermark.
 constexpr size_t kMessagesPerTurn = 16;
-constexpr size_t kBatchesPerTurn = 4;   // recvmmsg calls per datagram endpoint per turn
 constexpr size_t kMaxIovecs = 64;
 constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
 
