@@ -28,6 +28,36 @@ constexpr size_t kMessagesPerTurn = 16;
 constexpr size_t kMaxIovecs = 64;
 constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
 
+// A FIFO over a vector that keeps its capacity: queued output is pushed at the back and sent
+// from the front every turn, and std::deque allocated and freed a block every few elements
+// (a reply to a datagram carries its Address: three per 512-byte block).
+template <typename T>
+class OutputQueue {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  size_t size() const { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() { return items_.end(); }
+  void push_back(T item) { items_.push_back(std::move(item)); }
+  void pop_front() {
+    if (++head_ == items_.size()) {
+      clear();
+    } else if (head_ >= 64 && head_ * 2 >= items_.size()) {  // a queue that never empties
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  void clear() {
+    items_.clear();
+    head_ = 0;
+  }
+
+ private:
+  std::vector<T> items_;
+  size_t head_ = 0;
+};
+
 bool is_reset(int code) { return code == ECONNRESET || code == EPIPE || code == ETIMEDOUT; }
 
 // --- UDP segmentation offloads (see datagram_batch.hpp) ---
@@ -97,7 +127,7 @@ struct Reactor::Connection {
   size_t in_parsed = 0;  // end of the messages handed out this turn
   size_t in_end = 0;     // end of received bytes
   size_t handed_out = 0; // messages handed out this turn (kMessagesPerTurn)
-  std::deque<Chunk> output;
+  OutputQueue<Chunk> output;
   size_t output_bytes = 0;
   Clock::time_point last_active;
   bool read_paused = false;   // backpressure
@@ -128,7 +158,7 @@ struct Reactor::DatagramEndpoint {
   bool segment_offload = false;  // GSO: until the kernel refuses a GSO message
   OutgoingBatch outgoing{kMaxIovecs};
   std::vector<Address> senders;  // this turn's, so events can point at them
-  std::deque<Outgoing> output;
+  OutputQueue<Outgoing> output;
   bool dirty = false;
   bool read_again = false;
   uint64_t read_in_turn = UINT64_MAX;  // stats_.turns of the last recvmmsg
