@@ -149,12 +149,13 @@ class Running:
 
 
 def start(server: Server, transport: str, reference: Path, workdir: Path, cpu: int | None,
-          lifetime: float, env: dict[str, str], timeout: float = 15.0) -> Running:
-    """Start a server and wait for the endpoint it prints first (no race with its bind)."""
+          lifetime: float, env: dict[str, str], timeout: float = 15.0, wrapper: tuple[str, ...] = ()) -> Running:
+    """Start a server and wait for the endpoint it prints first (no race with its bind).
+    wrapper: a command the server runs under (instructions.py: valgrind)."""
     endpoint = {"tcp": "tcp://127.0.0.1:0", "udp": "udp://127.0.0.1:0", "unix": f"unix:{workdir}/{server.name}.sock"}
     running = Running(server, transport)
     running.logs = [tempfile.TemporaryFile(dir=workdir), tempfile.TemporaryFile(dir=workdir)]
-    running.proc = subprocess.Popen(server.argv(reference, endpoint[transport], cpu, lifetime), env=env,
+    running.proc = subprocess.Popen([*wrapper, *server.argv(reference, endpoint[transport], cpu, lifetime)], env=env,
                                     stdin=subprocess.DEVNULL, stdout=running.logs[0], stderr=running.logs[1])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,4 +5,5 @@ from __future__ import annotations
 from _common import parse_args, serve_socketeer
 
 if __name__ == "__main__":
-    serve_socketeer(parse_args(__doc__), builtin="echo")
+    args = parse_args(__doc__, no_gso="UDP: send and receive without GSO/GRO (to compare)")
+    serve_socketeer(args, builtin="echo", udp_gso=not args.no_gso)

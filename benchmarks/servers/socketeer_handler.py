@@ -15,4 +15,5 @@ class Echo:
 
 
 if __name__ == "__main__":
-    serve_socketeer(parse_args(__doc__), handler=Echo())
+    args = parse_args(__doc__, no_gso="UDP: send and receive without GSO/GRO (to compare)")
+    serve_socketeer(args, handler=Echo(), udp_gso=not args.no_gso)
