@@ -18,6 +18,7 @@ EXAMPLES = {
     "abstract_namespace.py": "after close, the name is free again",
     "socketpair.py": "datagram pair keeps boundaries: b'first', b'second'",
     "pass_fd.py": "read b'the contents of an unlinked file'",
+    "line_server.py": "client: got [b'HELLO', b'LINE SERVER', b'3 lines, bye']",
 }
 
 

@@ -179,6 +179,74 @@ FRAMINGS = {
 }
 
 
+class MessageEcho:
+    """Echoes each message with conn.send_message: the server adds the framing."""
+
+    def on_message(self, conn: Any, data: bytes) -> None:
+        conn.send_message(data)
+
+
+@pytest.mark.parametrize("framing_name", list(FRAMINGS))
+def test_send_message_frames_like_encode(framing_name: str) -> None:
+    # Framing.encode is the oracle: send_message must put exactly those bytes on the wire.
+    framing_ = FRAMINGS[framing_name]()
+    payloads = [b"x", b"hello world", bytes(range(32, 127)), b"y" * 250]
+    if framing_name != "raw":
+        payloads.append(b"")  # an empty message still has its prefix or delimiter
+    with serving(MessageEcho(), framing=framing_) as server, client(server) as sock:
+        for payload in payloads:  # one at a time: raw framing has no boundaries of its own
+            expected = framing_.encode(payload)
+            sock.sendall(expected)
+            assert recv_exactly(sock, len(expected)) == expected
+        if framing_name != "raw":  # several in one segment come back as several frames
+            burst = b"".join(framing_.encode(p) for p in payloads)
+            sock.sendall(burst)
+            assert recv_exactly(sock, len(burst)) == burst
+
+
+def test_send_message_from_another_thread() -> None:
+    connections: list[Any] = []
+    ready = threading.Event()
+
+    class Remember:
+        def on_connect(self, conn: Any) -> None:
+            connections.append(conn)
+            ready.set()
+
+    with serving(Remember(), framing=framing.length_prefixed(2)) as server, client(server) as sock:
+        assert ready.wait(DEADLINE)
+        assert connections[0].send_message(b"pushed") is True  # not the loop thread: queued
+        assert recv_exactly(sock, 8) == b"\x00\x06pushed"
+
+
+@pytest.mark.parametrize("framing_name, message, error", [
+    ("lines", b"two\nlines", ValueError),
+    ("lp1", b"z" * 256, ValueError),
+    ("small", b"z" * 33, socketeer.MessageTooLarge),
+])
+def test_send_message_refuses_what_the_framing_cannot_carry(framing_name: str, message: bytes, error: type,
+                                                            wait_until: Any) -> None:
+    made = {"small": lambda: framing.length_prefixed(4, max_size=32), **FRAMINGS}[framing_name]()
+    errors: list[BaseException] = []
+
+    class Refused:
+        def on_message(self, conn: Any, data: bytes) -> None:
+            conn.send_message(message)
+
+    server = Server(Refused(), framing=made, on_error=lambda conn, exc: errors.append(exc))
+    try:
+        server.listen("tcp://127.0.0.1:0")
+        server.start()
+        with client(server) as sock:
+            sock.sendall(made.encode(b"go"))
+            assert recv_to_eof(sock) == b""  # nothing of the refused message went out
+        wait_until(lambda: errors, what="the handler error")
+        assert isinstance(errors[0], error), errors
+        assert str(errors[0])
+    finally:
+        server.close()
+
+
 def split_points_test(framing_name: str, builtin: bool, byte_by_byte: bool, wait_until: Any) -> None:
     f = FRAMINGS[framing_name]()
     messages = [b"first message", b"", b"the second, a bit longer"]

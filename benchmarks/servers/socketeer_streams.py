@@ -1,6 +1,6 @@
 """Echo with socketeer.Server in the convenient stream style: line framing in C++, the handler
-gets each line (without its newline) and sends it back as a line. The load generator's messages
-end with a newline, so each one is one line. A byte stream has no datagram form: UDP is n/a."""
+gets each line (without its newline) and sends it back with send_message, which adds the
+newline. The load generator's messages end with a newline, so each one is one line. A byte stream has no datagram form: UDP is n/a."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from _common import parse_args, serve_socketeer, unavailable
 
 class LineEcho:
     def on_message(self, conn, line):
-        conn.send(line + b"\n")
+        conn.send_message(line)  # the newline is added by the server, without copying the line
 
 
 if __name__ == "__main__":

@@ -40,20 +40,23 @@ struct DatagramEndpointHandle {
   int family;  // kept so send_to converts addresses without a getsockname per datagram
 };
 
-// Queues data on a connection (to == nullptr) or a datagram endpoint. bytes, the common case,
-// are sent straight from the object (a token keeps it alive until sent) without the buffer
+// Hands data to one of the reactor's queueing calls, send(data, size, token). bytes, the common
+// case, are sent straight from the object (a token keeps it alive until sent) without the buffer
 // protocol; anything else is read through a buffer and copied by the reactor.
-bool send_bytes(Reactor& reactor, uint64_t id, PyObject* data, const Address* to) {
+template <typename Send>
+bool send_buffer(Reactor& reactor, PyObject* data, Send&& send) {
   if (PyBytes_CheckExact(data) && reactor.in_loop_thread()) {
     Py_INCREF(data);  // bytes are immutable: the reactor may send straight from them
-    auto token = reinterpret_cast<uint64_t>(data);
-    const char* bytes = PyBytes_AS_STRING(data);
-    auto size = static_cast<size_t>(PyBytes_GET_SIZE(data));
-    return to ? reactor.send_to(id, bytes, size, *to, token) : reactor.send(id, bytes, size, token);
+    try {
+      return send(PyBytes_AS_STRING(data), static_cast<size_t>(PyBytes_GET_SIZE(data)), reinterpret_cast<uint64_t>(data));
+    } catch (...) {
+      Py_DECREF(data);  // refused before the reactor took the token (send_message's checks)
+      throw;
+    }
   }
   ReadBuffer buffer;
   if (!buffer.acquire(data)) throw py::error_already_set();
-  return to ? reactor.send_to(id, buffer.data(), buffer.size(), *to) : reactor.send(id, buffer.data(), buffer.size());
+  return send(buffer.data(), buffer.size(), uint64_t{0});
 }
 
 // Calls a handler method with borrowed arguments through vectorcall: no argument tuple, and
@@ -237,15 +240,29 @@ ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, 
 
 // Connection.send and DatagramEndpoint.send_to run once per message: vectorcall methods (see
 // fast_method.hpp) instead of pybind11's dispatcher, which cost more than the rest of the call.
-PyObject* connection_send(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+// Connection.send and send_message differ only in the reactor call that queues the bytes.
+template <bool (Reactor::*Queue)(uint64_t, const char*, size_t, uint64_t)>
+PyObject* queue_on_connection(const char* name, PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                              PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
     FastArgs<1> given;
-    if (!given.parse("send", args, nargs, kwnames, {"data"}, 1)) return nullptr;
+    if (!given.parse(name, args, nargs, kwnames, {"data"}, 1)) return nullptr;
     Connection& c = *cpp_self<Connection>(self);
     // Off the loop thread the send is only queued, so the reactor cannot tell.
-    bool queued = c.box->reactor && c.state->open && send_bytes(*c.box->reactor, c.state->id, given.values[0], nullptr);
-    return py::bool_(queued).release().ptr();
+    if (!c.box->reactor || !c.state->open) Py_RETURN_FALSE;
+    Reactor& reactor = *c.box->reactor;
+    return py::bool_(send_buffer(reactor, given.values[0], [&](const char* data, size_t size, uint64_t token) {
+             return (reactor.*Queue)(c.state->id, data, size, token);
+           })).release().ptr();
   });
+}
+
+PyObject* connection_send(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return queue_on_connection<&Reactor::send>("send", self, args, nargs, kwnames);
+}
+
+PyObject* connection_send_message(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return queue_on_connection<&Reactor::send_message>("send_message", self, args, nargs, kwnames);
 }
 
 PyObject* endpoint_send_to(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -255,7 +272,9 @@ PyObject* endpoint_send_to(PyObject* self, PyObject* const* args, Py_ssize_t nar
     DatagramEndpointHandle& e = *cpp_self<DatagramEndpointHandle>(self);
     Reactor& reactor = e.box->get();
     Address to = to_address(e.family, given.values[1]);
-    return py::bool_(send_bytes(reactor, e.id, given.values[0], &to)).release().ptr();
+    return py::bool_(send_buffer(reactor, given.values[0], [&](const char* data, size_t size, uint64_t token) {
+             return reactor.send_to(e.id, data, size, to, token);
+           })).release().ptr();
   });
 }
 
@@ -264,6 +283,10 @@ PyMethodDef connection_methods[] = {
     {"send", SOCKETEER_FASTCALL(connection_send), METH_FASTCALL | METH_KEYWORDS,
      "send(data) -> bool: queues data (sent after this batch of events, or at once off the loop thread); "
      "False if closed."},
+    {"send_message", SOCKETEER_FASTCALL(connection_send_message), METH_FASTCALL | METH_KEYWORDS,
+     "send_message(data) -> bool: like send(), with the server's framing added (length prefix or "
+     "delimiter) without copying data. Raises MessageTooLarge or ValueError for a message the framing "
+     "cannot carry as one (over max_size, containing the delimiter, too long for the prefix)."},
     {nullptr, nullptr, 0, nullptr}};
 PyMethodDef endpoint_methods[] = {
     {"send_to", SOCKETEER_FASTCALL(endpoint_send_to), METH_FASTCALL | METH_KEYWORDS,

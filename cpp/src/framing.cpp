@@ -69,30 +69,33 @@ std::optional<Frame> Framing::next_framed(std::string_view data) const {
   return std::nullopt;
 }
 
-std::string Framing::encode(std::string_view message) const {
+void Framing::check_message(std::string_view message) const {
   if (message.size() > max_size_) throw FrameTooLarge(message.size(), max_size_);
-  switch (kind_) {
-    case Kind::raw:
-      return std::string(message);
-    case Kind::delimited:
-      if (message.find(delimiter_) != std::string_view::npos)
-        throw InvalidArgument("message contains the delimiter, so it would arrive as two messages");
-      return std::string(message) + delimiter_;
-    case Kind::length_prefixed: {
-      auto header = static_cast<size_t>(prefix_size_);
-      if (header < 8 && message.size() >> (8 * header) != 0)
-        throw InvalidArgument("message of " + std::to_string(message.size()) + " bytes does not fit a " +
-                              std::to_string(header) + "-byte length prefix");
-      std::string wire(header, '\0');
-      uint64_t length = message.size();
-      for (size_t i = 0; i < header; ++i) {
-        wire[big_endian_ ? header - 1 - i : i] = static_cast<char>(length & 0xff);
-        length >>= 8;
-      }
-      return wire.append(message);
-    }
+  if (kind_ == Kind::delimited && message.find(delimiter_) != std::string_view::npos)
+    throw InvalidArgument("message contains the delimiter, so it would arrive as two messages");
+  auto header = static_cast<size_t>(prefix_size_);
+  if (kind_ == Kind::length_prefixed && header < 8 && message.size() >> (8 * header) != 0)
+    throw InvalidArgument("message of " + std::to_string(message.size()) + " bytes does not fit a " +
+                          std::to_string(header) + "-byte length prefix");
+}
+
+size_t Framing::write_header(size_t payload_size, char* out) const {
+  if (kind_ != Kind::length_prefixed) return 0;
+  auto header = static_cast<size_t>(prefix_size_);
+  uint64_t length = payload_size;
+  for (size_t i = 0; i < header; ++i) {
+    out[big_endian_ ? header - 1 - i : i] = static_cast<char>(length & 0xff);
+    length >>= 8;
   }
-  return {};
+  return header;
+}
+
+std::string Framing::encode(std::string_view message) const {
+  check_message(message);
+  char header[kMaxHeader];
+  std::string wire(header, write_header(message.size(), header));
+  wire.append(message);
+  return wire.append(trailer());
 }
 
 }  // namespace socketeer

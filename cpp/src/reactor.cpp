@@ -588,30 +588,53 @@ Reactor::Connection* Reactor::find(uint64_t id) const {
 }
 
 bool Reactor::send(uint64_t id, const char* data, size_t size, uint64_t token) {
+  return enqueue(id, {}, std::string_view(data, size), token, {});
+}
+
+bool Reactor::send_message(uint64_t id, const char* data, size_t size, uint64_t token) {
+  const Framing& framing = options_.framing;
+  framing.check_message(std::string_view(data, size));  // before anything is queued or taken
+  char header[Framing::kMaxHeader];
+  return enqueue(id, std::string_view(header, framing.write_header(size, header)), std::string_view(data, size), token,
+                 framing.trailer());
+}
+
+// Queues header (copied: a few bytes), payload (sent from the caller's memory when a token keeps
+// it alive or it lies in this turn's input, else copied) and trailer (the framing's delimiter,
+// which lives as long as the reactor: never copied).
+bool Reactor::enqueue(uint64_t id, std::string_view header, std::string_view payload, uint64_t token,
+                      std::string_view trailer) {
   if (!on_loop_thread()) {
-    auto copy = std::make_shared<std::string>(data, size);
+    auto copy = std::make_shared<std::string>();
+    copy->append(header).append(payload).append(trailer);
     post([this, id, copy] { send(id, copy->data(), copy->size()); });
     return true;
   }
   Connection* c = find(id);
-  if (!c || c->closing) {
+  if (!c || c->closing || payload.empty()) {
     if (token) released_.push_back(token);
-    return false;
+    if (!c || c->closing) return false;
   }
-  if (size == 0) {
-    if (token) released_.push_back(token);
-    return true;
-  }
-  bool borrowed = !token && data >= c->input.data() && data < c->input.data() + c->input.size();
-  Chunk chunk{data, size, token, nullptr, borrowed};
-  if (!token && !borrowed) {  // the caller's bytes may not outlive this call
-    chunk.owned = std::make_unique<char[]>(size);
-    std::memcpy(chunk.owned.get(), data, size);
+  auto push = [&](Chunk chunk) {
+    c->output_bytes += chunk.size;
+    stats_.queued_bytes += chunk.size;
+    c->output.push_back(std::move(chunk));
+  };
+  auto copied = [](std::string_view bytes) {
+    Chunk chunk{nullptr, bytes.size(), 0, std::make_unique<char[]>(bytes.size()), false};
+    std::memcpy(chunk.owned.get(), bytes.data(), bytes.size());
     chunk.data = chunk.owned.get();
+    return chunk;
+  };
+  if (!header.empty()) push(copied(header));
+  if (!payload.empty()) {
+    const char* data = payload.data();
+    bool borrowed = !token && data >= c->input.data() && data < c->input.data() + c->input.size();
+    if (token || borrowed) push(Chunk{data, payload.size(), token, nullptr, borrowed});
+    else push(copied(payload));  // the caller's bytes may not outlive this call
   }
-  c->output.push_back(std::move(chunk));
-  c->output_bytes += size;
-  stats_.queued_bytes += size;
+  if (!trailer.empty()) push(Chunk{trailer.data(), trailer.size(), 0, nullptr, false});
+  if (c->output.empty()) return true;  // nothing at all to send
   if (!c->dirty) {
     c->dirty = true;
     dirty_.push_back(c);

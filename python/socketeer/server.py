@@ -19,6 +19,8 @@ GIL is taken once and the handler gets every event of that turn:
   (received with recvmmsg; ``endpoint.send_to(data, address)`` replies go out with sendmmsg).
 
 ``conn.send(data)`` queues bytes (no copy for ``bytes``: the reactor sends from the object);
+``conn.send_message(data)`` does the same with the server's framing added (length prefix or
+delimiter, no copy of ``data``; a message the framing cannot carry as one raises);
 ``conn.close()`` closes after flushing; ``conn.abort()`` resets. Any attribute can be set on a
 ``conn`` to keep state. An exception in a handler is logged with its traceback and closes only
 that connection.

@@ -59,6 +59,14 @@ class Framing {
   }
   // The bytes that carry one message on the wire (prefix or delimiter added).
   std::string encode(std::string_view message) const;
+  // The three parts of encode(), for senders that queue the message without copying it:
+  // check_message throws (FrameTooLarge, InvalidArgument) for a message that would not arrive
+  // as one; write_header writes the length prefix (0 bytes unless length-prefixed, at most 8);
+  // trailer is the delimiter (empty unless delimited).
+  void check_message(std::string_view message) const;
+  size_t write_header(size_t payload_size, char* out) const;
+  std::string_view trailer() const { return kind_ == Kind::delimited ? std::string_view(delimiter_) : std::string_view(); }
+  static constexpr size_t kMaxHeader = 8;
 
  private:
   std::optional<Frame> next_framed(std::string_view data) const;  // delimited, length-prefixed

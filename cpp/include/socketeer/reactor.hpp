@@ -154,6 +154,10 @@ class Reactor {
   // points into this turn's input). From other threads the data is copied at once, applied on
   // the loop thread, and the token is ignored (pass 0).
   bool send(uint64_t connection, const char* data, size_t size, uint64_t token = 0);
+  // send() framed with the reactor's framing (length prefix or delimiter added, the payload not
+  // copied); throws FrameTooLarge/InvalidArgument, before taking the token, for a message the
+  // framing cannot carry as one.
+  bool send_message(uint64_t connection, const char* data, size_t size, uint64_t token = 0);
   bool send_to(uint64_t endpoint, const char* data, size_t size, const Address& to, uint64_t token = 0);
   // Graceful: queued output is flushed first. abort: RST at once, output dropped.
   void close(uint64_t connection, bool abort = false);
@@ -179,6 +183,8 @@ class Reactor {
   // stop_on_short_read: only for a readable event whose mask says the peer has not closed.
   void read(Connection& connection, bool stop_on_short_read = false);
   bool hand_out(Connection& connection);
+  bool enqueue(uint64_t id, std::string_view header, std::string_view payload, uint64_t token,
+               std::string_view trailer);
   void read_next_turn(Connection& connection);
   void drop_output(Connection& connection);
   std::exception_ptr shutdown();
