@@ -253,11 +253,6 @@ PyObject* unregister_fd(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
   });
 }
 
-template <typename Function>
-PyCFunction fastcall(Function function) {
-  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(function));
-}
-
 PyMethodDef poller_methods[] = {
     {"poll", fastcall(poll), METH_FASTCALL | METH_KEYWORDS,
      "poll(timeout=None) -> list[PollEvent]: waits (None: forever; <= 0: not at all) and returns the ready fds."},

@@ -171,8 +171,8 @@ class PythonDispatcher : public Dispatcher {
         case ReactorEvent::Kind::closed: {
           target = connection(event.id);
           connections_.erase(event.id);
-          py::str reason(event.data.data(), event.data.size());
-          if (!on_close_.is_none()) call_handler<2>(on_close_, {nullptr, target.ptr(), reason.ptr()});
+          if (!on_close_.is_none())
+            call_handler<2>(on_close_, {nullptr, target.ptr(), py::str(event.data.data(), event.data.size()).ptr()});
           break;
         }
         case ReactorEvent::Kind::datagram:
@@ -238,9 +238,9 @@ ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, 
   return options;
 }
 
-// Connection.send and DatagramEndpoint.send_to run once per message: vectorcall methods (see
-// fast_method.hpp) instead of pybind11's dispatcher, which cost more than the rest of the call.
-// Connection.send and send_message differ only in the reactor call that queues the bytes.
+// Connection.send/send_message and DatagramEndpoint.send_to run once per message: vectorcall
+// methods (see fast_method.hpp) instead of pybind11's dispatcher, which cost more than the rest
+// of the call. send and send_message differ only in the reactor call that queues the bytes.
 template <bool (Reactor::*Queue)(uint64_t, const char*, size_t, uint64_t)>
 PyObject* queue_on_connection(const char* name, PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                               PyObject* kwnames) {
@@ -278,21 +278,19 @@ PyObject* endpoint_send_to(PyObject* self, PyObject* const* args, Py_ssize_t nar
   });
 }
 
-#define SOCKETEER_FASTCALL(function) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(function))
 PyMethodDef connection_methods[] = {
-    {"send", SOCKETEER_FASTCALL(connection_send), METH_FASTCALL | METH_KEYWORDS,
+    {"send", fastcall(connection_send), METH_FASTCALL | METH_KEYWORDS,
      "send(data) -> bool: queues data (sent after this batch of events, or at once off the loop thread); "
      "False if closed."},
-    {"send_message", SOCKETEER_FASTCALL(connection_send_message), METH_FASTCALL | METH_KEYWORDS,
+    {"send_message", fastcall(connection_send_message), METH_FASTCALL | METH_KEYWORDS,
      "send_message(data) -> bool: like send(), with the server's framing added (length prefix or "
      "delimiter) without copying data. Raises MessageTooLarge or ValueError for a message the framing "
      "cannot carry as one (over max_size, containing the delimiter, too long for the prefix)."},
     {nullptr, nullptr, 0, nullptr}};
 PyMethodDef endpoint_methods[] = {
-    {"send_to", SOCKETEER_FASTCALL(endpoint_send_to), METH_FASTCALL | METH_KEYWORDS,
+    {"send_to", fastcall(endpoint_send_to), METH_FASTCALL | METH_KEYWORDS,
      "send_to(data, address) -> bool: queues one datagram; False if it was dropped (queue full)."},
     {nullptr, nullptr, 0, nullptr}};
-#undef SOCKETEER_FASTCALL
 
 }  // namespace
 

@@ -196,27 +196,25 @@ PyObject* getpeername(PyObject* self, PyObject*) {
   return guarded([&] { return to_tuple(cpp_self<Socket>(self)->peer_address()).release().ptr(); });
 }
 
-#define SOCKETEER_FASTCALL(function) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(function))
 PyMethodDef io_methods[] = {
     {"fileno", fileno, METH_NOARGS, "The socket's fd, or -1 once closed."},
     {"getsockname", getsockname, METH_NOARGS, "The bound address in the stdlib's form."},
     {"getpeername", getpeername, METH_NOARGS, "The peer's address in the stdlib's form."},
-    {"send", SOCKETEER_FASTCALL(send), METH_FASTCALL | METH_KEYWORDS,
+    {"send", fastcall(send), METH_FASTCALL | METH_KEYWORDS,
      "send(data, flags=0) -> int: sends what fits now (MSG_NOSIGNAL always)."},
-    {"sendall", SOCKETEER_FASTCALL(sendall), METH_FASTCALL | METH_KEYWORDS,
+    {"sendall", fastcall(sendall), METH_FASTCALL | METH_KEYWORDS,
      "sendall(data, flags=0): sends everything; a timeout covers the whole call."},
-    {"sendto", SOCKETEER_FASTCALL(sendto), METH_FASTCALL | METH_KEYWORDS,
+    {"sendto", fastcall(sendto), METH_FASTCALL | METH_KEYWORDS,
      "sendto(data[, flags], address) -> int"},
-    {"recv", SOCKETEER_FASTCALL(recv), METH_FASTCALL | METH_KEYWORDS,
+    {"recv", fastcall(recv), METH_FASTCALL | METH_KEYWORDS,
      "recv(bufsize, flags=0) -> bytes (b'' at end of stream)."},
-    {"recv_into", SOCKETEER_FASTCALL(recv_into), METH_FASTCALL | METH_KEYWORDS,
+    {"recv_into", fastcall(recv_into), METH_FASTCALL | METH_KEYWORDS,
      "recv_into(buffer, nbytes=0, flags=0) -> int: receives into a writable buffer, no copy."},
-    {"recvfrom", SOCKETEER_FASTCALL(recvfrom), METH_FASTCALL | METH_KEYWORDS,
+    {"recvfrom", fastcall(recvfrom), METH_FASTCALL | METH_KEYWORDS,
      "recvfrom(bufsize, flags=0) -> (bytes, address)"},
-    {"recvfrom_into", SOCKETEER_FASTCALL(recvfrom_into), METH_FASTCALL | METH_KEYWORDS,
+    {"recvfrom_into", fastcall(recvfrom_into), METH_FASTCALL | METH_KEYWORDS,
      "recvfrom_into(buffer, nbytes=0, flags=0) -> (int, address)"},
     {nullptr, nullptr, 0, nullptr}};
-#undef SOCKETEER_FASTCALL
 
 }  // namespace
 

@@ -118,6 +118,13 @@ class ReleaseGil {
   PyThreadState* state_;
 };
 
+// A METH_FASTCALL function as the PyCFunction a PyMethodDef holds (CPython casts it back by
+// the flags).
+template <typename Function>
+PyCFunction fastcall(Function function) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(function));
+}
+
 // Attaches methods to a pybind11 class as ordinary method descriptors. The PyMethodDef array
 // must outlive the type (a static array).
 inline void add_fast_methods(py::handle cls, PyMethodDef* methods) {
