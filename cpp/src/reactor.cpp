@@ -122,7 +122,10 @@ struct Reactor::Connection {
   uint64_t id;
   Socket socket;
   std::shared_ptr<ConnectionState> state;
-  std::vector<char> input;
+  // Shared only when a dispatcher kept the block (ReactorEvent::buffer); read() then moves
+  // the unconsumed bytes to a new one instead of writing over what the keeper still reads.
+  std::shared_ptr<char[]> input;
+  size_t input_size = 0;
   size_t in_start = 0;   // first unconsumed byte
   size_t in_parsed = 0;  // end of the messages handed out this turn
   size_t in_end = 0;     // end of received bytes
@@ -442,7 +445,8 @@ void Reactor::accept_all(Listener& listener) {
     connection->state->listener = listener.id;
     connection->state->peer = peer;
     connection->state->local = connection->socket.local_address();
-    connection->input.resize(options_.read_buffer);
+    connection->input = std::make_shared_for_overwrite<char[]>(options_.read_buffer);
+    connection->input_size = options_.read_buffer;
     connection->last_active = now_;
     int fd = connection->socket.fd();
     poller_.add(fd, Ready::readable | Ready::writable | Ready::read_closed, Mode::edge);
@@ -464,14 +468,20 @@ void Reactor::read(Connection& c, bool stop_on_short_read) {
     c.touched = true;
     touched_.push_back(&c);
     // No message views into the buffer yet this turn: it may still be moved or grown.
-    if (c.in_start > 0) {
-      std::memmove(c.input.data(), c.input.data() + c.in_start, c.in_end - c.in_start);
-      c.in_end -= c.in_start;
-      c.in_parsed = c.in_start = 0;
-    }
+    size_t kept = c.in_end - c.in_start;
+    size_t size = c.input_size;
     size_t frame_room = options_.framing.max_size() + 16 + options_.framing.delimiter().size();
-    if (c.in_end == c.input.size() && c.input.size() < frame_room)
-      c.input.resize(std::min(c.input.size() * 2, frame_room));
+    if (kept == size && size < frame_room) size = std::min(size * 2, frame_room);
+    if (size != c.input_size || c.input.use_count() > 1) {
+      auto block = std::make_shared_for_overwrite<char[]>(size);
+      std::memcpy(block.get(), c.input.get() + c.in_start, kept);
+      c.input = std::move(block);
+      c.input_size = size;
+    } else if (c.in_start > 0) {
+      std::memmove(c.input.get(), c.input.get() + c.in_start, kept);
+    }
+    c.in_end = kept;
+    c.in_parsed = c.in_start = 0;
   }
   c.last_active = now_;
   // Messages left over from an earlier turn (kMessagesPerTurn, or a pause) come first; so does
@@ -492,14 +502,14 @@ void Reactor::read(Connection& c, bool stop_on_short_read) {
     // edge of its own, and only another recv (returning 0) would show it. So this is only for
     // events whose mask, computed when epoll reported them, has no read_closed/hangup/error.
     if (drained && stop_on_short_read) return;
-    if (c.in_end == c.input.size() || reads == kReadsPerTurn) {
+    if (c.in_end == c.input_size || reads == kReadsPerTurn) {
       read_next_turn(c);  // more may be waiting
       return;
     }
-    size_t room = c.input.size() - c.in_end;
+    size_t room = c.input_size - c.in_end;
     std::optional<size_t> n;
     try {
-      n = c.socket.recv_now(c.input.data() + c.in_end, room);
+      n = c.socket.recv_now(c.input.get() + c.in_end, room);
     } catch (const Error& error) {
       begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
       return;
@@ -516,12 +526,13 @@ void Reactor::read(Connection& c, bool stop_on_short_read) {
 // connection is closing (a frame too large) or its share is used up (read again next turn).
 bool Reactor::hand_out(Connection& c) {
   try {
-    std::string_view rest(c.input.data() + c.in_parsed, c.in_end - c.in_parsed);
+    std::string_view rest(c.input.get() + c.in_parsed, c.in_end - c.in_parsed);
     while (c.handed_out < kMessagesPerTurn) {
       auto frame = options_.framing.next(rest);
       if (!frame) return true;
       std::string_view wire = rest.substr(0, frame->total());
-      events_.push_back({ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr});
+      events_.push_back(
+          {ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr, &c.input});
       rest.remove_prefix(frame->total());
       c.in_parsed += frame->total();
       ++c.handed_out;
@@ -629,7 +640,7 @@ bool Reactor::enqueue(uint64_t id, std::string_view header, std::string_view pay
   if (!header.empty()) push(copied(header));
   if (!payload.empty()) {
     const char* data = payload.data();
-    bool borrowed = !token && data >= c->input.data() && data < c->input.data() + c->input.size();
+    bool borrowed = !token && data >= c->input.get() && data < c->input.get() + c->input_size;
     if (token || borrowed) push(Chunk{data, payload.size(), token, nullptr, borrowed});
     else push(copied(payload));  // the caller's bytes may not outlive this call
   }

@@ -48,6 +48,11 @@ struct ReactorEvent {
   std::string_view data;   // message payload, datagram payload, or close reason
   std::string_view frame;  // message: the whole frame as it arrived (prefix/delimiter included)
   const Address* from = nullptr;  // datagram: the sender (valid during dispatch)
+  // message: the connection's input block that data and frame lie in. They are valid during
+  // dispatch; a dispatcher that keeps a copy of this keeps them valid for as long as it holds
+  // it (a memoryview lent to Python that outlived its handler), and the connection reads on
+  // into a fresh block instead of overwriting them.
+  const std::shared_ptr<char[]>* buffer = nullptr;
 };
 
 class Reactor;
