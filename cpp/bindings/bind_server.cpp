@@ -5,6 +5,7 @@
 
 #include "bindings.hpp"
 #include "fast_method.hpp"
+#include "lent_view.hpp"
 #include "socketeer/reactor.hpp"
 
 namespace socketeer::bindings {
@@ -98,7 +99,7 @@ py::object method_or_none(py::handle handler, const char* name) {
 
 class PythonDispatcher : public Dispatcher {
  public:
-  PythonDispatcher(ReactorBox* box, py::object server, py::object handler, py::object on_error)
+  PythonDispatcher(ReactorBox* box, py::object server, py::object handler, py::object on_error, bool views)
       : box_(box),
         server_(std::move(server)),
         on_connect_(method_or_none(handler, "on_connect")),
@@ -106,7 +107,8 @@ class PythonDispatcher : public Dispatcher {
         on_messages_(method_or_none(handler, "on_messages")),
         on_close_(method_or_none(handler, "on_close")),
         on_datagram_(method_or_none(handler, "on_datagram")),
-        on_error_(std::move(on_error)) {}
+        on_error_(std::move(on_error)),
+        lender_(views ? std::make_unique<ViewLender>() : nullptr) {}
 
   void add_endpoint(uint64_t id, py::object endpoint) { endpoints_[id] = std::move(endpoint); }
 
@@ -114,6 +116,7 @@ class PythonDispatcher : public Dispatcher {
     py::gil_scoped_acquire gil;
     drop_deferred();  // last turn's sent bytes, now that the GIL is held anyway
     dispatched_ = true;
+    SettleViews settle{lender_.get()};  // also when a KeyboardInterrupt leaves early
     if (on_messages_.is_none()) {
       for (const auto& event : events) deliver(reactor, event);
       return;
@@ -121,7 +124,7 @@ class PythonDispatcher : public Dispatcher {
     py::list batch;
     for (const auto& event : events) {
       if (event.kind == ReactorEvent::Kind::message) {
-        batch.append(py::make_tuple(connection(event.id), bytes_of(event.data)));
+        batch.append(py::make_tuple(connection(event.id), payload(event)));
         continue;
       }
       if (batch.size()) deliver_batch(reactor, batch);
@@ -150,6 +153,21 @@ class PythonDispatcher : public Dispatcher {
   }
 
  private:
+  struct SettleViews {
+    ViewLender* lender;
+    ~SettleViews() {
+      if (lender) lender->settle();
+    }
+  };
+
+  // A message's payload as handlers get it: a bytes copy, or a view lent from the input buffer.
+  py::object payload(const ReactorEvent& event) {
+    if (!lender_) return bytes_of(event.data);
+    PyObject* view = lender_->lend(event);
+    if (!view) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(view);
+  }
+
   py::object connection(uint64_t id) {
     auto it = connections_.find(id);
     return it == connections_.end() ? py::object(py::none()) : it->second;
@@ -166,7 +184,7 @@ class PythonDispatcher : public Dispatcher {
           break;
         case ReactorEvent::Kind::message:
           target = connection(event.id);
-          if (!on_message_.is_none()) call_handler<2>(on_message_, {nullptr, target.ptr(), bytes_of(event.data).ptr()});
+          if (!on_message_.is_none()) call_handler<2>(on_message_, {nullptr, target.ptr(), payload(event).ptr()});
           break;
         case ReactorEvent::Kind::closed: {
           target = connection(event.id);
@@ -219,6 +237,7 @@ class PythonDispatcher : public Dispatcher {
   AddressCache senders_;
   std::vector<uint64_t> deferred_;  // tokens whose references are still to be dropped
   bool dispatched_ = false;         // a dispatch ran since the last release()
+  std::unique_ptr<ViewLender> lender_;  // Server(views=True)
 };
 
 
@@ -295,6 +314,7 @@ PyMethodDef endpoint_methods[] = {
 }  // namespace
 
 void init_server(py::module_& m) {
+  init_lent_buffer();
   auto connection_class = py::class_<Connection>(m, "Connection", py::dynamic_attr(),
                          "One connection of a socketeer.Server, as its handlers see it. Set any attribute on it "
                          "to keep per-connection state.")
@@ -347,14 +367,15 @@ void init_server(py::module_& m) {
       })
       .def("local_address", [](ReactorBox& box, uint64_t id) { return box.get().local_address(id); })
       .def("set_handler",
-           [](py::object self, py::object handler, py::object on_error) {
+           [](py::object self, py::object handler, py::object on_error, bool views) {
              auto& box = self.cast<ReactorBox&>();
-             auto dispatcher = std::make_unique<PythonDispatcher>(&box, self, handler, on_error);
+             auto dispatcher = std::make_unique<PythonDispatcher>(&box, self, handler, on_error, views);
              box.python = dispatcher.get();
              box.dispatcher = std::move(dispatcher);
              box.get().set_dispatcher(box.dispatcher.get());
            },
-           py::arg("handler"), py::arg("on_error"))
+           py::arg("handler"), py::arg("on_error"), py::arg("views") = false,
+           "views: on_message/on_messages get read-only memoryviews of the input buffer, not bytes copies")
       .def("set_builtin",
            [](ReactorBox& box, const std::string& name, std::optional<py::bytes> response) {
              if (name == "echo") box.dispatcher = std::make_unique<EchoDispatcher>();

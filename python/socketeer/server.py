@@ -106,6 +106,15 @@ class Server:
     endpoint falls back to one datagram per message by itself and loses nothing. Turn it off to
     compare or debug (packet captures and BPF programs then see exactly the datagrams the
     handler sent), or where a middle box or virtual device is known to mishandle offloaded UDP.
+
+    ``views`` (default off): ``on_message``/``on_messages`` get a read-only ``memoryview`` of
+    the server's read buffer instead of a ``bytes`` copy of each message. ``conn.send(view)`` and
+    ``conn.send_message(view)`` then echo or forward it without any copy in user space, which
+    matters for large messages (at 64 KiB the copy is most of a handler's CPU time); for small
+    ones ``bytes`` is as cheap. A view stays valid for as long as something references it: a
+    handler that keeps one (or a slice, or a numpy array made from it) keeps that whole read
+    buffer alive, and the connection reads on into a new one. Keep ``bytes(view)`` instead when
+    only a small part is needed for long. Datagrams are always ``bytes``.
     """
 
     def __init__(self, handler: Any = None, *, builtin: Optional[Literal["echo", "discard", "fixed"]] = None,
@@ -113,7 +122,7 @@ class Server:
                  idle_timeout: Optional[float] = None, high_watermark: int = 4 * 1024 * 1024,
                  low_watermark: int = 1024 * 1024, read_buffer: int = 64 * 1024, threads: int = 1,
                  datagram_batch: int = 64, on_error: Any = _log_handler_error, tune_allocator: bool = True,
-                 udp_gso: bool = True):
+                 udp_gso: bool = True, views: bool = False):
         if (handler is None) == (builtin is None):
             raise ValueError("give either a handler object or builtin='echo'|'discard'|'fixed'")
         if threads < 1:
@@ -125,7 +134,7 @@ class Server:
             if builtin is not None:
                 reactor.set_builtin(builtin, response)
             else:
-                reactor.set_handler(handler, on_error)
+                reactor.set_handler(handler, on_error, views)
             self._reactors.append(reactor)
         self._addresses: list[AnyAddress] = []
         self._endpoints: list[tuple[Endpoint, AnyAddress]] = []
