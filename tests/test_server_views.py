@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -68,45 +69,82 @@ def test_kept_messages_stay_intact_while_the_connection_reads_on(views: bool, fr
     assert [bytes(data) for data in keeper.kept] == messages * 2  # after the server closed, too
 
 
-def test_a_view_is_read_only_and_its_slices_and_exports_keep_it() -> None:
-    seen: list[dict[str, Any]] = []
+KEEPERS = {
+    "the view": lambda data: data,
+    "a slice": lambda data: data[2:],
+    "its exporter": lambda data: data.obj,
+    "a new view of its exporter": lambda data: memoryview(data.obj),
+    "a cast of it": lambda data: data.cast("c"),
+}
 
-    class Inspect:
+
+@pytest.mark.parametrize("keeper", list(KEEPERS))
+def test_whatever_keeps_a_message_keeps_its_bytes(keeper: str) -> None:
+    kept: list[tuple[bytes, Any]] = []
+
+    class Keep:
         def on_message(self, conn: Any, data: memoryview) -> None:
-            record = {"readonly": data.readonly, "repr": repr(data.obj)}
+            assert data.readonly
             with pytest.raises(TypeError, match="read-only"):
                 data[0] = 0
-            record["slice"] = data[2:6]               # a new memoryview of the same buffer
-            record["again"] = memoryview(data.obj)  # a second export of the exporter
-            seen.append(record)
+            if data[:1] == b"k":
+                kept.append((bytes(data), KEEPERS[keeper](data)))
             conn.send(data)
 
-    with serving(Inspect(), views=True) as server, connect(server) as sock:
-        sock.sendall(b"abcdefgh")
-        assert recv_exactly(sock, 8) == b"abcdefgh"
-        sock.sendall(b"ZZZZZZZZZZZZ")  # read into the same place, if nothing kept the buffer
-        assert recv_exactly(sock, 12) == b"ZZZZZZZZZZZZ"
-    assert [r["readonly"] for r in seen] == [True, True]
-    assert [bytes(r["slice"]) for r in seen] == [b"cdef", b"ZZZZ"]
-    assert [bytes(r["again"]) for r in seen] == [b"abcdefgh", b"ZZZZZZZZZZZZ"]
-    assert seen[1]["repr"] == "<socketeer message buffer, 12 bytes>"
+    with serving(Keep(), views=True) as server, connect(server) as sock:
+        for i in range(20):  # each read into the same place, unless something kept the buffer
+            piece = b"%s%02d:%s" % (b"kd"[i % 2 : i % 2 + 1], i, b"." * i)
+            sock.sendall(piece)
+            assert recv_exactly(sock, len(piece)) == piece
+    assert len(kept) == 10
+    for message_, what in kept:
+        shown = memoryview(what).tobytes()
+        assert shown == (message_[2:] if keeper == "a slice" else message_)
 
 
-def test_an_unkept_exporter_is_reused() -> None:
-    # No allocation per message but the memoryview: the exporter behind a view nothing kept
-    # serves the next message too.
-    exporters: set[int] = set()
+def test_a_view_nothing_kept_is_reused_for_the_next_message() -> None:
+    # No allocation per message: the memoryview (and its exporter) nothing kept is pointed at
+    # the next message. It must still behave as a new view each time: length, hash, contents.
+    views: set[int] = set()
+    hashes: list[tuple[int, int]] = []
 
     class Echo:
         def on_message(self, conn: Any, data: memoryview) -> None:
-            exporters.add(id(data.obj))
+            views.add(id(data))
+            views.add(id(data.obj))
+            assert repr(data.obj) == f"<socketeer message buffer, {len(data)} bytes>"
+            hashes.append((hash(data), hash(bytes(data))))
             conn.send(data)
 
     with serving(Echo(), views=True) as server, connect(server) as sock:
         for i in range(50):
-            sock.sendall(b"ping %d" % i)
-            assert recv_exactly(sock, len(b"ping %d" % i)) == b"ping %d" % i
-    assert len(exporters) <= 2, exporters
+            ping = b"ping %d" % i * (i + 1)
+            sock.sendall(ping)
+            assert recv_exactly(sock, len(ping)) == ping
+    assert len(views) == 2, "one memoryview and one exporter, reused"
+    assert all(a == b for a, b in hashes)
+    assert len({a for a, _ in hashes}) == 50
+
+
+def test_a_view_released_or_weakly_referenced_by_the_handler_is_not_reused() -> None:
+    refs: list[Any] = []
+
+    class Odd:
+        def on_message(self, conn: Any, data: memoryview) -> None:
+            conn.send(bytes(data))
+            if data[:1] == b"w":
+                refs.append((bytes(data), weakref.ref(data)))
+            elif data[:1] == b"r":
+                with data:  # releases it
+                    pass
+
+    with serving(Odd(), views=True) as server, connect(server) as sock:
+        for piece in [b"release me", b"after the release", b"weak", b"after the weak reference"]:
+            sock.sendall(piece)
+            assert recv_exactly(sock, len(piece)) == piece
+        assert len(refs) == 1
+        for first, ref in refs:  # dead, or still showing its own message: never a later one
+            assert ref() is None or bytes(ref()) == first
 
 
 def test_views_survive_abort_and_close() -> None:

@@ -67,36 +67,62 @@ void init_lent_buffer() {
 
 ViewLender::~ViewLender() {
   settle();
-  for (PyObject* exporter : spare_) Py_DECREF(exporter);
+  for (const Slot& slot : spare_) {
+    Py_DECREF(slot.view);
+    Py_DECREF(slot.exporter);
+  }
 }
 
 PyObject* ViewLender::lend(const ReactorEvent& event) {
-  PyObject* exporter;
-  if (spare_.empty()) {
-    exporter = new_lent_buffer();
-    if (!exporter) return nullptr;
-  } else {
-    exporter = spare_.back();
+  Slot slot;
+  if (!spare_.empty()) {
+    slot = spare_.back();
     spare_.pop_back();
+  } else {
+    slot.exporter = new_lent_buffer();
+    if (!slot.exporter) return nullptr;
+    slot.view = PyMemoryView_FromObject(slot.exporter);
+    if (!slot.view) {
+      Py_DECREF(slot.exporter);
+      return nullptr;
+    }
+    slot.exporter_references = Py_REFCNT(slot.exporter);
   }
-  as_lent(exporter)->data = event.data.data();
-  as_lent(exporter)->size = static_cast<Py_ssize_t>(event.data.size());
-  lent_.push_back({exporter, event.buffer});  // settle() decides its fate, even if this fails
-  return PyMemoryView_FromObject(exporter);
+  // The exporter (for new exports: memoryview(view.obj)), the snapshot the managed buffer took
+  // of it, and the view's own copy, whose shape[0] is the length of a 1-D byte view.
+  auto* view = reinterpret_cast<PyMemoryViewObject*>(slot.view);
+  auto* buffer = as_lent(slot.exporter);
+  buffer->data = event.data.data();
+  buffer->size = static_cast<Py_ssize_t>(event.data.size());
+  view->mbuf->master.buf = const_cast<char*>(buffer->data);
+  view->mbuf->master.len = buffer->size;
+  view->view.buf = view->mbuf->master.buf;
+  view->view.len = buffer->size;
+  view->view.shape[0] = buffer->size;
+  view->hash = -1;  // read-only views cache their hash
+  lent_.push_back({slot, event.buffer});
+  Py_INCREF(slot.view);
+  return slot.view;
+}
+
+bool ViewLender::held_elsewhere(const Slot& slot) {
+  auto* view = reinterpret_cast<PyMemoryViewObject*>(slot.view);
+  // Besides the view itself: a weak reference to it, a slice (a new view of the same managed
+  // buffer), and anything that holds the exporter: view.obj kept, a new export of it
+  // (memoryview(view.obj)); a view released inside the handler (`with view:`) let go of it.
+  return Py_REFCNT(slot.view) != 1 || view->weakreflist != nullptr || Py_REFCNT(view->mbuf) != 1 ||
+         Py_REFCNT(slot.exporter) != slot.exporter_references;
 }
 
 void ViewLender::settle() noexcept {
   for (const Lent& lent : lent_) {
-    LentBuffer* buffer = as_lent(lent.exporter);
-    if (Py_REFCNT(lent.exporter) == 1 && buffer->exports == 0) {
-      if (spare_.size() < kMaxSpare) {
-        spare_.push_back(lent.exporter);
-        continue;
-      }
-    } else {
-      buffer->keep = *lent.block;  // someone holds a view (or the exporter): keep the bytes
+    if (!held_elsewhere(lent.slot) && spare_.size() < kMaxSpare) {
+      spare_.push_back(lent.slot);
+      continue;
     }
-    Py_DECREF(lent.exporter);
+    as_lent(lent.slot.exporter)->keep = *lent.block;  // still read by someone: keep the bytes
+    Py_DECREF(lent.slot.view);
+    Py_DECREF(lent.slot.exporter);
   }
   lent_.clear();
 }

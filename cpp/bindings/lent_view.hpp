@@ -4,11 +4,16 @@
 // A view must never show bytes the reactor has since overwritten, however long the handler
 // keeps it. Every view of a message reaches the memory through one LentBuffer (the exporter,
 // `view.obj`), which counts the buffers it exported. After the handler returns, the lender
-// drops its own view; if the exporter still has exports or other references, something kept
-// the message (a list, a slice, a numpy array ...), and the exporter takes a share of the
-// connection's input block (ReactorEvent::buffer): the block lives as long as the last view,
-// and the connection reads on into a new block. An exporter nothing kept is reused for a later
-// message, so the common case allocates only the memoryview.
+// looks at what it lent: if the memoryview, its managed buffer or the exporter has any
+// reference or export beyond the lender's own, something kept the message (a list, a slice, a
+// numpy array, a weak reference ...), and the exporter takes a share of the connection's input
+// block (ReactorEvent::buffer): the block lives as long as the last view, and the connection
+// reads on into a new block.
+//
+// Nothing kept is the common case, and then the memoryview itself is pointed at the next
+// message: its buffer fields (CPython's PyMemoryViewObject, whose layout the headers we build
+// against define) are rewritten while no one else can see it. So lending allocates nothing per
+// message, where a bytes copy allocates and copies each time.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -33,17 +38,26 @@ class ViewLender {
   // A new reference to a read-only memoryview of a message event's payload; nullptr with a
   // Python error set if it could not be made.
   PyObject* lend(const ReactorEvent& event);
-  // Once the lender's own references to the views lent since the last settle are gone: keeps
-  // the input block of each view that something else still holds, and reuses the rest.
+  // Once the references lend() returned since the last settle are dropped (the handlers have
+  // returned): keeps the input block of each view something else still holds, and reuses the
+  // rest for later messages.
   void settle() noexcept;
 
  private:
-  struct Lent {
+  // A memoryview, its exporter, and the exporter's reference count with only the lender
+  // and the view holding it.
+  struct Slot {
+    PyObject* view;
     PyObject* exporter;
+    Py_ssize_t exporter_references;
+  };
+  struct Lent {
+    Slot slot;
     const std::shared_ptr<char[]>* block;
   };
+  static bool held_elsewhere(const Slot& slot);
   std::vector<Lent> lent_;
-  std::vector<PyObject*> spare_;
+  std::vector<Slot> spare_;
 };
 
 }  // namespace socketeer::bindings
