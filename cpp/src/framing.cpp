@@ -39,12 +39,13 @@ Framing Framing::length_prefixed(int prefix_size, bool big_endian, size_t max_si
   return framing;
 }
 
-std::optional<Frame> Framing::next_framed(std::string_view data) const {
+std::optional<Frame> Framing::next_framed(std::string_view data, size_t searched) const {
   switch (kind_) {
     case Kind::raw:
       break;  // next() handles it inline
     case Kind::delimited: {
-      size_t end = data.find(delimiter_);
+      // A delimiter may straddle the end of what was searched: back up by all but one byte.
+      size_t end = data.find(delimiter_, searched >= delimiter_.size() ? searched - (delimiter_.size() - 1) : 0);
       if (end == std::string_view::npos) {
         // Not found yet: fail early once even the bytes before a delimiter would be too many.
         if (data.size() > max_size_ + delimiter_.size() - 1) throw FrameTooLarge(data.size(), max_size_);

@@ -129,6 +129,7 @@ struct Reactor::Connection {
   size_t in_start = 0;   // first unconsumed byte
   size_t in_parsed = 0;  // end of the messages handed out this turn
   size_t in_end = 0;     // end of received bytes
+  size_t in_searched = 0;  // bytes after in_parsed already searched for a message end
   size_t handed_out = 0; // messages handed out this turn (kMessagesPerTurn)
   OutputQueue<Chunk> output;
   size_t output_bytes = 0;
@@ -528,8 +529,12 @@ bool Reactor::hand_out(Connection& c) {
   try {
     std::string_view rest(c.input.get() + c.in_parsed, c.in_end - c.in_parsed);
     while (c.handed_out < kMessagesPerTurn) {
-      auto frame = options_.framing.next(rest);
-      if (!frame) return true;
+      auto frame = options_.framing.next(rest, c.in_searched);
+      if (!frame) {
+        c.in_searched = rest.size();
+        return true;
+      }
+      c.in_searched = 0;
       std::string_view wire = rest.substr(0, frame->total());
       events_.push_back(
           {ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr, &c.input});

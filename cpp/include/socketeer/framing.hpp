@@ -49,13 +49,15 @@ class Framing {
   size_t max_size() const { return max_size_; }
 
   // The first complete message at the start of data, or nullopt if more bytes are needed.
-  // Throws FrameTooLarge as soon as the message is known to exceed max_size.
-  std::optional<Frame> next(std::string_view data) const {
+  // Throws FrameTooLarge as soon as the message is known to exceed max_size. searched: how much
+  // of data an earlier call already saw without finding a message end (data has only grown
+  // since), so a delimiter search resumes there instead of rescanning a long partial line.
+  std::optional<Frame> next(std::string_view data, size_t searched = 0) const {
     if (kind_ == Kind::raw) {  // inline: the reactor's default framing asks once or twice per read
       if (data.empty()) return std::nullopt;
       return Frame{0, data.size() < max_size_ ? data.size() : max_size_, 0};
     }
-    return next_framed(data);
+    return next_framed(data, searched);
   }
   // The bytes that carry one message on the wire (prefix or delimiter added).
   std::string encode(std::string_view message) const;
@@ -69,7 +71,7 @@ class Framing {
   static constexpr size_t kMaxHeader = 8;
 
  private:
-  std::optional<Frame> next_framed(std::string_view data) const;  // delimited, length-prefixed
+  std::optional<Frame> next_framed(std::string_view data, size_t searched) const;  // delimited, length-prefixed
 
   Kind kind_ = Kind::raw;
   std::string delimiter_;
