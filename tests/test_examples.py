@@ -19,6 +19,7 @@ EXAMPLES = {
     "socketpair.py": "datagram pair keeps boundaries: b'first', b'second'",
     "pass_fd.py": "read b'the contents of an unlinked file'",
     "line_server.py": "client: got [b'HELLO', b'LINE SERVER', b'3 lines, bye']",
+    "blob_server.py": "client: 3 blobs of 1 MiB checked and echoed intact",
 }
 
 

@@ -18,7 +18,11 @@ GIL is taken once and the handler gets every event of that turn:
 - ``on_datagram(endpoint, data, address)`` for ``bind()``-ed UDP/unix datagram endpoints
   (received with recvmmsg; ``endpoint.send_to(data, address)`` replies go out with sendmmsg).
 
-``conn.send(data)`` queues bytes (no copy for ``bytes``: the reactor sends from the object);
+With ``Server(..., views=True)`` messages arrive as read-only ``memoryview`` objects of the
+server's read buffer instead of ``bytes`` copies (see ``Server``).
+
+``conn.send(data)`` queues bytes (no copy for ``bytes``: the reactor sends from the object;
+none either for a view of this turn's message sent back on its own connection);
 ``conn.send_message(data)`` does the same with the server's framing added (length prefix or
 delimiter, no copy of ``data``; a message the framing cannot carry as one raises);
 ``conn.close()`` closes after flushing; ``conn.abort()`` resets. Any attribute can be set on a
@@ -90,11 +94,12 @@ class Server:
     ``threads=N`` runs N reactors, each with its own SO_REUSEPORT socket per endpoint, so the
     kernel spreads connections over them.
 
-    ``tune_allocator`` (default on): Python handlers get a fresh ``bytes`` per message, and with
-    glibc's defaults freeing a large one returns the heap top to the kernel, so the next message
-    pays page faults again (about 40 us per 64 KiB message here). The first run() therefore
-    keeps up to 64 MiB of freed heap for reuse (``mallopt``), once per process, unless the
-    environment sets ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_MMAP_THRESHOLD_``.
+    ``tune_allocator`` (default on): Python handlers get a fresh ``bytes`` per message (unless
+    ``views``), and with glibc's defaults freeing a large one returns the heap top to the
+    kernel, so the next message pays page faults again (about 40 us per 64 KiB message here).
+    The first run() therefore keeps up to 64 MiB of freed heap for reuse (``mallopt``), once
+    per process, unless the environment sets ``MALLOC_TRIM_THRESHOLD_`` or
+    ``MALLOC_MMAP_THRESHOLD_``.
 
     ``udp_gso`` (default on): UDP endpoints use the kernel's segmentation offloads where it has
     them. On receive (GRO), datagrams one sender sent back to back may arrive coalesced in one
