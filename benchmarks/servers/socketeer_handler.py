@@ -15,5 +15,6 @@ class Echo:
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__, no_gso="UDP: send and receive without GSO/GRO (to compare)")
-    serve_socketeer(args, handler=Echo(), udp_gso=not args.no_gso)
+    args = parse_args(__doc__, no_gso="UDP: send and receive without GSO/GRO (to compare)",
+                      views="messages as memoryviews of the read buffer (Server(views=True)), not bytes")
+    serve_socketeer(args, handler=Echo(), udp_gso=not args.no_gso, views=args.views)

@@ -13,11 +13,11 @@ class LineEcho:
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__)
+    args = parse_args(__doc__, views="lines as memoryviews of the read buffer (Server(views=True)), not bytes")
     if args.endpoint.kind == "udp":
         unavailable("line framing is for byte streams; UDP has socketeer-handler")
     try:
         from socketeer import framing
     except ImportError as exc:
         unavailable(f"socketeer is not importable ({exc})")
-    serve_socketeer(args, handler=LineEcho(), framing=framing.lines(max_size=1 << 20))
+    serve_socketeer(args, handler=LineEcho(), framing=framing.lines(max_size=1 << 20), views=args.views)
