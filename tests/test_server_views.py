@@ -54,7 +54,7 @@ FRAMINGS = {
 @pytest.mark.parametrize("framing_name", list(FRAMINGS))
 def test_kept_messages_stay_intact_while_the_connection_reads_on(views: bool, framing_name: str) -> None:
     f = FRAMINGS[framing_name]()
-    sizes = [1, 100, 5000, 70000, 3, 200000, 64, 65536]  # some larger than one read buffer
+    sizes = [1, 100, 5000, 70000, 0, 3, 200000, 64, 65536]  # some larger than one read buffer
     messages = [message(i, size) for i, size in enumerate(sizes * 3)]
     keeper = Keeper()
     with serving(keeper, framing=f, views=views) as server, connect(server) as sock:

@@ -1,18 +1,16 @@
 #include "lent_view.hpp"
 
 #include <new>
-#include <string>
 
 namespace socketeer::bindings {
 namespace {
 
-constexpr size_t kMaxSpare = 256;  // exporters kept for reuse (one per message of a batch)
+constexpr size_t kMaxSpare = 256;  // idle slots kept for reuse (a batch needs one per message)
 
 struct LentBuffer {
   PyObject_HEAD
   const char* data;
   Py_ssize_t size;
-  Py_ssize_t exports;           // buffers handed out and not yet released
   std::shared_ptr<char[]> keep;  // the input block, once a view outlived its handler
 };
 
@@ -20,15 +18,12 @@ PyTypeObject* lent_buffer_type = nullptr;
 
 LentBuffer* as_lent(PyObject* object) { return reinterpret_cast<LentBuffer*>(object); }
 
+// Read-only: a request for a writable buffer fails with BufferError, as for bytes. Each export
+// holds a reference to the exporter (view.obj), which is how held_elsewhere() sees it.
 int lent_getbuffer(PyObject* self, Py_buffer* view, int flags) {
   LentBuffer* lent = as_lent(self);
-  // readonly: a request for a writable buffer fails with BufferError, as for bytes.
-  if (PyBuffer_FillInfo(view, self, const_cast<char*>(lent->data), lent->size, 1, flags) < 0) return -1;
-  ++lent->exports;
-  return 0;
+  return PyBuffer_FillInfo(view, self, const_cast<char*>(lent->data), lent->size, 1, flags);
 }
-
-void lent_releasebuffer(PyObject* self, Py_buffer*) { --as_lent(self)->exports; }
 
 void lent_dealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
@@ -45,7 +40,6 @@ PyObject* new_lent_buffer() {
   LentBuffer* lent = PyObject_New(LentBuffer, lent_buffer_type);
   if (!lent) return nullptr;
   new (&lent->keep) std::shared_ptr<char[]>();
-  lent->exports = 0;
   return reinterpret_cast<PyObject*>(lent);
 }
 
@@ -56,7 +50,6 @@ void init_lent_buffer() {
       {Py_tp_dealloc, reinterpret_cast<void*>(lent_dealloc)},
       {Py_tp_repr, reinterpret_cast<void*>(lent_repr)},
       {Py_bf_getbuffer, reinterpret_cast<void*>(lent_getbuffer)},
-      {Py_bf_releasebuffer, reinterpret_cast<void*>(lent_releasebuffer)},
       {Py_tp_doc, const_cast<char*>("The memory behind a message memoryview lent to a Server handler.")},
       {0, nullptr}};
   static PyType_Spec spec = {"socketeer._core.MessageBuffer", sizeof(LentBuffer), 0, Py_TPFLAGS_DEFAULT, slots};

@@ -3,10 +3,10 @@
 //
 // A view must never show bytes the reactor has since overwritten, however long the handler
 // keeps it. Every view of a message reaches the memory through one LentBuffer (the exporter,
-// `view.obj`), which counts the buffers it exported. After the handler returns, the lender
-// looks at what it lent: if the memoryview, its managed buffer or the exporter has any
-// reference or export beyond the lender's own, something kept the message (a list, a slice, a
-// numpy array, a weak reference ...), and the exporter takes a share of the connection's input
+// `view.obj`), and every export of it holds a reference to it. After the handler returns, the
+// lender looks at what it lent: if the memoryview, its managed buffer or the exporter has a
+// reference beyond the lender's own, or the view a weak one, something kept the message (a
+// list, a slice, a numpy array ...), and the exporter takes a share of the connection's input
 // block (ReactorEvent::buffer): the block lives as long as the last view, and the connection
 // reads on into a new block.
 //
