@@ -100,20 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     servers = bench.pick(bench.SERVERS, args.servers, "server")
     configs = bench.pick(bench.CONFIGS, args.configs, "config")
     loadgen, reference = bench.build(args.build_dir)
-    print(f"{'config':<12} {'server':<20} {'instructions/req':>16} {'x C':>7}")
+    print(f"{'config':<12} {'server':<24} {'instructions/req':>16} {'x C':>7}")
     with tempfile.TemporaryDirectory(prefix="socketeer-cg-") as workdir:
         for config in configs:
             baseline = None
             for server in servers:
                 result = count(server, config, loadgen, reference, Path(workdir), args)
                 if "error" in result:
-                    print(f"{config.name:<12} {server.name:<20} {'n/a: ' + result['error'][:60]}")
+                    print(f"{config.name:<12} {server.name:<24} {'n/a: ' + result['error'][:60]}")
                     continue
                 per_request = result["per_request"]
                 if server.name == bench.REFERENCE:
                     baseline = per_request
                 ratio = f"{per_request / baseline:6.1f}x" if baseline else "      -"
-                print(f"{config.name:<12} {server.name:<20} {per_request:16.0f} {ratio}", flush=True)
+                print(f"{config.name:<12} {server.name:<24} {per_request:16.0f} {ratio}", flush=True)
                 for name, cost in result["top"]:
                     print(f"{'':<34}{cost:8.1f}  {re.sub(r'/tmp/[^:]*:', '', name)[:90]}")
     return 0

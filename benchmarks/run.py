@@ -325,10 +325,11 @@ def table(report: dict) -> str:
     m = report["meta"]
     pinned = f"server on CPU {m['server_cpu']}, load generator on CPU {m['client_cpu']}" \
         if m["server_cpu"] is not None else "not pinned"
+    width = max([19, *(len(row["server"]) + 1 for row in report["results"])])  # the server column
     lines = [
         f"socketeer echo benchmark: {m['repeats']} x {m['duration']} s per cell (+{m['warmup']} s warm-up), "
         f"median req/s; {pinned}; Python {m['python']}, Linux {m['kernel']}",
-        f"{'config':<13}{'server':<19}{'req/s':>10}{'x C':>7}{'CPU us/req':>12}{'user us':>9}"
+        f"{'config':<13}{'server':<{width}}{'req/s':>10}{'x C':>7}{'CPU us/req':>12}{'user us':>9}"
         f"{'p99 us':>9}  notes",
     ]
     previous = None
@@ -339,7 +340,7 @@ def table(report: dict) -> str:
         previous = row["config"]
         if row["status"] != "ok":
             status = row["status"] if len(row["status"]) <= 90 else row["status"][:87] + "...)"
-            lines.append(f"{name:<13}{row['server']:<19}{status}")
+            lines.append(f"{name:<13}{row['server']:<{width}}{status}")
             continue
         notes = []
         if row["errors"]:
@@ -352,7 +353,7 @@ def table(report: dict) -> str:
             spread = (max(row["rps_runs"]) - min(row["rps_runs"])) / row["rps"] if row["rps"] else 0
             if spread > 0.25:
                 notes.append(f"spread {spread:.0%}")
-        lines.append(f"{name:<13}{row['server']:<19}{fmt(row['rps'], ',.0f'):>10}{fmt(row['ratio_to_c'], '.2f'):>7}"
+        lines.append(f"{name:<13}{row['server']:<{width}}{fmt(row['rps'], ',.0f'):>10}{fmt(row['ratio_to_c'], '.2f'):>7}"
                      f"{fmt(row['cpu_us_per_req'], '.2f'):>12}{fmt(row['user_us_per_req'], '.2f'):>9}"
                      f"{fmt(row['p99_us'], '.0f'):>9}  {', '.join(notes)}")
     return "\n".join(lines)
