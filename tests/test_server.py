@@ -681,7 +681,8 @@ def test_udp_hundred_datagrams_echoed(endpoint: str) -> None:
             assert echoed == sorted(b"datagram %d" % i for i in range(100))
             me = sock.getsockname()
             assert {(a.host, a.port) for a in handler.senders} == {(me[0], me[1])}
-            assert server.stats()["datagrams"] == 100
+        server.stop()  # stats are published after each turn's replies went out: final once stopped
+        assert server.stats()["datagrams"] == 100
     finally:
         server.close()
 
@@ -750,6 +751,49 @@ def test_unix_datagram_endpoint(short_tmp: Any) -> None:
     finally:
         server.close()
     assert not os.path.exists(f"{short_tmp}/d")
+
+
+def test_unix_datagram_longer_than_datagram_size_is_dropped_not_cut(short_tmp: Any) -> None:
+    # A unix datagram may be longer than any UDP one: one past datagram_size would arrive cut
+    # short (MSG_TRUNC). It must be counted and dropped; the datagrams around it still arrive.
+    handler = DatagramEcho()
+    server = Server(handler, datagram_size=1000)
+    try:
+        address = server.bind(f"unix+dgram:{short_tmp}/d")
+        server.start()
+        with datagram_client(address, bind_to=f"{short_tmp}/c") as sock:
+            sock.send(b"a" * 1000)  # exactly datagram_size: whole
+            sock.send(b"b" * 1001)
+            sock.send(b"c" * 100_000)
+            sock.send(b"last")
+            assert sock.recv(200_000) == b"a" * 1000
+            assert sock.recv(200_000) == b"last"
+        server.stop()
+        assert server.stats()["truncated_datagrams"] == 2
+        assert server.stats()["datagrams"] == 2
+    finally:
+        server.close()
+
+
+def test_udp_builtin_echo_drops_truncated_datagrams() -> None:
+    server = Server(builtin="echo", datagram_size=512)
+    try:
+        address = server.bind("udp://127.0.0.1:0")
+        server.start()
+        with datagram_client(address) as sock:
+            sock.send(b"x" * 513)
+            sock.send(b"y" * 512)
+            assert sock.recv(2048) == b"y" * 512
+        server.stop()
+        assert server.stats()["truncated_datagrams"] == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("option", [{"datagram_size": 0}, {"datagram_batch": 0}, {"datagram_size": -1}])
+def test_datagram_sizes_must_be_positive(option: dict) -> None:
+    with pytest.raises(ValueError, match="datagram_batch and datagram_size must be >= 1"):
+        Server(builtin="echo", **option)
 
 
 def test_datagram_endpoint_send_from_outside_the_loop() -> None:

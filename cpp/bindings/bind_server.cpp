@@ -420,6 +420,7 @@ void init_server(py::module_& m) {
         d["paused_reads"] = s.paused_reads;
         d["gro_segments"] = s.gro_segments;
         d["gso_datagrams"] = s.gso_datagrams;
+        d["truncated_datagrams"] = s.truncated_datagrams;
         d["queued_bytes"] = s.queued_bytes;
         return d;
       });

@@ -575,6 +575,10 @@ void Reactor::read_datagrams(DatagramEndpoint& endpoint) {
   for (size_t i = 0; i < *count; ++i) endpoint.senders.push_back(endpoint.batch.address(i).value_or(UnixAddress()));
   size_t before = events_.size();
   for (size_t i = 0; i < *count; ++i) {
+    if (endpoint.batch.truncated(i)) {
+      ++stats_.truncated_datagrams;  // the rest of it is gone: a part is not the datagram sent
+      continue;
+    }
     std::string_view data = endpoint.batch.data(i);
     const Address* from = &endpoint.senders[i];
     // GRO: the kernel coalesces datagrams of one sender that arrive back to back while they

@@ -112,6 +112,11 @@ class Server:
     compare or debug (packet captures and BPF programs then see exactly the datagrams the
     handler sent), or where a middle box or virtual device is known to mishandle offloaded UDP.
 
+    ``datagram_size`` (default 65536, enough for any UDP datagram): the longest datagram a
+    datagram endpoint receives. A longer one (a ``unix+dgram:`` peer may send up to its socket
+    buffer) would arrive cut short; it is dropped and counted in
+    ``stats()["truncated_datagrams"]`` instead of being handed to ``on_datagram`` as if whole.
+
     ``views`` (default off): ``on_message``/``on_messages`` get a read-only ``memoryview`` of
     the server's read buffer instead of a ``bytes`` copy of each message. ``conn.send(view)`` and
     ``conn.send_message(view)`` then echo or forward it without any copy in user space, which
@@ -126,16 +131,18 @@ class Server:
                  response: Optional[bytes] = None, framing: Optional[Framing] = None,
                  idle_timeout: Optional[float] = None, high_watermark: int = 4 * 1024 * 1024,
                  low_watermark: int = 1024 * 1024, read_buffer: int = 64 * 1024, threads: int = 1,
-                 datagram_batch: int = 64, on_error: Any = _log_handler_error, tune_allocator: bool = True,
-                 udp_gso: bool = True, views: bool = False):
+                 datagram_batch: int = 64, datagram_size: int = 65536, on_error: Any = _log_handler_error,
+                 tune_allocator: bool = True, udp_gso: bool = True, views: bool = False):
         if (handler is None) == (builtin is None):
             raise ValueError("give either a handler object or builtin='echo'|'discard'|'fixed'")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        if datagram_batch < 1 or datagram_size < 1:
+            raise ValueError(f"datagram_batch and datagram_size must be >= 1, got {datagram_batch} and {datagram_size}")
         self._reactors = []
         for _ in range(threads):
             reactor = _core.Reactor(framing, read_buffer, high_watermark, low_watermark, idle_timeout,
-                                    datagram_batch, tune_allocator=tune_allocator, udp_gso=udp_gso)
+                                    datagram_batch, datagram_size, tune_allocator=tune_allocator, udp_gso=udp_gso)
             if builtin is not None:
                 reactor.set_builtin(builtin, response)
             else:

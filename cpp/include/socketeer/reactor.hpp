@@ -102,6 +102,8 @@ struct ReactorOptions {
   size_t low_watermark = 1024 * 1024;       // ... and resumes it
   Timeout idle_timeout;                     // close connections silent for this long
   size_t datagram_batch = 64;               // datagrams per recvmmsg
+  // The longest datagram received. A longer one arrives cut short (MSG_TRUNC): it is dropped
+  // and counted (truncated_datagrams), never handed out as if it were whole.
   size_t datagram_size = 65536;
   size_t max_datagram_queue = 4096;         // queued replies per endpoint; more are dropped
   // UDP segmentation offloads on UDP endpoints: GRO (receive several datagrams of one sender in
@@ -125,6 +127,7 @@ struct ReactorStats {
   uint64_t paused_reads = 0;  // times a connection stopped reading at the high watermark
   uint64_t gro_segments = 0;  // datagrams that arrived coalesced (GRO) and were split here
   uint64_t gso_datagrams = 0; // datagrams that left inside GSO messages
+  uint64_t truncated_datagrams = 0;  // longer than datagram_size: dropped on arrival
   size_t queued_bytes = 0;    // output waiting in connections' queues now
   size_t connections = 0;
 };
