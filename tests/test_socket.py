@@ -107,6 +107,17 @@ def test_local_and_peer_address(closing, tcp):
     assert unbound.local_address == UnixAddress("") and unbound.local_address.unnamed
 
 
+def test_unsupported_protocol_names_what_was_asked():
+    with pytest.raises(OSError) as caught:
+        Socket(socket.AF_INET, socket.SOCK_STREAM, 99)
+    assert caught.value.errno == errno.EPROTONOSUPPORT
+    assert "socket (AF_INET, SOCK_STREAM, protocol 99)" in str(caught.value)
+    with pytest.raises(OSError) as caught:
+        Socket(socket.AF_INET6, socket.SOCK_SEQPACKET)
+    assert caught.value.errno in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT)
+    assert "(AF_INET6, SOCK_SEQPACKET)" in str(caught.value)
+
+
 def test_bad_address_arguments(closing):
     sock = closing(Socket())
     with pytest.raises(ValueError, match="bad port 'x'"):

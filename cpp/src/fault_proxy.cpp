@@ -111,7 +111,7 @@ struct FaultProxy::Loop {
   };
 
   Loop(Socket listener_socket, Address upstream_address)
-      : listener(std::move(listener_socket)), target(std::move(upstream_address)),
+      : listener(std::move(listener_socket)), server_address(std::move(upstream_address)),
         datagram(listener.type() == SOCK_DGRAM), random(std::random_device{}()) {
     listener.set_timeout(0ns);
     poller.add(listener.fd(), Ready::readable, Mode::edge);
@@ -119,7 +119,7 @@ struct FaultProxy::Loop {
 
   Poller poller;
   Socket listener;
-  Address target;  // the real upstream
+  Address server_address;  // the real server the proxy stands in front of
   bool datagram;
   std::mt19937_64 random;
   std::atomic<bool> stopping{false};
@@ -187,9 +187,9 @@ struct FaultProxy::Loop {
       }
       if (!pair->silent) {
         // Non-blocking connect: writable once the handshake is done, SO_ERROR says how.
-        pair->server.emplace(family_of(target), SOCK_STREAM);
+        pair->server.emplace(family_of(server_address), SOCK_STREAM);
         pair->server->set_timeout(0ns);
-        if (::connect(pair->server->fd(), sockaddr_of(target), length_of(target)) < 0 && errno != EINPROGRESS) {
+        if (::connect(pair->server->fd(), sockaddr_of(server_address), length_of(server_address)) < 0 && errno != EINPROGRESS) {
           reset_socket(pair->client);
           pair->dead = true;
         } else {
@@ -420,9 +420,9 @@ struct FaultProxy::Loop {
   Datagram& client_flow(const Address& client) {
     for (auto& entry : datagram_clients)
       if (entry->client == client) return *entry;
-    auto entry = std::make_unique<Datagram>(Datagram{Socket(family_of(target), SOCK_DGRAM), client});
+    auto entry = std::make_unique<Datagram>(Datagram{Socket(family_of(server_address), SOCK_DGRAM), client});
     entry->server.set_timeout(0ns);
-    entry->server.connect(target);
+    entry->server.connect(server_address);
     poller.add(entry->server.fd(), Ready::readable, Mode::edge);
     datagram_by_fd[entry->server.fd()] = entry.get();
     datagram_clients.push_back(std::move(entry));

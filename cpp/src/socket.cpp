@@ -86,9 +86,15 @@ int timeout_to_ms(Timeout timeout) {
 Socket::Socket(int family, int type, int protocol)
     : family_(family), type_(type & ~kSocketTypeFlags), protocol_(protocol) {
   int fd = ::socket(family, type | SOCK_CLOEXEC, protocol);
-  if (fd < 0)
-    throw_error(errno, "socket", "(" + family_name(family) + ", " + type_name(type) +
-                                     (protocol ? ", protocol " + std::to_string(protocol) : "") + ")");
+  if (fd < 0) {
+    int code = errno;  // before anything below can change it
+    // Appended piece by piece: g++ 12 warns (-Wrestrict, a false positive) on the same text
+    // built with operator+ chains.
+    std::string what = "(";
+    what.append(family_name(family)).append(", ").append(type_name(type));
+    if (protocol) what.append(", protocol ").append(std::to_string(protocol));
+    throw_error(code, "socket", what.append(")"));
+  }
   fd_.reset(fd);
   if (type & SOCK_NONBLOCK) timeout_ = 0ns;
 }
