@@ -19,6 +19,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "socketeer/reactor.hpp"
@@ -30,7 +31,13 @@ void init_lent_buffer();
 
 class ViewLender {
  public:
+#ifdef Py_GIL_DISABLED
+  // Reusing a memoryview relies on its reference counts being exact while the GIL is held;
+  // free-threaded CPython splits them between threads, so there is nothing exact to read.
+  ViewLender() { throw std::runtime_error("Server(views=True) is not supported on free-threaded CPython"); }
+#else
   ViewLender() = default;
+#endif
   ViewLender(const ViewLender&) = delete;
   ViewLender& operator=(const ViewLender&) = delete;
   ~ViewLender();  // with the GIL held
