@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import socket
 import threading
 import weakref
@@ -75,6 +76,9 @@ KEEPERS = {
     "its exporter": lambda data: data.obj,
     "a new view of its exporter": lambda data: memoryview(data.obj),
     "a cast of it": lambda data: data.cast("c"),
+    # A buffer another exporter got from the view (as numpy.frombuffer would): it holds the
+    # view's memory address itself, not the view.
+    "an export of it": lambda data: memoryview(pickle.PickleBuffer(data)),
 }
 
 
@@ -102,6 +106,24 @@ def test_whatever_keeps_a_message_keeps_its_bytes(keeper: str) -> None:
         assert shown == (message_[2:] if keeper == "a slice" else message_)
 
 
+def test_a_small_kept_view_is_copied_out_and_a_large_one_keeps_its_read_block() -> None:
+    # A kept view that nothing else points into is repointed at a copy of its message when the
+    # message is small beside the read block (up to a quarter): keeping many small messages
+    # must not keep a 64 KiB block alive for each. Larger ones keep sharing the block.
+    f = framing.length_prefixed(4, max_size=1 << 20)
+    keeper = Keeper()
+    sizes = [5, 0, 16384, 16385, 40000]
+    messages = [message(i, size) for i, size in enumerate(sizes)]
+    with serving(keeper, framing=f, views=True, read_buffer=64 * 1024) as server, connect(server) as sock:
+        for data in messages:
+            wire = f.encode(data)
+            sock.sendall(wire)
+            assert recv_exactly(sock, len(wire)) == wire
+    assert [bytes(view) for view in keeper.kept] == messages
+    assert [repr(view.obj).rsplit(", ", 1)[1] for view in keeper.kept] == [
+        "copied>", "copied>", "copied>", "sharing a read block>", "sharing a read block>"]
+
+
 def test_a_view_nothing_kept_is_reused_for_the_next_message() -> None:
     # No allocation per message: the memoryview (and its exporter) nothing kept is pointed at
     # the next message. It must still behave as a new view each time: length, hash, contents.
@@ -112,7 +134,7 @@ def test_a_view_nothing_kept_is_reused_for_the_next_message() -> None:
         def on_message(self, conn: Any, data: memoryview) -> None:
             views.add(id(data))
             views.add(id(data.obj))
-            assert repr(data.obj) == f"<socketeer message buffer, {len(data)} bytes>"
+            assert repr(data.obj) == f"<socketeer message buffer, {len(data)} bytes, lent>"
             hashes.append((hash(data), hash(bytes(data))))
             conn.send(data)
 

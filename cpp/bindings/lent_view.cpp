@@ -1,17 +1,20 @@
 #include "lent_view.hpp"
 
+#include <cstring>
 #include <new>
 
 namespace socketeer::bindings {
 namespace {
 
 constexpr size_t kMaxSpare = 256;  // idle slots kept for reuse (a batch needs one per message)
+constexpr size_t kCopyOutFraction = 4;  // a kept message up to 1/4 of its read block is copied out
 
 struct LentBuffer {
   PyObject_HEAD
   const char* data;
   Py_ssize_t size;
-  std::shared_ptr<char[]> keep;  // the input block, once a view outlived its handler
+  std::shared_ptr<char[]> keep;  // the bytes, once a view outlived its handler
+  bool copied;                   // ... copied out of the read block (else keep is that block)
 };
 
 PyTypeObject* lent_buffer_type = nullptr;
@@ -32,14 +35,19 @@ void lent_dealloc(PyObject* self) {
   Py_DECREF(type);  // instances of a heap type hold a reference to it
 }
 
+// Says what a kept view costs: its own copy, or a whole shared read block.
 PyObject* lent_repr(PyObject* self) {
-  return PyUnicode_FromFormat("<socketeer message buffer, %zd bytes>", as_lent(self)->size);
+  LentBuffer* lent = as_lent(self);
+  if (lent->copied) return PyUnicode_FromFormat("<socketeer message buffer, %zd bytes, copied>", lent->size);
+  if (lent->keep) return PyUnicode_FromFormat("<socketeer message buffer, %zd bytes, sharing a read block>", lent->size);
+  return PyUnicode_FromFormat("<socketeer message buffer, %zd bytes, lent>", lent->size);
 }
 
 PyObject* new_lent_buffer() {
   LentBuffer* lent = PyObject_New(LentBuffer, lent_buffer_type);
   if (!lent) return nullptr;
   new (&lent->keep) std::shared_ptr<char[]>();
+  lent->copied = false;
   return reinterpret_cast<PyObject*>(lent);
 }
 
@@ -93,7 +101,7 @@ PyObject* ViewLender::lend(const ReactorEvent& event) {
   view->view.len = buffer->size;
   view->view.shape[0] = buffer->size;
   view->hash = -1;  // read-only views cache their hash
-  lent_.push_back({slot, event.buffer});
+  lent_.push_back({slot, event.buffer, event.buffer_size});
   Py_INCREF(slot.view);
   return slot.view;
 }
@@ -107,13 +115,43 @@ bool ViewLender::held_elsewhere(const Slot& slot) {
          Py_REFCNT(slot.exporter) != slot.exporter_references;
 }
 
+// A view that outlived its handler keeps its bytes. By default it shares the connection's read
+// block, which then lives as long as the view. But when nothing but the view object itself is
+// held (no slice or cast of it, no export of it such as a numpy array, nobody holding its
+// exporter), nothing else points into the block: a message small beside its block is then
+// copied out and the view repointed at the copy, so a handler that keeps many small messages
+// holds their bytes, not a whole read block (64 KiB by default) for each one.
+void ViewLender::keep_bytes(const Lent& lent) noexcept {
+  auto* view = reinterpret_cast<PyMemoryViewObject*>(lent.slot.view);
+  LentBuffer* buffer = as_lent(lent.slot.exporter);
+  bool only_the_view = Py_REFCNT(view->mbuf) == 1 && view->exports == 0 &&
+                       Py_REFCNT(lent.slot.exporter) == lent.slot.exporter_references;
+  auto size = static_cast<size_t>(buffer->size);
+  if (only_the_view && size <= lent.block_size / kCopyOutFraction) {
+    try {
+      std::shared_ptr<char[]> copy(new char[size == 0 ? 1 : size]);
+      std::memcpy(copy.get(), buffer->data, size);
+      buffer->data = copy.get();
+      view->mbuf->master.buf = copy.get();
+      view->view.buf = copy.get();
+      buffer->keep = std::move(copy);
+      buffer->copied = true;
+      return;
+    } catch (const std::bad_alloc&) {
+      // no memory for a copy: share the block, as for views that cannot be moved
+    }
+  }
+  buffer->keep = *lent.block;
+}
+
 void ViewLender::settle() noexcept {
   for (const Lent& lent : lent_) {
-    if (!held_elsewhere(lent.slot) && spare_.size() < kMaxSpare) {
+    bool held = held_elsewhere(lent.slot);
+    if (!held && spare_.size() < kMaxSpare) {
       spare_.push_back(lent.slot);
       continue;
     }
-    as_lent(lent.slot.exporter)->keep = *lent.block;  // still read by someone: keep the bytes
+    if (held) keep_bytes(lent);
     Py_DECREF(lent.slot.view);
     Py_DECREF(lent.slot.exporter);
   }

@@ -46,8 +46,8 @@ class ViewLender {
   // Python error set if it could not be made.
   PyObject* lend(const ReactorEvent& event);
   // Once the references lend() returned since the last settle are dropped (the handlers have
-  // returned): keeps the input block of each view something else still holds, and reuses the
-  // rest for later messages.
+  // returned): keeps the bytes of each view something else still holds (see keep_bytes), and
+  // reuses the rest for later messages.
   void settle() noexcept;
 
  private:
@@ -61,8 +61,10 @@ class ViewLender {
   struct Lent {
     Slot slot;
     const std::shared_ptr<char[]>* block;
+    size_t block_size;
   };
   static bool held_elsewhere(const Slot& slot);
+  static void keep_bytes(const Lent& lent) noexcept;
   std::vector<Lent> lent_;
   std::vector<Slot> spare_;
 };

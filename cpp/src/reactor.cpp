@@ -537,7 +537,8 @@ bool Reactor::hand_out(Connection& c) {
       c.in_searched = 0;
       std::string_view wire = rest.substr(0, frame->total());
       events_.push_back(
-          {ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr, &c.input});
+          {ReactorEvent::Kind::message, c.id, wire.substr(frame->header, frame->payload), wire, nullptr, &c.input,
+           c.input_size});
       rest.remove_prefix(frame->total());
       c.in_parsed += frame->total();
       ++c.handed_out;

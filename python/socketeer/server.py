@@ -121,10 +121,13 @@ class Server:
     the server's read buffer instead of a ``bytes`` copy of each message. ``conn.send(view)`` and
     ``conn.send_message(view)`` then echo or forward it without any copy in user space, which
     matters for large messages (at 64 KiB the copy is most of a handler's CPU time); for small
-    ones ``bytes`` is as cheap. A view stays valid for as long as something references it: a
-    handler that keeps one (or a slice, or a numpy array made from it) keeps that whole read
-    buffer alive, and the connection reads on into a new one. Keep ``bytes(view)`` instead when
-    only a small part is needed for long. Datagrams are always ``bytes``.
+    ones ``bytes`` is as cheap. A view stays valid for as long as something references it, and
+    the connection reads on into a new buffer. What a kept view costs: the view alone, of a
+    message up to a quarter of the read buffer, is moved to a copy of just its bytes once the
+    handler returns (``repr(view.obj)`` says ``copied``); a larger one, or one whose memory
+    something else also points at (a slice or cast of it, ``view.obj``, a numpy array made from
+    it), keeps the whole read buffer alive (``sharing a read block``). Keep ``bytes(view[:n])``
+    when only a small part of a large message is needed for long. Datagrams are always ``bytes``.
     """
 
     def __init__(self, handler: Any = None, *, builtin: Optional[Literal["echo", "discard", "fixed"]] = None,

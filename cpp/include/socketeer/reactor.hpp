@@ -53,6 +53,7 @@ struct ReactorEvent {
   // it (a memoryview lent to Python that outlived its handler), and the connection reads on
   // into a fresh block instead of overwriting them.
   const std::shared_ptr<char[]>* buffer = nullptr;
+  size_t buffer_size = 0;  // of that block
 };
 
 class Reactor;
