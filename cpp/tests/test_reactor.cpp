@@ -424,6 +424,26 @@ void udp_burst_round_trip(bool udp_gso) {
 TEST(udp_gso_burst_is_split_and_echoed_in_one_message) { udp_burst_round_trip(true); }
 TEST(udp_gso_off_still_delivers_every_datagram) { udp_burst_round_trip(false); }
 
+// A datagram longer than datagram_size arrives cut short (MSG_TRUNC): it is dropped and
+// counted, never handed out as if it were whole.
+TEST(udp_datagram_longer_than_its_slot_is_dropped_and_counted) {
+  DatagramRecording recording;
+  ReactorOptions options;
+  options.datagram_size = 100;
+  Running server(recording, options, true);
+  Socket client(AF_INET, SOCK_DGRAM);
+  client.set_timeout(kDeadline);
+  client.connect(server.udp_address);
+  std::string too_long = pattern(101), fits = pattern(100);
+  client.send_all(too_long.data(), too_long.size());
+  client.send_all(fits.data(), fits.size());
+  CHECK(recv_datagrams(client, 1) == std::vector<std::string>{fits});
+  server.stop();
+  CHECK(recording.taken() == std::vector<std::string>{fits});
+  CHECK_EQ(server.reactor.stats().truncated_datagrams, 1u);
+  CHECK_EQ(server.reactor.stats().datagrams, 1u);
+}
+
 // SO_NO_CHECK makes the kernel refuse GSO messages (EINVAL), as some devices do: the replies
 // must still arrive, one datagram per message.
 TEST(udp_refused_gso_falls_back_without_loss) {
