@@ -129,7 +129,7 @@ void ViewLender::keep_bytes(const Lent& lent) noexcept {
   auto size = static_cast<size_t>(buffer->size);
   if (only_the_view && size <= lent.block_size / kCopyOutFraction) {
     try {
-      std::shared_ptr<char[]> copy(new char[size == 0 ? 1 : size]);
+      std::shared_ptr<char[]> copy(new char[size]);
       std::memcpy(copy.get(), buffer->data, size);
       buffer->data = copy.get();
       view->mbuf->master.buf = copy.get();
