@@ -77,6 +77,18 @@ def serving(handler: Any = None, endpoint: str = "tcp://127.0.0.1:0", **options:
         server.close()
 
 
+@contextlib.contextmanager
+def serving_datagrams(handler: Any, endpoint: str, **options: Any) -> Iterator[tuple[Server, Any]]:
+    """serving() for a datagram endpoint: a started Server bound to it, and the bound address."""
+    server = Server(handler, **options)
+    try:
+        address = server.bind(endpoint)
+        server.start()
+        yield server, address
+    finally:
+        server.close()
+
+
 class Echo:
     """Echoes each message, re-framed with the server's framing."""
 
@@ -670,10 +682,7 @@ def datagram_client(address: Any, bind_to: Any = None) -> socket.socket:
 @pytest.mark.parametrize("endpoint", ["udp://127.0.0.1:0", "udp://[::1]:0"])
 def test_udp_hundred_datagrams_echoed(endpoint: str) -> None:
     handler = DatagramEcho()
-    server = Server(handler)
-    try:
-        address = server.bind(endpoint)
-        server.start()
+    with serving_datagrams(handler, endpoint) as (server, address):
         with datagram_client(address) as sock:
             for i in range(100):
                 sock.send(b"datagram %d" % i)
@@ -683,17 +692,12 @@ def test_udp_hundred_datagrams_echoed(endpoint: str) -> None:
             assert {(a.host, a.port) for a in handler.senders} == {(me[0], me[1])}
         server.stop()  # stats are published after each turn's replies went out: final once stopped
         assert server.stats()["datagrams"] == 100
-    finally:
-        server.close()
 
 
 def test_udp_builtin_echo_and_several_clients() -> None:
     with Server(builtin="echo") as server:
         pass
-    server = Server(builtin="echo")
-    try:
-        address = server.bind("udp://127.0.0.1:0")
-        server.start()
+    with serving_datagrams(None, "udp://127.0.0.1:0", builtin="echo") as (server, address):
         socks = [datagram_client(address) for _ in range(5)]
         try:
             for i, sock in enumerate(socks):
@@ -704,8 +708,6 @@ def test_udp_builtin_echo_and_several_clients() -> None:
         finally:
             for sock in socks:
                 sock.close()
-    finally:
-        server.close()
 
 
 @pytest.mark.parametrize("endpoint", ["udp://127.0.0.1:0", "udp://[::1]:0"])
@@ -713,10 +715,7 @@ def test_udp_python_handler_keeps_senders_apart(endpoint: str) -> None:
     # Sender Address objects are reused per peer: each client must still get only its own
     # replies, and each address must equal (and hash like) a fresh one for the same peer.
     handler = DatagramEcho()
-    server = Server(handler)
-    try:
-        address = server.bind(endpoint)
-        server.start()
+    with serving_datagrams(handler, endpoint) as (server, address):
         socks = [datagram_client(address) for _ in range(4)]
         try:
             for round_ in range(3):
@@ -733,23 +732,16 @@ def test_udp_python_handler_keeps_senders_apart(endpoint: str) -> None:
         finally:
             for sock in socks:
                 sock.close()
-    finally:
-        server.close()
 
 
 def test_unix_datagram_endpoint(short_tmp: Any) -> None:
     handler = DatagramEcho()
-    server = Server(handler)
-    try:
-        address = server.bind(f"unix+dgram:{short_tmp}/d")
-        server.start()
+    with serving_datagrams(handler, f"unix+dgram:{short_tmp}/d") as (server, address):
         with datagram_client(address, bind_to=f"{short_tmp}/c") as sock:
             for i in range(10):
                 sock.send(b"unix %d" % i)
             assert sorted(sock.recv(100) for _ in range(10)) == sorted(b"unix %d" % i for i in range(10))
         assert {a.path for a in handler.senders} == {f"{short_tmp}/c"}
-    finally:
-        server.close()
     assert not os.path.exists(f"{short_tmp}/d")
 
 
@@ -757,10 +749,7 @@ def test_unix_datagram_longer_than_datagram_size_is_dropped_not_cut(short_tmp: A
     # A unix datagram may be longer than any UDP one: one past datagram_size would arrive cut
     # short (MSG_TRUNC). It must be counted and dropped; the datagrams around it still arrive.
     handler = DatagramEcho()
-    server = Server(handler, datagram_size=1000)
-    try:
-        address = server.bind(f"unix+dgram:{short_tmp}/d")
-        server.start()
+    with serving_datagrams(handler, f"unix+dgram:{short_tmp}/d", datagram_size=1000) as (server, address):
         with datagram_client(address, bind_to=f"{short_tmp}/c") as sock:
             sock.send(b"a" * 1000)  # exactly datagram_size: whole
             sock.send(b"b" * 1001)
@@ -771,23 +760,16 @@ def test_unix_datagram_longer_than_datagram_size_is_dropped_not_cut(short_tmp: A
         server.stop()
         assert server.stats()["truncated_datagrams"] == 2
         assert server.stats()["datagrams"] == 2
-    finally:
-        server.close()
 
 
 def test_udp_builtin_echo_drops_truncated_datagrams() -> None:
-    server = Server(builtin="echo", datagram_size=512)
-    try:
-        address = server.bind("udp://127.0.0.1:0")
-        server.start()
+    with serving_datagrams(None, "udp://127.0.0.1:0", builtin="echo", datagram_size=512) as (server, address):
         with datagram_client(address) as sock:
             sock.send(b"x" * 513)
             sock.send(b"y" * 512)
             assert sock.recv(2048) == b"y" * 512
         server.stop()
         assert server.stats()["truncated_datagrams"] == 1
-    finally:
-        server.close()
 
 
 @pytest.mark.parametrize("option", [{"datagram_size": 0}, {"datagram_batch": 0}, {"datagram_size": -1}])
@@ -797,17 +779,12 @@ def test_datagram_sizes_must_be_positive(option: dict) -> None:
 
 
 def test_datagram_endpoint_send_from_outside_the_loop() -> None:
-    server = Server(DatagramEcho())
-    try:
-        address = server.bind("udp://127.0.0.1:0")
-        server.start()
+    with serving_datagrams(DatagramEcho(), "udp://127.0.0.1:0") as (server, address):
         with datagram_client(address) as sock:
             (endpoint,) = server.datagram_endpoints()
             assert endpoint.address == address
             assert endpoint.send_to(b"unprompted", sock.getsockname())
             assert sock.recv(100) == b"unprompted"
-    finally:
-        server.close()
 
 
 # --- several reactors ------------------------------------------------------------------------
