@@ -870,6 +870,83 @@ def test_state_on_conn_persists_and_send_after_close() -> None:
         assert "closed" in repr(conn)
 
 
+class MethodsEcho:
+    def on_connect(self, conn: Any) -> None:
+        conn.tag = b"m:"
+
+    def on_message(self, conn: Any, data: bytes) -> None:
+        conn.send(conn.tag + data)
+
+
+class ClassAndStaticEcho:
+    @classmethod
+    def on_connect(cls, conn: Any) -> None:
+        conn.tag = cls.__name__.encode()[:2] + b":"
+
+    @staticmethod
+    def on_message(conn: Any, data: bytes) -> None:
+        conn.send(conn.tag + data)
+
+
+class CallableEcho:
+    """Handler callbacks that are objects with __call__, set on the instance."""
+
+    class Reply:
+        def __call__(self, conn: Any, data: bytes) -> None:
+            conn.send(b"c:" + data)
+
+    def __init__(self) -> None:
+        self.on_connect = None  # None: not called, as if absent (calling it would close the connection)
+        self.on_message = self.Reply()
+
+
+def namespace_echo() -> Any:
+    """A handler that is no class of ours: a namespace of plain functions."""
+    import types
+
+    def on_message(conn: Any, data: bytes) -> None:
+        conn.send(conn.tag + data)
+
+    return types.SimpleNamespace(on_connect=lambda conn: setattr(conn, "tag", b"n:"), on_message=on_message,
+                                 on_datagram=None)
+
+
+@pytest.mark.parametrize("make_handler, tag", [(MethodsEcho, b"m:"), (ClassAndStaticEcho, b"Cl:"),
+                                               (CallableEcho, b"c:"), (namespace_echo, b"n:")],
+                         ids=["methods", "classmethod-staticmethod", "callable-attributes", "namespace"])
+def test_every_kind_of_handler_callable_is_called_with_its_arguments(make_handler: Any, tag: bytes) -> None:
+    # The server calls a bound method's function directly with its self; anything else as it is.
+    with serving(make_handler(), framing=framing.lines()) as server, client(server) as sock:
+        for line in (b"one", b"two"):
+            sock.sendall(line + b"\n")
+            assert recv_exactly(sock, len(tag) + len(line)) == tag + line
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_to_eof(sock) == b""
+
+
+def test_send_arguments_by_position_and_name_and_the_errors_of_wrong_ones() -> None:
+    outcomes: list[Any] = []
+
+    class Try:
+        def on_connect(self, conn: Any) -> None:
+            for call in (lambda: conn.send(b"a"), lambda: conn.send(data=b"b"), lambda: conn.send_message(data=b"c"),
+                         lambda: conn.send(), lambda: conn.send(b"x", b"y"), lambda: conn.send(datum=b"z"),
+                         lambda: conn.send(123)):
+                try:
+                    outcomes.append(call())
+                except TypeError as error:
+                    outcomes.append(str(error))
+            conn.close()
+
+    with serving(Try(), framing=framing.lines()) as server, client(server) as sock:
+        assert recv_to_eof(sock) == b"abc\n"
+    assert outcomes[:3] == [True, True, True]
+    assert outcomes[3] == "send() missing required argument 'data' (pos 1)"
+    assert outcomes[4] == "send() takes at most 1 arguments (2 given)"
+    assert outcomes[5] == "'datum' is an invalid keyword argument for send()"
+    assert "bytes-like" in outcomes[6] and "int" in outcomes[6]
+
+
 def test_conn_addresses() -> None:
     seen: list[Any] = []
 

@@ -19,6 +19,9 @@ struct ReactorBox {
   std::unique_ptr<Reactor> reactor;
   std::unique_ptr<Dispatcher> dispatcher;
   PythonDispatcher* python = nullptr;
+  // The Python thread state run() released the GIL from, while run() is in C++ without the GIL
+  // (null otherwise, and while a LoopGil holds it). The loop thread only.
+  PyThreadState* loop_thread = nullptr;
 
   Reactor& get() {
     if (!reactor) throw py::value_error("the server is closed");
@@ -60,14 +63,78 @@ bool send_buffer(Reactor& reactor, PyObject* data, Send&& send) {
   return send(buffer.data(), buffer.size(), uint64_t{0});
 }
 
-// Calls a handler method with borrowed arguments through vectorcall: no argument tuple, and
-// room before args[0] lets a bound method put its self there without copying.
-template <size_t N>
-void call_handler(const py::object& method, std::array<PyObject*, N + 1> slots) {
-  PyObject* result = PyObject_Vectorcall(method.ptr(), slots.data() + 1, N | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
-  if (!result) throw py::error_already_set();
-  Py_DECREF(result);
-}
+// The GIL for one dispatch on the loop thread. pybind11's gil_scoped_acquire looks the thread
+// state up (thread-local storage, its internals) on every use, which was a tenth of a small
+// request's instructions; run() keeps the state it released, and this hands it straight back.
+// Anywhere else (the reactor's destructor, called from Python) it falls back to pybind11's.
+class LoopGil {
+ public:
+  explicit LoopGil(ReactorBox& box) : box_(box), state_(std::exchange(box.loop_thread, nullptr)) {
+    if (state_) PyEval_RestoreThread(state_);
+    else fallback_.emplace();
+  }
+  ~LoopGil() {
+    if (state_) box_.loop_thread = PyEval_SaveThread();
+  }
+  LoopGil(const LoopGil&) = delete;
+  LoopGil& operator=(const LoopGil&) = delete;
+
+ private:
+  ReactorBox& box_;
+  PyThreadState* state_;
+  std::optional<py::gil_scoped_acquire> fallback_;
+};
+
+// run()'s side of LoopGil: releases the GIL for the whole loop and says from which thread state.
+class ReleaseForLoop {
+ public:
+  explicit ReleaseForLoop(ReactorBox& box) : box_(box), state_(PyEval_SaveThread()) { box.loop_thread = state_; }
+  ~ReleaseForLoop() {
+    box_.loop_thread = nullptr;
+    PyEval_RestoreThread(state_);
+  }
+  ReleaseForLoop(const ReleaseForLoop&) = delete;
+  ReleaseForLoop& operator=(const ReleaseForLoop&) = delete;
+
+ private:
+  ReactorBox& box_;
+  PyThreadState* state_;
+};
+
+// A handler method, looked up once; absent (or None) means that event is not delivered. A
+// bound method is kept as its function and self, so each call goes straight to the function
+// (self in the first argument slot) instead of through the bound method, which would only put
+// self there itself.
+class HandlerMethod {
+ public:
+  HandlerMethod(py::handle handler, const char* name) {
+    if (!py::hasattr(handler, name)) return;
+    py::object method = handler.attr(name);
+    if (method.is_none()) return;
+    if (PyMethod_Check(method.ptr())) {
+      function_ = py::reinterpret_borrow<py::object>(PyMethod_GET_FUNCTION(method.ptr()));
+      self_ = py::reinterpret_borrow<py::object>(PyMethod_GET_SELF(method.ptr()));
+    } else {
+      function_ = std::move(method);
+    }
+  }
+  explicit operator bool() const { return static_cast<bool>(function_); }
+
+  // Calls with borrowed arguments through vectorcall: no argument tuple. The slot before the
+  // arguments holds self, or is room a callable may use (PY_VECTORCALL_ARGUMENTS_OFFSET).
+  template <typename... Args>
+  void operator()(Args... args) const {
+    std::array<PyObject*, sizeof...(Args) + 1> slots{self_.ptr(), args...};
+    PyObject* result = self_ ? PyObject_Vectorcall(function_.ptr(), slots.data(), slots.size(), nullptr)
+                             : PyObject_Vectorcall(function_.ptr(), slots.data() + 1,
+                                                   sizeof...(Args) | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+    if (!result) throw py::error_already_set();
+    Py_DECREF(result);
+  }
+
+ private:
+  py::object function_, self_;
+};
 
 py::bytes bytes_of(std::string_view data) { return py::bytes(data.data(), data.size()); }
 
@@ -93,31 +160,27 @@ class AddressCache {
 };
 
 
-py::object method_or_none(py::handle handler, const char* name) {
-  return py::hasattr(handler, name) ? py::object(handler.attr(name)) : py::object(py::none());
-}
-
 class PythonDispatcher : public Dispatcher {
  public:
   PythonDispatcher(ReactorBox* box, py::object server, py::object handler, py::object on_error, bool views)
       : box_(box),
         server_(std::move(server)),
-        on_connect_(method_or_none(handler, "on_connect")),
-        on_message_(method_or_none(handler, "on_message")),
-        on_messages_(method_or_none(handler, "on_messages")),
-        on_close_(method_or_none(handler, "on_close")),
-        on_datagram_(method_or_none(handler, "on_datagram")),
+        on_connect_(handler, "on_connect"),
+        on_message_(handler, "on_message"),
+        on_messages_(handler, "on_messages"),
+        on_close_(handler, "on_close"),
+        on_datagram_(handler, "on_datagram"),
         on_error_(std::move(on_error)),
         lender_(views ? std::make_unique<ViewLender>() : nullptr) {}
 
   void add_endpoint(uint64_t id, py::object endpoint) { endpoints_[id] = std::move(endpoint); }
 
   void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override {
-    py::gil_scoped_acquire gil;
+    LoopGil gil(*box_);
     drop_deferred();  // last turn's sent bytes, now that the GIL is held anyway
     dispatched_ = true;
     SettleViews settle{lender_.get()};  // also when a KeyboardInterrupt leaves early
-    if (on_messages_.is_none()) {
+    if (!on_messages_) {
       for (const auto& event : events) deliver(reactor, event);
       return;
     }
@@ -140,7 +203,7 @@ class PythonDispatcher : public Dispatcher {
   void release(std::span<const uint64_t> tokens) override {
     deferred_.insert(deferred_.end(), tokens.begin(), tokens.end());
     if (std::exchange(dispatched_, false)) return;
-    py::gil_scoped_acquire gil;
+    LoopGil gil(*box_);
     drop_deferred();
   }
 
@@ -168,35 +231,35 @@ class PythonDispatcher : public Dispatcher {
     return py::reinterpret_steal<py::object>(view);
   }
 
-  py::object connection(uint64_t id) {
+  // Borrowed: the entry lives until its connection's `closed` event is delivered.
+  py::handle connection(uint64_t id) {
     auto it = connections_.find(id);
-    return it == connections_.end() ? py::object(py::none()) : it->second;
+    return it == connections_.end() ? py::handle(Py_None) : py::handle(it->second);
   }
 
   void deliver(Reactor& reactor, const ReactorEvent& event) {
-    py::object target;
+    py::handle target;  // borrowed from connections_ or endpoints_, or from `closing`
+    py::object closing;
     try {
       switch (event.kind) {
         case ReactorEvent::Kind::opened:
-          target = py::cast(Connection{box_, reactor.connection_state(event.id), server_});
-          connections_[event.id] = target;
-          if (!on_connect_.is_none()) call_handler<1>(on_connect_, {nullptr, target.ptr()});
+          target = connections_[event.id] = py::cast(Connection{box_, reactor.connection_state(event.id), server_});
+          if (on_connect_) on_connect_(target.ptr());
           break;
         case ReactorEvent::Kind::message:
           target = connection(event.id);
-          if (!on_message_.is_none()) call_handler<2>(on_message_, {nullptr, target.ptr(), payload(event).ptr()});
+          if (on_message_) on_message_(target.ptr(), payload(event).ptr());
           break;
         case ReactorEvent::Kind::closed: {
-          target = connection(event.id);
+          closing = py::reinterpret_borrow<py::object>(connection(event.id));
+          target = closing;
           connections_.erase(event.id);
-          if (!on_close_.is_none())
-            call_handler<2>(on_close_, {nullptr, target.ptr(), py::str(event.data.data(), event.data.size()).ptr()});
+          if (on_close_) on_close_(target.ptr(), py::str(event.data.data(), event.data.size()).ptr());
           break;
         }
         case ReactorEvent::Kind::datagram:
           target = endpoints_[event.id];
-          if (!on_datagram_.is_none())
-            call_handler<3>(on_datagram_, {nullptr, target.ptr(), bytes_of(event.data).ptr(), senders_.get(*event.from).ptr()});
+          if (on_datagram_) on_datagram_(target.ptr(), bytes_of(event.data).ptr(), senders_.get(*event.from).ptr());
           break;
       }
     } catch (py::error_already_set& error) {
@@ -207,7 +270,7 @@ class PythonDispatcher : public Dispatcher {
 
   void deliver_batch(Reactor& reactor, py::list& batch) {
     try {
-      on_messages_(batch);
+      on_messages_(batch.ptr());
     } catch (py::error_already_set& error) {
       if (!error.matches(PyExc_Exception)) throw;  // KeyboardInterrupt, SystemExit: stop the loop
       report(reactor, error, py::none(), 0);
@@ -231,7 +294,8 @@ class PythonDispatcher : public Dispatcher {
 
   ReactorBox* box_;
   py::object server_;
-  py::object on_connect_, on_message_, on_messages_, on_close_, on_datagram_, on_error_;
+  HandlerMethod on_connect_, on_message_, on_messages_, on_close_, on_datagram_;
+  py::object on_error_;
   std::unordered_map<uint64_t, py::object> connections_;
   std::unordered_map<uint64_t, py::object> endpoints_;
   AddressCache senders_;
@@ -265,7 +329,8 @@ PyObject* queue_on_connection(const char* name, PyObject* self, PyObject* const*
                               PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
     FastArgs<1> given;
-    if (!given.parse(name, args, nargs, kwnames, {"data"}, 1)) return nullptr;
+    if (nargs == 1 && !kwnames) given.values[0] = args[0];  // send(data), as nearly every call is
+    else if (!given.parse(name, args, nargs, kwnames, {"data"}, 1)) return nullptr;
     Connection& c = *cpp_self<Connection>(self);
     // Off the loop thread the send is only queued, so the reactor cannot tell.
     if (!c.box->reactor || !c.state->open) Py_RETURN_FALSE;
@@ -389,7 +454,7 @@ void init_server(py::module_& m) {
       .def("run", [](ReactorBox& box, int interrupt_fd) {
         Reactor& reactor = box.get();
         reactor.set_interrupt_fd(interrupt_fd);
-        py::gil_scoped_release release;
+        ReleaseForLoop release(box);
         reactor.run();
       }, py::arg("interrupt_fd") = -1,
       "Runs until stop(). interrupt_fd: the read end of a signal.set_wakeup_fd() pipe, so that a "
