@@ -318,8 +318,10 @@ std::optional<size_t> Socket::recv_now(void* buffer, size_t size) {
 }
 
 std::optional<size_t> Socket::send_now(const void* data, size_t size) {
-  iovec buffer{const_cast<void*>(data), size};
-  return send_vectors_now(std::span(&buffer, 1));
+  ssize_t n = retry_eintr([&] { return nocancel::send(checked_fd("send"), data, size, MSG_DONTWAIT | MSG_NOSIGNAL); });
+  if (n >= 0) return static_cast<size_t>(n);
+  if (would_block(errno)) return std::nullopt;
+  throw_error(errno, "send");
 }
 
 std::optional<size_t> Socket::send_vectors_now(std::span<const iovec> buffers) {

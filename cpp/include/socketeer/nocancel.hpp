@@ -1,6 +1,6 @@
 // The hot loop's syscalls, made without glibc's cancellation-point wrappers.
 //
-// recv, sendmsg and epoll_wait are pthread cancellation points. Once a process has a second
+// recv, send, sendmsg and epoll_wait are pthread cancellation points. Once a process has a second
 // thread (any Python program that started one: Server.start(), Jupyter's kernel, pytest-timeout),
 // glibc wraps each of them in a switch to asynchronous cancellation and back: two atomic
 // read-modify-writes on the thread descriptor around every call. In the reactor's profile that
@@ -18,6 +18,10 @@ namespace socketeer::nocancel {
 
 inline ssize_t recv(int fd, void* buffer, size_t size, int flags) {
   return ::syscall(SYS_recvfrom, fd, buffer, size, flags, nullptr, nullptr);
+}
+
+inline ssize_t send(int fd, const void* data, size_t size, int flags) {
+  return ::syscall(SYS_sendto, fd, data, size, flags, nullptr, 0);
 }
 
 inline ssize_t sendmsg(int fd, const msghdr* header, int flags) {
