@@ -353,19 +353,19 @@ void Reactor::turn() {
 // dispatcher) and are delivered next turn, as are closes begun after dispatch (a failed flush,
 // an idle timeout). A reason lives in reasons_ until its event has been dispatched.
 void Reactor::dispatch() {
+  if (events_.empty()) return;
   dispatching_.swap(events_);
   size_t reasons = reasons_.size();
-  if (!dispatching_.empty() && dispatcher_) dispatcher_->dispatch(*this, dispatching_);
+  if (dispatcher_) dispatcher_->dispatch(*this, dispatching_);
   stats_.messages += std::count_if(dispatching_.begin(), dispatching_.end(),
                                    [](const auto& e) { return e.kind == ReactorEvent::Kind::message; });
   dispatching_.clear();
-  reasons_.erase(reasons_.begin(), reasons_.begin() + static_cast<std::ptrdiff_t>(reasons));
+  if (reasons) reasons_.erase(reasons_.begin(), reasons_.begin() + static_cast<std::ptrdiff_t>(reasons));
 }
 
 void Reactor::publish_stats() {
-  std::lock_guard lock(stats_mutex_);
-  published_stats_ = stats_;
-  published_stats_.connections = connections_.size();
+  stats_.connections = connections_.size();
+  published_stats_.store(stats_);
 }
 
 Timeout Reactor::next_timeout() const {
@@ -927,9 +927,6 @@ void Reactor::run_posted() {
   for (auto& command : commands) command();
 }
 
-ReactorStats Reactor::stats() const {
-  std::lock_guard lock(stats_mutex_);
-  return published_stats_;
-}
+ReactorStats Reactor::stats() const { return published_stats_.load(); }
 
 }  // namespace socketeer

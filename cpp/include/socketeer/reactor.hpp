@@ -37,6 +37,7 @@
 #include "socketeer/datagram_batch.hpp"
 #include "socketeer/framing.hpp"
 #include "socketeer/poller.hpp"
+#include "socketeer/seqlock.hpp"
 #include "socketeer/socket.hpp"
 
 namespace socketeer {
@@ -244,8 +245,7 @@ class Reactor {
   std::vector<std::function<void()>> posted_;
   std::atomic<bool> has_posted_{false};  // posted_ is not empty (read without the lock)
   ReactorStats stats_;              // loop thread only
-  mutable std::mutex stats_mutex_;
-  ReactorStats published_stats_;    // a copy per turn, for other threads
+  Seqlock<ReactorStats> published_stats_;  // a copy per turn, for other threads
 };
 
 }  // namespace socketeer
