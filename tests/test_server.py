@@ -216,18 +216,23 @@ def test_send_message_frames_like_encode(framing_name: str) -> None:
             assert recv_exactly(sock, len(burst)) == burst
 
 
+class RememberConnections:
+    """Keeps every connection on_connect sees, for a test to use from its own thread."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+        self.connected = threading.Event()
+
+    def on_connect(self, conn: Any) -> None:
+        self.connections.append(conn)
+        self.connected.set()
+
+
 def test_send_message_from_another_thread() -> None:
-    connections: list[Any] = []
-    ready = threading.Event()
-
-    class Remember:
-        def on_connect(self, conn: Any) -> None:
-            connections.append(conn)
-            ready.set()
-
-    with serving(Remember(), framing=framing.length_prefixed(2)) as server, client(server) as sock:
-        assert ready.wait(DEADLINE)
-        assert connections[0].send_message(b"pushed") is True  # not the loop thread: queued
+    handler = RememberConnections()
+    with serving(handler, framing=framing.length_prefixed(2)) as server, client(server) as sock:
+        assert handler.connected.wait(DEADLINE)
+        assert handler.connections[0].send_message(b"pushed") is True  # not the loop thread: queued
         assert recv_exactly(sock, 8) == b"\x00\x06pushed"
 
 
@@ -963,19 +968,13 @@ def test_conn_addresses() -> None:
 
 
 def test_send_from_another_thread() -> None:
-    conns: list[Any] = []
-    connected = threading.Event()
-
-    class Hold:
-        def on_connect(self, conn: Any) -> None:
-            conns.append(conn)
-            connected.set()
-
-    with serving(Hold()) as server, client(server) as sock:
-        assert connected.wait(DEADLINE)
-        assert conns[0].send(b"pushed")
+    handler = RememberConnections()
+    with serving(handler) as server, client(server) as sock:
+        assert handler.connected.wait(DEADLINE)
+        (conn,) = handler.connections
+        assert conn.send(b"pushed")
         assert recv_exactly(sock, 6) == b"pushed"
-        conns[0].close()
+        conn.close()
         assert recv_to_eof(sock) == b""
 
 
