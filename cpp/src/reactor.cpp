@@ -702,21 +702,16 @@ bool Reactor::send_to(uint64_t id, const char* data, size_t size, const Address&
 }
 
 // One sendmsg (writev) of up to 64 queued chunks, repeated until the queue is empty or the
-// socket is full; a full socket reports writable again (edge) once it drains. A lone chunk (one
-// reply this turn: the common case) goes by plain send, without the msghdr and iovec array.
+// socket is full; a full socket reports writable again (edge) once it drains.
 void Reactor::flush(Connection& c) {
   while (!c.output.empty()) {
+    iovec vectors[kMaxIovecs];
+    size_t count = 0;
+    for (auto it = c.output.begin(); it != c.output.end() && count < kMaxIovecs; ++it, ++count)
+      vectors[count] = {const_cast<char*>(it->data), it->size};
     std::optional<size_t> sent;
     try {
-      if (c.output.size() == 1) {
-        sent = c.socket.send_now(c.output.front().data, c.output.front().size);
-      } else {
-        iovec vectors[kMaxIovecs];
-        size_t count = 0;
-        for (auto it = c.output.begin(); it != c.output.end() && count < kMaxIovecs; ++it, ++count)
-          vectors[count] = {const_cast<char*>(it->data), it->size};
-        sent = c.socket.send_vectors_now(std::span(vectors, count));
-      }
+      sent = c.socket.send_vectors_now(std::span(vectors, count));
     } catch (const Error& error) {
       begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
       return;
