@@ -322,6 +322,24 @@ def test_many_messages_in_one_segment() -> None:
         assert recv_exactly(sock, len(wire)) == wire
 
 
+@pytest.mark.parametrize("builtin", [False, True], ids=["python", "builtin"])
+def test_a_message_as_long_as_the_read_buffer_takes_one_recv(builtin: bool, wait_until: Any) -> None:
+    # A recv that fills the whole buffer cannot tell whether more is waiting, so it costs one
+    # more recv to find out. Messages as long as read_buffer (both powers of two) must not.
+    size, rounds = 4096, 40  # one loopback segment: the message arrives whole
+    options: dict[str, Any] = {"builtin": "echo"} if builtin else {"handler": Echo()}
+    with serving(read_buffer=size, **options) as server, client(server) as sock:
+        for i in range(rounds):
+            message = bytes([i]) * size
+            sock.sendall(message)
+            assert recv_exactly(sock, size) == message
+        sock.close()
+        wait_until(lambda: server.stats()["closed"] == 1, what="the server to see the close")
+        reads = server.stats()["reads"]
+    # One recv per message, plus the ones that found nothing: after the accept, and the end of
+    # stream. A full buffer each time would take two per message.
+    assert rounds <= reads <= rounds + 3, reads
+
 # --- backpressure ------------------------------------------------------------------------------
 
 REPLY = 1 << 20

@@ -109,10 +109,11 @@ def test_whatever_keeps_a_message_keeps_its_bytes(keeper: str) -> None:
 def test_a_small_kept_view_is_copied_out_and_a_large_one_keeps_its_read_block() -> None:
     # A kept view that nothing else points into is repointed at a copy of its message when the
     # message is small beside the read block (up to a quarter): keeping many small messages
-    # must not keep a 64 KiB block alive for each. Larger ones keep sharing the block.
+    # must not keep a 64 KiB block alive for each. Larger ones keep sharing the block. (The block
+    # is a few bytes longer than read_buffer, so the line falls just above 16 KiB.)
     f = framing.length_prefixed(4, max_size=1 << 20)
     keeper = Keeper()
-    sizes = [5, 0, 16384, 16385, 40000]
+    sizes = [5, 0, 16384, 16384 + 1024, 40000]
     messages = [message(i, size) for i, size in enumerate(sizes)]
     with serving(keeper, framing=f, views=True, read_buffer=64 * 1024) as server, connect(server) as sock:
         for data in messages:

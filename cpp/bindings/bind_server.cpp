@@ -481,6 +481,7 @@ void init_server(py::module_& m) {
         d["dropped_datagrams"] = s.dropped_datagrams;
         d["turns"] = s.turns;
         d["received_bytes"] = s.received_bytes;
+        d["reads"] = s.reads;
         d["sent_bytes"] = s.sent_bytes;
         d["paused_reads"] = s.paused_reads;
         d["gro_segments"] = s.gro_segments;

@@ -26,6 +26,11 @@ constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per
 // each answered with a large reply, would queue thousands of replies past the high watermark.
 constexpr size_t kMessagesPerTurn = 16;
 constexpr size_t kMaxIovecs = 64;
+// A connection's read block is this much longer than ReactorOptions::read_buffer. A recv that
+// fills its room cannot be told from one that left bytes behind, so it costs one more recv to
+// find out. Messages are often a power of two long, like read_buffer itself; with a block of
+// exactly read_buffer, every message of that size (64 KiB echoes) would take two recvs.
+constexpr size_t kReadSlack = 64;
 constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
 
 // A FIFO over a vector that keeps its capacity: queued output is pushed at the back and sent
@@ -446,8 +451,8 @@ void Reactor::accept_all(Listener& listener) {
     connection->state->listener = listener.id;
     connection->state->peer = peer;
     connection->state->local = connection->socket.local_address();
-    connection->input = std::make_shared_for_overwrite<char[]>(options_.read_buffer);
-    connection->input_size = options_.read_buffer;
+    connection->input_size = options_.read_buffer + kReadSlack;
+    connection->input = std::make_shared_for_overwrite<char[]>(connection->input_size);
     connection->last_active = now_;
     int fd = connection->socket.fd();
     poller_.add(fd, Ready::readable | Ready::writable | Ready::read_closed, Mode::edge);
@@ -510,6 +515,7 @@ void Reactor::read(Connection& c, bool stop_on_short_read) {
     size_t room = c.input_size - c.in_end;
     std::optional<size_t> n;
     try {
+      ++stats_.reads;
       n = c.socket.recv_now(c.input.get() + c.in_end, room);
     } catch (const Error& error) {
       begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);

@@ -101,6 +101,11 @@ class Server:
     per process, unless the environment sets ``MALLOC_TRIM_THRESHOLD_`` or
     ``MALLOC_MMAP_THRESHOLD_``.
 
+    ``read_buffer`` (default 64 KiB): how much one connection reads per recv. Each connection
+    has its own buffer (a few bytes longer, so that a message exactly this long is seen whole in
+    one recv); a message longer than it grows the buffer up to what the framing's ``max_size``
+    needs. ``stats()["received_bytes"] / stats()["reads"]`` is the average read.
+
     ``udp_gso`` (default on): UDP endpoints use the kernel's segmentation offloads where it has
     them. On receive (GRO), datagrams one sender sent back to back may arrive coalesced in one
     read; the reactor splits them again, so ``on_datagram`` still sees one call per datagram
@@ -270,7 +275,10 @@ class Server:
         self._unlink = []
 
     def stats(self) -> dict[str, int]:
-        """Counters summed over the reactors: accepted, closed, connections, messages, datagrams ..."""
+        """Counters summed over the reactors: accepted, closed, connections (open now), turns (of
+        the loop), messages, received_bytes, sent_bytes, reads (recv calls on connections),
+        paused_reads (backpressure), queued_bytes (output waiting now), and for datagram
+        endpoints datagrams, dropped_datagrams, truncated_datagrams, gro_segments, gso_datagrams."""
         total: dict[str, int] = {}
         for reactor in self._reactors:
             if not reactor.closed:

@@ -126,6 +126,7 @@ void tune_allocator_for_messages();
 struct ReactorStats {
   uint64_t accepted = 0, closed = 0, messages = 0, datagrams = 0, turns = 0, dropped_datagrams = 0;
   uint64_t received_bytes = 0, sent_bytes = 0;  // stream connections
+  uint64_t reads = 0;         // recv calls on stream connections, those that found nothing too
   uint64_t paused_reads = 0;  // times a connection stopped reading at the high watermark
   uint64_t gro_segments = 0;  // datagrams that arrived coalesced (GRO) and were split here
   uint64_t gso_datagrams = 0; // datagrams that left inside GSO messages
