@@ -8,7 +8,7 @@
 Each server runs pinned to one CPU, the C++ load generator (socketeer-loadgen) on another. For
 every config (transport, connections x message size) each server is measured in turn, the order
 rotated from repeat to repeat, so the host's drift (+-20 % here) hits all servers alike. The table
-shows the median req/s, its ratio to the C reference measured in the same run, and the server's
+shows the median req/s, the median of its per-repeat ratios to the C reference, and the server's
 CPU time per request (from /proc, over the measured window only) - the figure that still means
 something when the loopback round trip, not the server, sets the pace.
 
@@ -296,15 +296,24 @@ def run(args: argparse.Namespace, loadgen: Path, reference: Path, log) -> dict:
             running = started.get((server.name, config.transport))
             status = f"n/a ({running.unavailable})" if running and running.unavailable else "ok"
             rows.append(summarize(config, server, runs[(config.name, server.name)], status))
-    add_ratios(rows)
+    add_ratios(rows, runs)
     return {"meta": meta(args, server_cpu, client_cpu), "results": rows}
 
 
-def add_ratios(rows: list[dict]) -> None:
-    reference = {r["config"]: r["rps"] for r in rows if r["server"] == REFERENCE and r["rps"]}
+def add_ratios(rows: list[dict], runs: dict[tuple[str, str], list[dict]]) -> None:
+    """Each server's req/s over the C reference's, paired by round: in round r both were measured
+    within seconds of each other, so a slow drift of the host cancels out of their ratio, where
+    it would not out of the ratio of two medians taken over the whole run. The row gets the
+    median of those ratios and their middle half (quartiles) as the range."""
     for row in rows:
-        base = reference.get(row["config"])
-        row["ratio_to_c"] = round(row["rps"] / base, 3) if base and row["rps"] else None
+        reference = runs.get((row["config"], REFERENCE), [])
+        own = runs.get((row["config"], row["server"]), [])
+        paired = sorted(mine["rps"] / base["rps"] for mine, base in zip(own, reference)
+                        if "error" not in mine and "error" not in base and base["rps"])
+        row["ratios_to_c"] = [round(r, 3) for r in paired]
+        row["ratio_to_c"] = round(statistics.median(paired), 3) if paired else None
+        quartiles = statistics.quantiles(paired, n=4, method="inclusive") if len(paired) > 1 else paired * 3
+        row["ratio_range"] = [round(quartiles[0], 3), round(quartiles[-1], 3)] if paired else None
 
 
 def meta(args: argparse.Namespace, server_cpu: int | None, client_cpu: int | None) -> dict:
@@ -329,7 +338,7 @@ def table(report: dict) -> str:
     lines = [
         f"socketeer echo benchmark: {m['repeats']} x {m['duration']} s per cell (+{m['warmup']} s warm-up), "
         f"median req/s; {pinned}; Python {m['python']}, Linux {m['kernel']}",
-        f"{'config':<13}{'server':<{width}}{'req/s':>10}{'x C':>7}{'CPU us/req':>12}{'user us':>9}"
+        f"{'config':<13}{'server':<{width}}{'req/s':>10}{'x C':>7}{'(quartiles)':>13}{'CPU us/req':>12}{'user us':>9}"
         f"{'p99 us':>9}  notes",
     ]
     previous = None
@@ -353,7 +362,9 @@ def table(report: dict) -> str:
             spread = (max(row["rps_runs"]) - min(row["rps_runs"])) / row["rps"] if row["rps"] else 0
             if spread > 0.25:
                 notes.append(f"spread {spread:.0%}")
+        span = f"({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f})" if row["ratio_range"] else "-"
         lines.append(f"{name:<13}{row['server']:<{width}}{fmt(row['rps'], ',.0f'):>10}{fmt(row['ratio_to_c'], '.2f'):>7}"
+                     f"{span:>13}"
                      f"{fmt(row['cpu_us_per_req'], '.2f'):>12}{fmt(row['user_us_per_req'], '.2f'):>9}"
                      f"{fmt(row['p99_us'], '.0f'):>9}  {', '.join(notes)}")
     return "\n".join(lines)

@@ -122,3 +122,25 @@ def test_instructions_counts_per_request(bench_build: Path) -> None:
     assert set(rows) == {"c-reference", "socketeer-builtin"}, done.stdout
     assert float(rows["c-reference"][2]) > 0 and rows["c-reference"][3] == "1.0x"
     assert float(rows["socketeer-builtin"][2]) > 0 and rows["socketeer-builtin"][3].endswith("x")
+
+
+def test_ratios_to_c_are_paired_by_round() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", RUN_PY)
+    run = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = run  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(run)
+    finally:
+        del sys.modules[spec.name]
+    # The host slowed down between rounds (C: 100, 300, 200 req/s); the server under test lost
+    # half its speed in round 2 only, and its round 4 failed (no pair).
+    runs = {("cfg", "c-reference"): [{"rps": 100.0}, {"rps": 300.0}, {"rps": 200.0}, {"rps": 250.0}],
+            ("cfg", "x"): [{"rps": 90.0}, {"rps": 150.0}, {"rps": 190.0}, {"error": "died"}]}
+    rows = [{"config": "cfg", "server": "c-reference"}, {"config": "cfg", "server": "x"}]
+    run.add_ratios(rows, runs)
+    assert rows[0]["ratio_to_c"] == 1.0 and rows[0]["ratio_range"] == [1.0, 1.0]
+    assert rows[1]["ratios_to_c"] == [0.5, 0.9, 0.95]
+    assert rows[1]["ratio_to_c"] == 0.9  # the ratio of the medians would say 150 / 225 = 0.67
+    assert rows[1]["ratio_range"] == [0.7, 0.925]
