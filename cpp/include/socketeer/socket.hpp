@@ -109,7 +109,8 @@ class Socket {
   // block. For callers that wait on their own terms (StreamReader, the reactor).
   std::optional<size_t> recv_now(void* buffer, size_t size);
   std::optional<size_t> send_now(const void* data, size_t size);
-  // The same as one sendmsg of several buffers (writev with MSG_NOSIGNAL).
+  // The same as one sendmsg of several buffers (writev with MSG_NOSIGNAL); one buffer goes
+  // with send(2), which the kernel handles with less work.
   std::optional<size_t> send_vectors_now(std::span<const iovec> buffers);
   std::optional<std::pair<size_t, std::optional<Address>>> recv_from(void* buffer, size_t size,
                                                                      int flags = 0);
