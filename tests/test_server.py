@@ -340,6 +340,7 @@ def test_a_message_as_long_as_the_read_buffer_takes_one_recv(builtin: bool, wait
     # stream. A full buffer each time would take two per message.
     assert rounds <= reads <= rounds + 3, reads
 
+
 # --- backpressure ------------------------------------------------------------------------------
 
 REPLY = 1 << 20
