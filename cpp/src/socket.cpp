@@ -25,6 +25,13 @@ std::string on_target(const Address& address) { return "on " + to_string(address
 
 bool would_block(int code) { return code == EAGAIN || code == EWOULDBLOCK; }
 
+// What a call made with MSG_DONTWAIT returned: its count, or nullopt when it would have blocked.
+std::optional<size_t> dontwait_result(ssize_t n, std::string_view operation) {
+  if (n >= 0) return static_cast<size_t>(n);
+  if (would_block(errno)) return std::nullopt;
+  throw_error(errno, operation);
+}
+
 // Waits with poll() until fd is ready; false on timeout. EINTR recomputes the time left.
 bool poll_fd(int fd, short events, Timeout timeout) {
   pollfd entry{fd, events, 0};
@@ -312,16 +319,12 @@ std::optional<size_t> Socket::recv_many(DatagramBatch& batch, int flags) {
 
 std::optional<size_t> Socket::recv_now(void* buffer, size_t size) {
   ssize_t n = retry_eintr([&] { return nocancel::recv(checked_fd("recv"), buffer, size, MSG_DONTWAIT); });
-  if (n >= 0) return static_cast<size_t>(n);
-  if (would_block(errno)) return std::nullopt;
-  throw_error(errno, "recv");
+  return dontwait_result(n, "recv");
 }
 
 std::optional<size_t> Socket::send_now(const void* data, size_t size) {
   ssize_t n = retry_eintr([&] { return nocancel::send(checked_fd("send"), data, size, MSG_DONTWAIT | MSG_NOSIGNAL); });
-  if (n >= 0) return static_cast<size_t>(n);
-  if (would_block(errno)) return std::nullopt;
-  throw_error(errno, "send");
+  return dontwait_result(n, "send");
 }
 
 std::optional<size_t> Socket::send_vectors_now(std::span<const iovec> buffers) {
@@ -332,9 +335,7 @@ std::optional<size_t> Socket::send_vectors_now(std::span<const iovec> buffers) {
   header.msg_iov = const_cast<iovec*>(buffers.data());
   header.msg_iovlen = buffers.size();
   ssize_t n = retry_eintr([&] { return nocancel::sendmsg(checked_fd("send"), &header, MSG_DONTWAIT | MSG_NOSIGNAL); });
-  if (n >= 0) return static_cast<size_t>(n);
-  if (would_block(errno)) return std::nullopt;
-  throw_error(errno, "send");
+  return dontwait_result(n, "send");
 }
 
 std::optional<size_t> Socket::recv(void* buffer, size_t size, int flags) {
