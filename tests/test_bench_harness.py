@@ -124,6 +124,55 @@ def test_instructions_counts_per_request(bench_build: Path) -> None:
     assert float(rows["socketeer-builtin"][2]) > 0 and rows["socketeer-builtin"][3].endswith("x")
 
 
+# Load generators that fail: the Nth run prints OUTCOMES[N] (JSON on stdout, or "fail": an error on
+# stderr and status 2). The first run is the warm-up.
+FAILING_LOADGEN = """#!/bin/sh
+n=$(cat "$0.runs" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "$0.runs"
+outcome=$(echo "$OUTCOMES" | cut -d' ' -f$n)
+if [ "$outcome" = fail ]; then echo 'socketeer-loadgen: send: Operation not permitted' >&2; exit 2; fi
+echo "{\\"requests\\": $outcome, \\"errors\\": 0}"
+"""
+
+
+@pytest.mark.timeout(120)  # the C reference started under valgrind, three times
+@pytest.mark.parametrize("outcomes, expected", [
+    ("fail", "{'error': 'warm-up: socketeer-loadgen: send: Operation not permitted'}"),
+    ("0 fail fail", "{'error': 'socketeer-loadgen: send: Operation not permitted'}"),
+    ("0 fail 1000", "requests 1000"),
+], ids=["warm-up fails", "window fails twice", "window fails once"])
+def test_instructions_reports_why_the_load_generator_failed(bench_build: Path, tmp_path: Path, outcomes: str,
+                                                            expected: str) -> None:
+    """A load generator that dies makes a row with its stderr, not a traceback; a measured window
+    that fails once is measured again, and the retry is said on stderr."""
+    import shutil
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        pytest.skip("valgrind is not installed (apt-get install valgrind)")
+    loadgen = tmp_path / "failing-loadgen"
+    loadgen.write_text(FAILING_LOADGEN)
+    loadgen.chmod(0o755)
+    script = (
+        "import argparse, sys, tempfile\n"
+        "from pathlib import Path\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "import instructions, run\n"
+        "server = run.pick(run.SERVERS, 'c-reference', 'server')[0]\n"
+        "config = run.pick(run.CONFIGS, 'udp-10x64', 'config')[0]\n"
+        "args = argparse.Namespace(warmup=0.1, duration=0.1, top=0)\n"
+        "with tempfile.TemporaryDirectory() as workdir:\n"
+        "    result = instructions.count(server, config, Path(sys.argv[1]), Path(sys.argv[2]), Path(workdir), args)\n"
+        "print(result if 'error' in result else f\"requests {result['requests']}\")\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(loadgen), str(bench_build / "echo-reference")],
+                          env={**child_env(), "OUTCOMES": outcomes}, capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+    runs = len(outcomes.split())
+    assert (tmp_path / "failing-loadgen.runs").read_text().strip() == str(runs)
+    retries = done.stderr.count("instructions.py: c-reference udp-10x64: socketeer-loadgen: send: Operation not")
+    assert retries == outcomes.count("fail") - (outcomes == "fail")
+
+
 def test_ratios_to_c_are_paired_by_round() -> None:
     import importlib.util
 
