@@ -127,11 +127,14 @@ class Running:
     logs: list = field(default_factory=list)
 
     def stderr_tail(self) -> str:
+        """The server's last stderr line; its "n/a:" reason if it gave one, since a wrapper
+        (instructions.py's valgrind) prints its own summary after the server's last word."""
         if len(self.logs) < 2:
             return ""
         self.logs[1].seek(0)
         lines = [line.strip() for line in self.logs[1].read().decode(errors="replace").splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        reasons = [line for line in lines if line.startswith("n/a:")]
+        return (reasons or lines or [""])[-1]
 
     def died(self) -> str:
         """Empty while the process runs, else why it ended."""
