@@ -1,6 +1,7 @@
 """Echo with socketeer.Server in the convenient stream style: line framing in C++, the handler
 gets each line (without its newline) and sends it back with send_message, which adds the
-newline. The load generator's messages end with a newline, so each one is one line. A byte stream has no datagram form: UDP is n/a."""
+newline. The load generator's messages end with a newline, so each one is one line. A byte
+stream has no datagram form: UDP is n/a."""
 
 from __future__ import annotations
 
