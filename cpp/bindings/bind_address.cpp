@@ -1,4 +1,5 @@
 // _core.InetAddress, Inet6Address, UnixAddress, parse_address, address_from_tuple, resolve.
+// (The stdlib forms of families without a class are in other_families.cpp.)
 #include <sys/un.h>
 
 #include "bindings.hpp"
@@ -75,23 +76,18 @@ Inet6Address inet6_from_tuple(py::tuple items) {
   return resolve_inet6(host, port, flowinfo, scope_id);
 }
 
-std::string repr_of(const Address& address) {
-  return std::visit(
-      [](const auto& a) -> std::string {
-        using T = std::decay_t<decltype(a)>;
-        if constexpr (std::is_same_v<T, InetAddress>) {
-          return "InetAddress('" + a.host() + "', " + std::to_string(a.port()) + ")";
-        } else if constexpr (std::is_same_v<T, Inet6Address>) {
-          std::string extra;
-          if (a.flowinfo()) extra += ", flowinfo=" + std::to_string(a.flowinfo());
-          if (a.scope_id()) extra += ", scope_id=" + std::to_string(a.scope_id());
-          return "Inet6Address('" + a.host_without_scope() + "', " + std::to_string(a.port()) + extra + ")";
-        } else {
-          return "UnixAddress(" + std::string(py::repr(fs_str(a.path()))) +
-                 (a.abstract() ? ", abstract=True)" : ")");
-        }
-      },
-      address);
+template <typename T>
+std::string repr_of(const T& a) {
+  if constexpr (std::is_same_v<T, InetAddress>) {
+    return "InetAddress('" + a.host() + "', " + std::to_string(a.port()) + ")";
+  } else if constexpr (std::is_same_v<T, Inet6Address>) {
+    std::string extra;
+    if (a.flowinfo()) extra += ", flowinfo=" + std::to_string(a.flowinfo());
+    if (a.scope_id()) extra += ", scope_id=" + std::to_string(a.scope_id());
+    return "Inet6Address('" + a.host_without_scope() + "', " + std::to_string(a.port()) + extra + ")";
+  } else {
+    return "UnixAddress(" + std::string(py::repr(fs_str(a.path()))) + (a.abstract() ? ", abstract=True)" : ")");
+  }
 }
 
 // Methods every address class shares: text, ordering, hashing, pickling, to_tuple.
@@ -116,26 +112,30 @@ void add_common(py::class_<T>& cls, py::module_ module) {
       });
 }
 
+// Families with an Address class; the others have only their stdlib tuple (other_families.cpp).
+bool has_class(int family) { return family == AF_INET || family == AF_INET6 || family == AF_UNIX; }
+
 }  // namespace
 
 py::object to_tuple(const Address& address) {
   if (auto a = std::get_if<InetAddress>(&address)) return py::make_tuple(a->host(), a->port());
   if (auto a = std::get_if<Inet6Address>(&address))
     return py::make_tuple(a->host_without_scope(), a->port(), a->flowinfo(), a->scope_id());
+  if (auto a = std::get_if<OtherAddress>(&address)) return other_to_tuple(*a);
   const auto& unix_address = std::get<UnixAddress>(address);
   if (unix_address.abstract()) return py::bytes(std::string(1, '\0') + unix_address.path());
   return fs_str(unix_address.path());
 }
 
 Address address_from_tuple(int family, py::handle object) {
+  if (!has_class(family)) return other_from_python(family, object);
   if (family == AF_UNIX) return unix_from_path(object);
   if (!PyTuple_Check(object.ptr()))
     throw py::type_error(std::string("an address tuple is required for this family, not '") +
                          Py_TYPE(object.ptr())->tp_name + "'");
   auto items = py::reinterpret_borrow<py::tuple>(object);
   if (family == AF_INET) return inet_from_tuple(items);
-  if (family == AF_INET6) return inet6_from_tuple(items);
-  throw py::value_error("unsupported address family " + std::to_string(family));
+  return inet6_from_tuple(items);
 }
 
 // The exact Python type of each Address alternative, for a cast without pybind11's type
@@ -149,7 +149,7 @@ const T* exactly(py::handle object) {
 Address to_address(int family, py::handle object) {
   if (auto* inet = exactly<InetAddress>(object)) return *inet;
   if (auto* inet6 = exactly<Inet6Address>(object)) return *inet6;
-  if (PyTuple_Check(object.ptr())) return address_from_tuple(family, object);
+  if (PyTuple_Check(object.ptr()) || !has_class(family)) return address_from_tuple(family, object);
   if (family == AF_UNIX && !py::isinstance<UnixAddress>(object)) return unix_from_path(object);
   if (PyUnicode_Check(object.ptr())) return parse_address(host_text(object));
   try {

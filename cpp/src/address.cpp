@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "socketeer/error.hpp"
+#include "socketeer/names.hpp"
 
 namespace socketeer {
 namespace {
@@ -186,6 +187,34 @@ std::strong_ordering UnixAddress::operator<=>(const UnixAddress& other) const {
   return path() <=> other.path();
 }
 
+// --- any other family ------------------------------------------------------------------------
+
+OtherAddress::OtherAddress(const void* sockaddr, socklen_t size) {
+  length = std::min<socklen_t>(size, sizeof raw);
+  std::memcpy(&raw, sockaddr, length);
+}
+
+std::string_view OtherAddress::data() const {
+  constexpr socklen_t start = sizeof(sa_family_t);
+  if (length <= start) return {};
+  return {reinterpret_cast<const char*>(&raw) + start, static_cast<size_t>(length - start)};
+}
+
+std::string OtherAddress::to_string() const {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text = family_name(family()) + " address ";
+  for (unsigned char c : data()) {
+    text += digits[c >> 4];
+    text += digits[c & 0xf];
+  }
+  return data().empty() ? text + "(empty)" : text;
+}
+
+std::strong_ordering OtherAddress::operator<=>(const OtherAddress& other) const {
+  if (auto c = family() <=> other.family(); c != 0) return c;
+  return data() <=> other.data();
+}
+
 // --- any address -----------------------------------------------------------------------------
 
 Address parse_address(std::string_view text) {
@@ -225,9 +254,8 @@ std::string to_string(const Address& address) {
   return std::visit([](const auto& a) { return a.to_string(); }, address);
 }
 
-int family_of(const Address& address) {
-  return std::visit([](const auto& a) { return std::decay_t<decltype(a)>::family; }, address);
-}
+// Every alternative's raw struct begins with the family field, set for its family.
+int family_of(const Address& address) { return sockaddr_of(address)->sa_family; }
 
 // Hashes the fields operator<=> compares, straight from the raw structs: servers hash a
 // sender's address per datagram, so no formatting here.
@@ -242,6 +270,8 @@ size_t hash_of(const Address& address) {
     seed = mix(mix(seed, bytes(a->raw.sin6_addr)), a->raw.sin6_port);
     return mix(mix(seed, a->raw.sin6_flowinfo), a->raw.sin6_scope_id);
   }
+  if (auto* other = std::get_if<OtherAddress>(&address))
+    return mix(mix(seed, static_cast<size_t>(other->family())), std::hash<std::string_view>{}(other->data()));
   const auto& unix_address = std::get<UnixAddress>(address);
   return mix(mix(seed, unix_address.abstract()), std::hash<std::string>{}(unix_address.path()));
 }
@@ -253,6 +283,7 @@ const sockaddr* sockaddr_of(const Address& address) {
 
 socklen_t length_of(const Address& address) {
   if (auto unix_address = std::get_if<UnixAddress>(&address)) return unix_address->length;
+  if (auto other = std::get_if<OtherAddress>(&address)) return other->length;
   return std::visit([](const auto& a) { return static_cast<socklen_t>(sizeof(a.raw)); }, address);
 }
 
@@ -278,7 +309,7 @@ Address address_from_sockaddr(const sockaddr_storage& storage, socklen_t length)
       return a;
     }
     default:
-      throw InvalidArgument("unsupported address family " + std::to_string(storage.ss_family));
+      return OtherAddress(&storage, length);
   }
 }
 

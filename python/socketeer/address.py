@@ -7,6 +7,9 @@ structures. ``Address.parse(text)`` and ``str(address)`` round-trip::
     Inet6Address('::1', 8080)
     >>> str(Address.parse("unix:@name"))
     'unix:@name'
+
+Sockets of families without an Address class (AF_NETLINK, AF_PACKET and any other) use the
+standard library's tuple forms instead; see :class:`socketeer.Socket`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ Inet6Address = _core.Inet6Address
 UnixAddress = _core.UnixAddress
 
 AnyAddress = Union[InetAddress, Inet6Address, UnixAddress]
+# The stdlib tuple of a family without an Address class ((pid, groups) for AF_NETLINK ...).
+_OtherFamilyAddress = Any
 
 __all__ = ["Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "resolve"]
 
@@ -44,10 +49,12 @@ class Address(abc.ABC):
         return _core.parse_address(text)
 
     @staticmethod
-    def from_tuple(family: int, address: Any) -> AnyAddress:
+    def from_tuple(family: int, address: Any) -> Union[AnyAddress, _OtherFamilyAddress]:
         """Builds an Address from the standard library's form for ``family``: ``(host, port)``,
         ``(host, port, flowinfo, scope_id)``, or a unix path (``str``/``bytes``; a leading NUL
-        means abstract). Host names are resolved."""
+        means abstract). Host names are resolved. For a family without an Address class the
+        stdlib tuple is checked and returned as it is, as :attr:`Socket.local_address
+        <socketeer.Socket>` returns it (see :class:`socketeer.Socket`)."""
         return _core.address_from_tuple(int(family), address)
 
 
