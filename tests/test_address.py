@@ -70,6 +70,54 @@ def test_path_and_abstract_with_the_same_name_differ():
     assert Address.parse("unix:@x") != Address.parse("unix:x")
 
 
+# Every UnixAddress survives str() -> parse(): the rule in socketeer/address.py's docstring.
+UNIX_EDGE_CASES = [
+    UnixAddress("@x"), UnixAddress("@"), UnixAddress("@@"),  # paths beginning with @: not abstract
+    UnixAddress("//tmp/x"), UnixAddress("//"), UnixAddress("/"), UnixAddress("x//y"),
+    UnixAddress(""), UnixAddress("x"), UnixAddress(" "), UnixAddress("unix:x"), UnixAddress("/tmp/\u00e9"),
+    UnixAddress("", abstract=True), UnixAddress("@", abstract=True), UnixAddress("//x", abstract=True),
+    UnixAddress("a\0b", abstract=True), UnixAddress("\0", abstract=True),  # NULs in abstract names
+    UnixAddress(b"/tmp/\xff\xfe"), UnixAddress(b"@\x80"), UnixAddress(b"\xff", abstract=True),  # not UTF-8
+]
+
+
+@pytest.mark.parametrize("address", UNIX_EDGE_CASES, ids=repr)
+def test_every_unix_address_survives_str_and_parse(address):
+    again = Address.parse(str(address))
+    assert again == address
+    assert again.to_tuple() == address.to_tuple()  # the very bytes
+
+
+def test_unix_text_rule():
+    assert str(UnixAddress("@x")) == "unix://@x"
+    assert str(UnixAddress("//tmp/x")) == "unix:////tmp/x"
+    assert str(UnixAddress("/tmp/x")) == "unix:/tmp/x" and str(UnixAddress("x", abstract=True)) == "unix:@x"
+    assert Address.parse("unix:///run/app.sock") == UnixAddress("/run/app.sock")  # the URL habit
+    assert Address.parse("unix://@x") == UnixAddress("@x")
+    assert Address.parse("unix://").unnamed
+
+
+@pytest.mark.parametrize("text", ["\udc80", "\ud800", "unix:/tmp/\ud800", "1.2.3.4:8\udfff", "[::1%\ud800]:80",
+                                  "\ud83d\ude00:80"])
+def test_text_no_bytes_stand_for_raises_value_error(text):
+    with pytest.raises(ValueError) as caught:
+        Address.parse(text)
+    assert type(caught.value) is ValueError  # not TypeError (pybind11's), nor UnicodeEncodeError
+
+
+def test_a_lone_surrogate_is_named_in_the_error():
+    with pytest.raises(ValueError, match=r"bad character '\\ud800' at position 6 in address 'unix:/\\ud800'"):
+        Address.parse("unix:/\ud800")
+    assert Address.parse("unix:/\udcff") == UnixAddress(b"/\xff")  # U+DC80..U+DCFF are bytes
+
+
+@pytest.mark.parametrize("text", ["1.2.3.4\0:80", "1.2.3.4\0junk:80", "[::1\0]:80", "[::1\0junk]:80",
+                                  "[fe80::1%lo\0x]:80", "1.2.3.4:-0", "[::1]:-0", "[fe80::1%-0]:80"])
+def test_nul_bytes_and_signs_do_not_slip_through(text):
+    with pytest.raises(ValueError):
+        Address.parse(text)
+
+
 @given(st.ip_addresses(v=4), st.integers(0, 65535))
 def test_ipv4_round_trip_property(ip, port):
     address = Address.parse(f"{ip}:{port}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket as stdlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import socketeer
@@ -88,6 +88,35 @@ def test_unix_round_trip(scheme, path, abstract):
     assert (endpoint.path, endpoint.abstract) == (path, abstract)
     assert str(endpoint) == text
     assert endpoint.addresses() == [UnixAddress(path, abstract=abstract)]
+
+
+# Every unix address, as an endpoint of each kind, survives str() -> parse_endpoint(): paths that
+# begin with "@" or "//", abstract names with NULs, bytes that are not UTF-8 (the rule of
+# Address.parse, which parse_endpoint shares).
+UNIX_KINDS = {"unix": SOCK_STREAM, "unix+dgram": SOCK_DGRAM, "unix+seqpacket": SOCK_SEQPACKET}
+FUZZ = settings(max_examples=300, deadline=None)
+unix_addresses = st.one_of(st.binary(max_size=107).filter(lambda b: b"\0" not in b).map(UnixAddress),
+                           st.binary(max_size=107).map(lambda b: UnixAddress(b, abstract=True)))
+
+
+@pytest.mark.parametrize("text, path, abstract", [
+    ("unix://@x", "@x", False), ("unix:////x", "//x", False), ("unix:@//x", "//x", True),
+    ("unix+dgram://", "", False), ("unix:@", "", True), ("unix:/tmp/\udcff", "/tmp/\udcff", False),
+])
+def test_unix_endpoint_text_rule(text, path, abstract):
+    endpoint = parse_endpoint(text)
+    assert (endpoint.path, endpoint.abstract) == (path, abstract)
+    assert parse_endpoint(str(endpoint)) == endpoint
+
+
+@FUZZ
+@given(st.sampled_from(sorted(UNIX_KINDS)), unix_addresses)
+def test_every_unix_endpoint_survives_str_and_parse(scheme, address):
+    if address.unnamed and scheme != "unix+dgram":
+        return  # only a datagram socket may go unnamed (its endpoint autobinds)
+    endpoint = Endpoint.from_address(address, UNIX_KINDS[scheme])
+    assert parse_endpoint(str(endpoint)) == endpoint
+    assert endpoint.addresses() == [address]
 
 
 def test_addresses_of_numeric_and_named_hosts():

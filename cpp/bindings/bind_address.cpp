@@ -25,6 +25,23 @@ py::str fs_str(const std::string& bytes) {
       PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
 }
 
+// Address text as bytes, the way a unix path's str() was made from them: the filesystem
+// encoding with surrogateescape (os.fsencode), so a path of any bytes survives str() -> parse().
+// A character no bytes stand for (a lone surrogate outside U+DC80..U+DCFF) is a ValueError
+// naming it, as every malformed address is.
+std::string address_text(py::handle text) {
+  auto bytes = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(text.ptr()));
+  if (bytes) return std::string(py::reinterpret_borrow<py::bytes>(bytes));
+  py::error_already_set error;
+  if (!error.matches(PyExc_UnicodeEncodeError)) throw error;
+  auto start = error.value().attr("start").cast<Py_ssize_t>();
+  auto character = py::reinterpret_steal<py::object>(PySequence_GetItem(text.ptr(), start));
+  if (!character) throw py::error_already_set();
+  throw py::value_error("bad character " + std::string(py::repr(character)) + " at position " +
+                        std::to_string(start) + " in address " + std::string(py::repr(text)) +
+                        ": no bytes stand for it (a lone surrogate)");
+}
+
 // The stdlib spells an abstract address as a path whose first byte is NUL.
 UnixAddress unix_from_path(py::handle object) {
   std::string path = fs_bytes(object);
@@ -151,7 +168,7 @@ Address to_address(int family, py::handle object) {
   if (auto* inet6 = exactly<Inet6Address>(object)) return *inet6;
   if (PyTuple_Check(object.ptr()) || !has_class(family)) return address_from_tuple(family, object);
   if (family == AF_UNIX && !py::isinstance<UnixAddress>(object)) return unix_from_path(object);
-  if (PyUnicode_Check(object.ptr())) return parse_address(host_text(object));
+  if (PyUnicode_Check(object.ptr())) return parse_address(address_text(object));
   try {
     return object.cast<Address>();
   } catch (const py::cast_error&) {
@@ -189,7 +206,7 @@ void init_address(py::module_& m) {
       .def_property_readonly("unnamed", &UnixAddress::unnamed);
   add_common(unix_class, m);
 
-  m.def("parse_address", [](std::string_view text) { return parse_address(text); }, py::arg("text"));
+  m.def("parse_address", [](const py::str& text) { return parse_address(address_text(text)); }, py::arg("text"));
   m.def("address_from_tuple", &address_from_tuple, py::arg("family"), py::arg("address"));
   m.def("to_address", &to_address, py::arg("family"), py::arg("address"));
   m.def("max_unix_path", [] { return UnixAddress::max_path; });

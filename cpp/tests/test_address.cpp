@@ -51,6 +51,22 @@ TEST(ordering_and_equality) {
   CHECK_EQ(hash_of(parse_address("unix:@a")), hash_of(parse_address("unix:@a")));
 }
 
+TEST(unix_text_keeps_paths_that_begin_with_at_or_two_slashes) {
+  CHECK_EQ(UnixAddress("@x", false).to_string(), std::string("unix://@x"));
+  CHECK_EQ(UnixAddress("//tmp/x", false).to_string(), std::string("unix:////tmp/x"));
+  CHECK_EQ(UnixAddress("//x", true).to_string(), std::string("unix:@//x"));
+  for (const auto& address : {UnixAddress("@x", false), UnixAddress("//tmp/x", false), UnixAddress("@", false),
+                              UnixAddress("", false), UnixAddress("", true), UnixAddress(std::string("a\0b", 3), true)})
+    CHECK(std::get<UnixAddress>(parse_address(address.to_string())) == address);
+  CHECK(std::get<UnixAddress>(parse_address("unix:///run/x")) == UnixAddress("/run/x", false));
+}
+
+TEST(nul_bytes_and_signs_are_not_part_of_a_host_or_port) {
+  for (std::string text : {std::string("1.2.3.4\0junk:80", 15), std::string("[::1\0junk]:80", 13),
+                           std::string("[fe80::1%lo\0x]:80", 17), std::string("1.2.3.4:-0")})
+    CHECK_THROWS_AS(parse_address(text), InvalidArgument);
+}
+
 TEST(other_families_keep_the_kernels_bytes) {
   sockaddr_storage storage{};
   storage.ss_family = AF_NETLINK;

@@ -6,6 +6,10 @@
 // bytes, kept as they came, so every socket can be named, bound and sent to.
 // Text forms (parse and to_string round-trip):
 //   127.0.0.1:80    [::1]:80    [fe80::1%lo]:80    unix:/run/app.sock    unix:@name    unix:
+// A unix text is "unix:" and then: nothing (unnamed), "@" and an abstract name, or a path. A path
+// that begins with "@" or "//" is written after "//" ("unix://@x" is the path "@x", "unix:////x"
+// the path "//x"), and a reader drops the "//" before any path ("unix:///run/x" is "/run/x", the
+// URL habit). Nothing else is escaped: names are the kernel's bytes (NULs in abstract names too).
 #pragma once
 
 #include <netinet/in.h>
@@ -72,7 +76,7 @@ struct UnixAddress {
   bool unnamed() const { return length <= sizeof(sa_family_t); }
   bool abstract() const { return !unnamed() && raw.sun_path[0] == '\0'; }
   std::string path() const;  // the abstract name without its leading NUL
-  std::string to_string() const;  // unix:/path, unix:@name, unix:
+  std::string to_string() const;  // unix:/path, unix:@name, unix:, unix://@path (see above)
   std::strong_ordering operator<=>(const UnixAddress& other) const;
   bool operator==(const UnixAddress& other) const { return (*this <=> other) == 0; }
 };
