@@ -9,7 +9,7 @@ import pickle
 import socket
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import socketeer
@@ -346,6 +346,61 @@ def test_from_tuple_errors_match_the_stdlib_bind(family, value, error):
             oracle.bind(value)
     with pytest.raises(error):
         Address.from_tuple(family, value)
+
+
+# --- fuzzing: any text is a ValueError or an Address that round-trips -------------------------------
+
+FUZZ = settings(max_examples=400, deadline=None)
+junk = st.text("0123456789abcdef.:%[]lo\0 -+\udc80\ud800\u00b2\u0663", max_size=3)
+ports_text = st.one_of(st.integers(0, 65535).map(str), st.text("0123456789+-\0 ", max_size=6))
+address_texts = st.one_of(
+    st.text(),  # anything at all, lone surrogates included
+    st.builds("{}{}{}:{}".format, junk, st.ip_addresses(v=4), junk, ports_text),  # IPv4, a little off
+    st.builds("[{}{}{}]:{}".format, junk, st.ip_addresses(v=6), junk, ports_text),  # IPv6, a little off
+    st.builds("[{}%{}]:{}".format, st.ip_addresses(v=6), st.text(max_size=6), ports_text),  # scopes
+    st.builds("unix:{}".format, st.text()),
+)
+# Unix paths are bytes without NUL; abstract names any bytes (what the kernel allows).
+unix_addresses = st.one_of(st.binary(max_size=107).filter(lambda b: b"\0" not in b).map(UnixAddress),
+                           st.binary(max_size=107).map(lambda b: UnixAddress(b, abstract=True)))
+stdlib_addresses = st.one_of(
+    st.builds(lambda ip, port: InetAddress(str(ip), port), st.ip_addresses(v=4), st.integers(0, 65535)),
+    st.builds(lambda ip, port, flowinfo, scope: Inet6Address(str(ip), port, flowinfo, scope), st.ip_addresses(v=6),
+              st.integers(0, 65535), st.integers(0, 0xFFFFF), st.integers(0, 2**32 - 1)),
+    unix_addresses,
+)
+
+
+@FUZZ
+@given(address_texts)
+def test_parse_of_any_text_is_a_value_error_or_an_address_that_round_trips(text):
+    try:
+        address = Address.parse(text)
+    except ValueError:
+        return
+    assert Address.parse(str(address)) == address
+    assert Address.from_tuple(address.family, address.to_tuple()) == address
+    if isinstance(address, InetAddress):  # the inet forms agree with the ipaddress module
+        assert ipaddress.IPv4Address(text.rpartition(":")[0]) == ipaddress.IPv4Address(address.host)
+    elif isinstance(address, Inet6Address):
+        host = text[1:text.index("]")].partition("%")[0]
+        assert ipaddress.IPv6Address(host) == ipaddress.IPv6Address(address.host.partition("%")[0])
+
+
+@FUZZ
+@given(st.ip_addresses(), st.integers(0, 65535))
+def test_parse_accepts_every_spelling_ipaddress_writes(ip, port):
+    for host in {str(ip), ip.exploded, ip.compressed}:
+        address = Address.parse(f"[{host}]:{port}" if ip.version == 6 else f"{host}:{port}")
+        assert ipaddress.ip_address(address.host) == ip and address.port == port
+
+
+@FUZZ
+@given(stdlib_addresses)
+def test_to_tuple_from_tuple_and_text_round_trip(address):
+    assert Address.from_tuple(address.family, address.to_tuple()) == address
+    if not getattr(address, "flowinfo", 0):  # the text form has no spelling for flowinfo
+        assert Address.parse(str(address)) == address
 
 
 # --- bad input: ValueError naming the bad part --------------------------------------------------
