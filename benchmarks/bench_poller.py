@@ -6,8 +6,9 @@ For 10, 1 000 and 10 000 registered fds it measures
   * poll:     one select()/poll() with every fd ready (eventfds holding a count), per ready fd;
   * register: register + unregister of every fd, per fd;
   * modify:   two interest changes of every fd, each round followed by one select(0) (where
-              socketeer applies its deferred changes), per change; the fds (disarmed timerfds)
-              are never ready, so no event building is counted.
+              the Poller applies its deferred changes; EpollSelector.modify applies each at
+              once, as the stdlib's), per change; the fds (disarmed timerfds) are never ready,
+              so no event building is counted.
 Each implementation runs once per repeat, interleaved, and the medians are printed with the
 ratio stdlib time / socketeer time (> 1: socketeer is faster). raw select.epoll is shown for
 reference: it is the floor the stdlib selector pays for before its Python loop.

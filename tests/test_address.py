@@ -9,7 +9,7 @@ import pickle
 import socket
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import socketeer
@@ -68,6 +68,54 @@ def test_unix_parse_and_str_round_trip(text, path, abstract):
 
 def test_path_and_abstract_with_the_same_name_differ():
     assert Address.parse("unix:@x") != Address.parse("unix:x")
+
+
+# Every UnixAddress survives str() -> parse(): the rule in socketeer/address.py's docstring.
+UNIX_EDGE_CASES = [
+    UnixAddress("@x"), UnixAddress("@"), UnixAddress("@@"),  # paths beginning with @: not abstract
+    UnixAddress("//tmp/x"), UnixAddress("//"), UnixAddress("/"), UnixAddress("x//y"),
+    UnixAddress(""), UnixAddress("x"), UnixAddress(" "), UnixAddress("unix:x"), UnixAddress("/tmp/\u00e9"),
+    UnixAddress("", abstract=True), UnixAddress("@", abstract=True), UnixAddress("//x", abstract=True),
+    UnixAddress("a\0b", abstract=True), UnixAddress("\0", abstract=True),  # NULs in abstract names
+    UnixAddress(b"/tmp/\xff\xfe"), UnixAddress(b"@\x80"), UnixAddress(b"\xff", abstract=True),  # not UTF-8
+]
+
+
+@pytest.mark.parametrize("address", UNIX_EDGE_CASES, ids=repr)
+def test_every_unix_address_survives_str_and_parse(address):
+    again = Address.parse(str(address))
+    assert again == address
+    assert again.to_tuple() == address.to_tuple()  # the very bytes
+
+
+def test_unix_text_rule():
+    assert str(UnixAddress("@x")) == "unix://@x"
+    assert str(UnixAddress("//tmp/x")) == "unix:////tmp/x"
+    assert str(UnixAddress("/tmp/x")) == "unix:/tmp/x" and str(UnixAddress("x", abstract=True)) == "unix:@x"
+    assert Address.parse("unix:///run/app.sock") == UnixAddress("/run/app.sock")  # the URL habit
+    assert Address.parse("unix://@x") == UnixAddress("@x")
+    assert Address.parse("unix://").unnamed
+
+
+@pytest.mark.parametrize("text", ["\udc80", "\ud800", "unix:/tmp/\ud800", "1.2.3.4:8\udfff", "[::1%\ud800]:80",
+                                  "\ud83d\ude00:80"])
+def test_text_no_bytes_stand_for_raises_value_error(text):
+    with pytest.raises(ValueError) as caught:
+        Address.parse(text)
+    assert type(caught.value) is ValueError  # not TypeError (pybind11's), nor UnicodeEncodeError
+
+
+def test_a_lone_surrogate_is_named_in_the_error():
+    with pytest.raises(ValueError, match=r"bad character '\\ud800' at position 6 in address 'unix:/\\ud800'"):
+        Address.parse("unix:/\ud800")
+    assert Address.parse("unix:/\udcff") == UnixAddress(b"/\xff")  # U+DC80..U+DCFF are bytes
+
+
+@pytest.mark.parametrize("text", ["1.2.3.4\0:80", "1.2.3.4\0junk:80", "[::1\0]:80", "[::1\0junk]:80",
+                                  "[fe80::1%lo\0x]:80", "1.2.3.4:-0", "[::1]:-0", "[fe80::1%-0]:80"])
+def test_nul_bytes_and_signs_do_not_slip_through(text):
+    with pytest.raises(ValueError):
+        Address.parse(text)
 
 
 @given(st.ip_addresses(v=4), st.integers(0, 65535))
@@ -298,6 +346,61 @@ def test_from_tuple_errors_match_the_stdlib_bind(family, value, error):
             oracle.bind(value)
     with pytest.raises(error):
         Address.from_tuple(family, value)
+
+
+# --- fuzzing: any text is a ValueError or an Address that round-trips -------------------------------
+
+FUZZ = settings(max_examples=400, deadline=None)
+junk = st.text("0123456789abcdef.:%[]lo\0 -+\udc80\ud800\u00b2\u0663", max_size=3)
+ports_text = st.one_of(st.integers(0, 65535).map(str), st.text("0123456789+-\0 ", max_size=6))
+address_texts = st.one_of(
+    st.text(),  # anything at all, lone surrogates included
+    st.builds("{}{}{}:{}".format, junk, st.ip_addresses(v=4), junk, ports_text),  # IPv4, a little off
+    st.builds("[{}{}{}]:{}".format, junk, st.ip_addresses(v=6), junk, ports_text),  # IPv6, a little off
+    st.builds("[{}%{}]:{}".format, st.ip_addresses(v=6), st.text(max_size=6), ports_text),  # scopes
+    st.builds("unix:{}".format, st.text()),
+)
+# Unix paths are bytes without NUL; abstract names any bytes (what the kernel allows).
+unix_addresses = st.one_of(st.binary(max_size=107).filter(lambda b: b"\0" not in b).map(UnixAddress),
+                           st.binary(max_size=107).map(lambda b: UnixAddress(b, abstract=True)))
+stdlib_addresses = st.one_of(
+    st.builds(lambda ip, port: InetAddress(str(ip), port), st.ip_addresses(v=4), st.integers(0, 65535)),
+    st.builds(lambda ip, port, flowinfo, scope: Inet6Address(str(ip), port, flowinfo, scope), st.ip_addresses(v=6),
+              st.integers(0, 65535), st.integers(0, 0xFFFFF), st.integers(0, 2**32 - 1)),
+    unix_addresses,
+)
+
+
+@FUZZ
+@given(address_texts)
+def test_parse_of_any_text_is_a_value_error_or_an_address_that_round_trips(text):
+    try:
+        address = Address.parse(text)
+    except ValueError:
+        return
+    assert Address.parse(str(address)) == address
+    assert Address.from_tuple(address.family, address.to_tuple()) == address
+    if isinstance(address, InetAddress):  # the inet forms agree with the ipaddress module
+        assert ipaddress.IPv4Address(text.rpartition(":")[0]) == ipaddress.IPv4Address(address.host)
+    elif isinstance(address, Inet6Address):
+        host = text[1:text.index("]")].partition("%")[0]
+        assert ipaddress.IPv6Address(host) == ipaddress.IPv6Address(address.host.partition("%")[0])
+
+
+@FUZZ
+@given(st.ip_addresses(), st.integers(0, 65535))
+def test_parse_accepts_every_spelling_ipaddress_writes(ip, port):
+    for host in {str(ip), ip.exploded, ip.compressed}:
+        address = Address.parse(f"[{host}]:{port}" if ip.version == 6 else f"{host}:{port}")
+        assert ipaddress.ip_address(address.host) == ip and address.port == port
+
+
+@FUZZ
+@given(stdlib_addresses)
+def test_to_tuple_from_tuple_and_text_round_trip(address):
+    assert Address.from_tuple(address.family, address.to_tuple()) == address
+    if not getattr(address, "flowinfo", 0):  # the text form has no spelling for flowinfo
+        assert Address.parse(str(address)) == address
 
 
 # --- bad input: ValueError naming the bad part --------------------------------------------------

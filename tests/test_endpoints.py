@@ -3,14 +3,17 @@ the bad part), and the .address/.endpoint of listeners and datagram sockets as c
 
 from __future__ import annotations
 
+import ipaddress
 import socket as stdlib
+import unittest.mock
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import socketeer
-from socketeer import (AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, Endpoint, Inet6Address,
+from socketeer import endpoints
+from socketeer import (Address, AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, Endpoint, Inet6Address,
                        InetAddress, UnixAddress, parse_endpoint)
 
 # text, scheme, kind, family, host, port, path, abstract
@@ -88,6 +91,68 @@ def test_unix_round_trip(scheme, path, abstract):
     assert (endpoint.path, endpoint.abstract) == (path, abstract)
     assert str(endpoint) == text
     assert endpoint.addresses() == [UnixAddress(path, abstract=abstract)]
+
+
+# Every unix address, as an endpoint of each kind, survives str() -> parse_endpoint(): paths that
+# begin with "@" or "//", abstract names with NULs, bytes that are not UTF-8 (the rule of
+# Address.parse, which parse_endpoint shares).
+UNIX_KINDS = {"unix": SOCK_STREAM, "unix+dgram": SOCK_DGRAM, "unix+seqpacket": SOCK_SEQPACKET}
+FUZZ = settings(max_examples=300, deadline=None)
+unix_addresses = st.one_of(st.binary(max_size=107).filter(lambda b: b"\0" not in b).map(UnixAddress),
+                           st.binary(max_size=107).map(lambda b: UnixAddress(b, abstract=True)))
+
+
+@pytest.mark.parametrize("text, path, abstract", [
+    ("unix://@x", "@x", False), ("unix:////x", "//x", False), ("unix:@//x", "//x", True),
+    ("unix+dgram://", "", False), ("unix:@", "", True), ("unix:/tmp/\udcff", "/tmp/\udcff", False),
+])
+def test_unix_endpoint_text_rule(text, path, abstract):
+    endpoint = parse_endpoint(text)
+    assert (endpoint.path, endpoint.abstract) == (path, abstract)
+    assert parse_endpoint(str(endpoint)) == endpoint
+
+
+@FUZZ
+@given(st.sampled_from(sorted(UNIX_KINDS)), unix_addresses)
+def test_every_unix_endpoint_survives_str_and_parse(scheme, address):
+    if address.unnamed and scheme != "unix+dgram":
+        return  # only a datagram socket may go unnamed (its endpoint autobinds)
+    endpoint = Endpoint.from_address(address, UNIX_KINDS[scheme])
+    assert parse_endpoint(str(endpoint)) == endpoint
+    assert endpoint.addresses() == [address]
+
+
+INET_SCHEMES = ["tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"]
+endpoint_junk = st.text("0123456789abcdef.:/@%[]\0 \udc80\ud800", max_size=3)
+endpoint_texts = st.one_of(
+    st.text(),  # anything at all, lone surrogates included
+    st.builds("{}:{}".format, st.sampled_from(INET_SCHEMES + sorted(UNIX_KINDS)), st.text()),
+    st.builds("{}://{}{}:{}".format, st.sampled_from(INET_SCHEMES), st.one_of(ipv4, ipv6.map("[{}]".format), names,
+                                                                               st.text(max_size=12)),
+              endpoint_junk, st.one_of(ports.map(str), st.text("0123456789+-", max_size=6))),
+)
+
+
+@FUZZ
+@given(endpoint_texts)
+def test_parse_endpoint_of_any_text_is_a_value_error_or_an_endpoint_that_round_trips(text):
+    """Parsing never resolves (the resolver is replaced by a failure here); .addresses() is
+    only called for numeric hosts, so no name made up by the fuzzer reaches a DNS server."""
+    with unittest.mock.patch.object(endpoints, "resolve", side_effect=AssertionError("parse_endpoint resolved")):
+        try:
+            endpoint = parse_endpoint(text)
+        except ValueError:
+            return
+        assert parse_endpoint(str(endpoint)) == endpoint
+        if endpoint.is_unix:
+            assert endpoint.addresses() == [UnixAddress(endpoint.path, abstract=endpoint.abstract)]
+            return
+        try:
+            ip = ipaddress.ip_address(endpoint.host)
+        except ValueError:
+            return  # a name (or a scoped address): resolving it is not parsing
+        assert endpoint.addresses() == [Address.parse(f"[{ip}]:{endpoint.port}" if ip.version == 6
+                                                      else f"{ip}:{endpoint.port}")]
 
 
 def test_addresses_of_numeric_and_named_hosts():

@@ -530,17 +530,22 @@ def test_repr_and_html(poller, pair):
 # --- socketeer.selectors.EpollSelector specifics (the shared contract is in tests/contract) -----
 
 
-def test_selector_modify_of_a_closed_fd_reports_the_key_ready(pair):
+def test_selector_modify_is_applied_at_once_and_the_poller_modify_stays_deferred(pair):
+    """The selector raises a failed change from modify() itself (the stdlib's contract, in
+    tests/contract); the Poller's own modify() still defers it to poll() (coalescing)."""
     from socketeer.selectors import EpollSelector
 
     a, b = pair
-    with EpollSelector() as selector:
-        fd = a.fileno()
-        key = selector.register(fd, EVENT_READ)
-        a.close()
-        changed = selector.modify(fd, EVENT_READ | EVENT_WRITE)  # deferred: the stdlib raises EBADF here
-        assert changed == key._replace(events=EVENT_READ | EVENT_WRITE)
-        assert selector.select(0) == [(changed, EVENT_READ | EVENT_WRITE)]  # so the I/O call raises
-        assert selector.unregister(fd) is changed
+    with EpollSelector() as selector, socketeer.Poller() as poller:
+        fd = os.dup(a.fileno())
+        selector.register(fd, EVENT_READ)
+        poller.register(fd, EVENT_READ)
+        os.close(fd)
+        poller.modify(fd, EVENT_WRITE)  # deferred: cannot raise here
+        with pytest.raises(OSError, match=f"epoll_ctl\\(MOD\\) fd {fd}") as info:
+            selector.modify(fd, EVENT_WRITE)
+        assert info.value.errno == errno.EBADF
         assert "keys=0" in repr(selector)
+        assert poller.poll(0) == [(fd, EVENT_ERROR)]
+        poller.unregister(fd)
     assert repr(selector) == "<socketeer.selectors.EpollSelector closed>"

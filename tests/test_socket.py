@@ -344,6 +344,120 @@ def test_stdlib_listener_socketeer_connection_round_trip(closing):
     assert std_accepted.recv(4) == b"ping"
 
 
+# --- families without an Address class: the stdlib's tuple forms ------------------------------------------
+# (The life cycles shared with the stdlib are in contract/test_socket_contract.py.)
+
+NETLINK_ROUTE, AF_VSOCK, AF_XDP = 0, 40, 44
+
+
+def _optional_socket(closing, family, kind, why):
+    try:
+        return closing(Socket(family, kind))
+    except PermissionError:
+        pytest.skip(f"{why} needs CAP_NET_RAW (CI runs as root)")
+    except OSError as error:
+        pytest.skip(f"{why}: {error}")
+
+
+def test_netlink_names_equal_the_stdlibs_on_the_same_socket(closing):
+    sock = closing(Socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
+    sock.bind((0, 0))
+    with socket.socket(fileno=os.dup(sock.fileno())) as oracle:  # the stdlib's view of the same socket
+        assert oracle.getsockname()[0] != 0  # the port id the kernel assigned
+        assert sock.getsockname() == oracle.getsockname()
+        assert sock.getpeername() == oracle.getpeername() == (0, 0)
+    assert sock.local_address == sock.getsockname()  # no Address class for netlink yet: the tuple
+    assert sock.peer_address == (0, 0)
+    assert Address.from_tuple(socket.AF_NETLINK, (5, 1)) == (5, 1)
+    assert f"laddr={sock.getsockname()!r}" in repr(sock)
+    html = sock._repr_html_()
+    assert "AF_NETLINK" in html and f"<code>{sock.getsockname()}</code>" in html
+
+
+def test_packet_names_equal_the_stdlibs_on_the_same_socket(closing):
+    sock = _optional_socket(closing, socket.AF_PACKET, socket.SOCK_DGRAM, "AF_PACKET")
+    sock.bind(("lo", 0x88B5))
+    with socket.socket(fileno=os.dup(sock.fileno())) as oracle:
+        assert sock.getsockname() == oracle.getsockname() == ("lo", 0x88B5, 0, 772, bytes(6))
+    assert sock.local_address == sock.getsockname()
+    assert "laddr=('lo', 34997" in repr(sock) and "AF_PACKET" in sock._repr_html_()
+
+
+def test_any_other_family_is_named_in_the_stdlibs_generic_form(closing):
+    """(family, sa_data), as the stdlib's makesockaddr writes a family it does not know. The stdlib
+    knows AF_VSOCK, (cid, port); socketeer knows only netlink and packet, so the same bytes show."""
+    sock = _optional_socket(closing, AF_VSOCK, socket.SOCK_STREAM, "AF_VSOCK")
+    with socket.socket(fileno=os.dup(sock.fileno())) as oracle:
+        cid, port = oracle.getsockname()
+    sa_data = struct.pack("=HIIB3x", 0, port, cid, 0)  # struct sockaddr_vm after its family field
+    assert sock.getsockname() == sock.local_address == (AF_VSOCK, sa_data)
+    assert f"laddr={(AF_VSOCK, sa_data)!r}" in repr(sock)
+    with pytest.raises(OSError, match="bad family: socketeer has no address form for family 40 sockets"):
+        sock.bind((cid, port))
+
+
+def test_other_families_numbers_out_of_range_raise_overflow_error(closing):
+    """The stdlib truncates them (pid 2**32 + 1 would bind as pid 1); socketeer refuses."""
+    sock = closing(Socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
+    for address, field in (((-1, 0), "pid"), ((2**32, 0), "pid"), ((0, 2**32), "groups")):
+        with pytest.raises(OverflowError, match=f"AF_NETLINK address: {field} must be 0-4294967295"):
+            sock.bind(address)
+    packet = _optional_socket(closing, socket.AF_PACKET, socket.SOCK_RAW, "AF_PACKET")
+    with pytest.raises(OverflowError, match="pkttype must be 0-255, got 256"):
+        packet.bind(("lo", 0, 256))
+    with pytest.raises(OSError, match="find interface 'no-such-if0'") as caught:
+        packet.bind(("no-such-if0", 0))
+    assert caught.value.errno == errno.ENODEV
+
+
+def _sockets_in_every_state(closing, short_tmp):
+    """(label, Socket) for each family and state a repr must survive; some are skipped if the
+    machine lacks them. The fds closed or replaced behind a socket's back are detached at the end."""
+    cases = [("tcp unbound", closing(Socket())), ("udp unconnected", closing(Socket(socket.AF_INET, socket.SOCK_DGRAM))),
+             ("unix dgram unbound", closing(Socket(socket.AF_UNIX, socket.SOCK_DGRAM))),
+             ("netlink unbound", closing(Socket(socket.AF_NETLINK, socket.SOCK_RAW)))]
+    listening = closing(Socket())
+    listening.bind("127.0.0.1:0")
+    listening.listen()
+    netlink = closing(Socket(socket.AF_NETLINK, socket.SOCK_RAW))
+    netlink.bind((0, 0))
+    closed = Socket()
+    closed.close()
+    cases += [("tcp listening", listening), ("netlink bound", netlink), ("closed", closed)]
+    for family, kind, label in ((socket.AF_PACKET, socket.SOCK_RAW, "packet"), (AF_VSOCK, socket.SOCK_STREAM, "vsock"),
+                                (AF_XDP, socket.SOCK_RAW, "xdp")):
+        try:
+            sock = closing(Socket(family, kind))
+        except OSError:
+            continue
+        if family == socket.AF_PACKET:
+            cases.append(("packet unbound", closing(Socket(family, kind))))
+            sock.bind(("lo", 0))
+        cases.append((label, sock))
+    replaced = closing(Socket())  # its fd number now names a unix socket
+    a, b = socket.socketpair()
+    with a, b:
+        os.dup2(a.fileno(), replaced.fileno())
+    behind = closing(Socket())  # its fd closed behind its back: last, so no socket here reuses it
+    os.close(behind.fileno())
+    cases += [("fd closed behind its back", behind), ("fd replaced by a unix socket", replaced)]
+    return cases, [behind, replaced]
+
+
+def test_repr_and_repr_html_never_raise(closing, short_tmp):
+    cases, tampered = _sockets_in_every_state(closing, short_tmp)
+    try:
+        for label, sock in cases:
+            text, html = repr(sock), sock._repr_html_()
+            assert text.startswith("<socketeer.socket.Socket") and html.startswith("<table>"), label
+            if label == "netlink bound":
+                assert f"laddr={sock.getsockname()!r}" in text
+    finally:
+        os.close(tampered[1].detach())  # the unix socket's duplicate
+        tampered[0].detach()  # already closed
+    assert {label for label, _ in cases} >= {"netlink unbound", "closed", "fd closed behind its back"}
+
+
 # --- display and life cycle ---------------------------------------------------------------------------------
 
 def test_repr_html(tcp, closing):

@@ -534,6 +534,16 @@ def test_listen_on_a_unix_path_removes_the_file(short_tmp):
     assert "closed" in repr(listener)
 
 
+def test_reprs_never_raise_after_the_socket_was_closed_behind_their_back():
+    with socketeer.listen("tcp://127.0.0.1:0") as listener, socketeer.bind("udp://127.0.0.1:0") as datagram:
+        with socketeer.connect(f"tcp://{listener.address}", timeout=TIMEOUT) as client:
+            with listener.accept(timeout=TIMEOUT) as server:
+                for obj in (listener, datagram, client, server):
+                    obj.socket.close()  # not obj.close(): the object still thinks it is open
+                    assert repr(obj).startswith("<socketeer.") and obj._repr_html_().startswith("<table>")
+                assert repr(listener) == "<socketeer.Listener ->"
+
+
 def test_accept_timeout():
     with socketeer.listen("tcp://127.0.0.1:0") as listener:
         started = time.monotonic()

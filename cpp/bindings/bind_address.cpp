@@ -1,4 +1,5 @@
 // _core.InetAddress, Inet6Address, UnixAddress, parse_address, address_from_tuple, resolve.
+// (The stdlib forms of families without a class are in other_families.cpp.)
 #include <sys/un.h>
 
 #include "bindings.hpp"
@@ -22,6 +23,23 @@ std::string fs_bytes(py::handle object) {
 py::str fs_str(const std::string& bytes) {
   return py::reinterpret_steal<py::str>(
       PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
+}
+
+// Address text as bytes, the way a unix path's str() was made from them: the filesystem
+// encoding with surrogateescape (os.fsencode), so a path of any bytes survives str() -> parse().
+// A character no bytes stand for (a lone surrogate outside U+DC80..U+DCFF) is a ValueError
+// naming it, as every malformed address is.
+std::string address_text(py::handle text) {
+  auto bytes = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(text.ptr()));
+  if (bytes) return std::string(py::reinterpret_borrow<py::bytes>(bytes));
+  py::error_already_set error;
+  if (!error.matches(PyExc_UnicodeEncodeError)) throw error;
+  auto start = error.value().attr("start").cast<Py_ssize_t>();
+  auto character = py::reinterpret_steal<py::object>(PySequence_GetItem(text.ptr(), start));
+  if (!character) throw py::error_already_set();
+  throw py::value_error("bad character " + std::string(py::repr(character)) + " at position " +
+                        std::to_string(start) + " in address " + std::string(py::repr(text)) +
+                        ": no bytes stand for it (a lone surrogate)");
 }
 
 // The stdlib spells an abstract address as a path whose first byte is NUL.
@@ -75,23 +93,18 @@ Inet6Address inet6_from_tuple(py::tuple items) {
   return resolve_inet6(host, port, flowinfo, scope_id);
 }
 
-std::string repr_of(const Address& address) {
-  return std::visit(
-      [](const auto& a) -> std::string {
-        using T = std::decay_t<decltype(a)>;
-        if constexpr (std::is_same_v<T, InetAddress>) {
-          return "InetAddress('" + a.host() + "', " + std::to_string(a.port()) + ")";
-        } else if constexpr (std::is_same_v<T, Inet6Address>) {
-          std::string extra;
-          if (a.flowinfo()) extra += ", flowinfo=" + std::to_string(a.flowinfo());
-          if (a.scope_id()) extra += ", scope_id=" + std::to_string(a.scope_id());
-          return "Inet6Address('" + a.host_without_scope() + "', " + std::to_string(a.port()) + extra + ")";
-        } else {
-          return "UnixAddress(" + std::string(py::repr(fs_str(a.path()))) +
-                 (a.abstract() ? ", abstract=True)" : ")");
-        }
-      },
-      address);
+template <typename T>
+std::string repr_of(const T& a) {
+  if constexpr (std::is_same_v<T, InetAddress>) {
+    return "InetAddress('" + a.host() + "', " + std::to_string(a.port()) + ")";
+  } else if constexpr (std::is_same_v<T, Inet6Address>) {
+    std::string extra;
+    if (a.flowinfo()) extra += ", flowinfo=" + std::to_string(a.flowinfo());
+    if (a.scope_id()) extra += ", scope_id=" + std::to_string(a.scope_id());
+    return "Inet6Address('" + a.host_without_scope() + "', " + std::to_string(a.port()) + extra + ")";
+  } else {
+    return "UnixAddress(" + std::string(py::repr(fs_str(a.path()))) + (a.abstract() ? ", abstract=True)" : ")");
+  }
 }
 
 // Methods every address class shares: text, ordering, hashing, pickling, to_tuple.
@@ -116,26 +129,30 @@ void add_common(py::class_<T>& cls, py::module_ module) {
       });
 }
 
+// Families with an Address class; the others have only their stdlib tuple (other_families.cpp).
+bool has_class(int family) { return family == AF_INET || family == AF_INET6 || family == AF_UNIX; }
+
 }  // namespace
 
 py::object to_tuple(const Address& address) {
   if (auto a = std::get_if<InetAddress>(&address)) return py::make_tuple(a->host(), a->port());
   if (auto a = std::get_if<Inet6Address>(&address))
     return py::make_tuple(a->host_without_scope(), a->port(), a->flowinfo(), a->scope_id());
+  if (auto a = std::get_if<OtherAddress>(&address)) return other_to_tuple(*a);
   const auto& unix_address = std::get<UnixAddress>(address);
   if (unix_address.abstract()) return py::bytes(std::string(1, '\0') + unix_address.path());
   return fs_str(unix_address.path());
 }
 
 Address address_from_tuple(int family, py::handle object) {
+  if (!has_class(family)) return other_from_python(family, object);
   if (family == AF_UNIX) return unix_from_path(object);
   if (!PyTuple_Check(object.ptr()))
     throw py::type_error(std::string("an address tuple is required for this family, not '") +
                          Py_TYPE(object.ptr())->tp_name + "'");
   auto items = py::reinterpret_borrow<py::tuple>(object);
   if (family == AF_INET) return inet_from_tuple(items);
-  if (family == AF_INET6) return inet6_from_tuple(items);
-  throw py::value_error("unsupported address family " + std::to_string(family));
+  return inet6_from_tuple(items);
 }
 
 // The exact Python type of each Address alternative, for a cast without pybind11's type
@@ -149,9 +166,9 @@ const T* exactly(py::handle object) {
 Address to_address(int family, py::handle object) {
   if (auto* inet = exactly<InetAddress>(object)) return *inet;
   if (auto* inet6 = exactly<Inet6Address>(object)) return *inet6;
-  if (PyTuple_Check(object.ptr())) return address_from_tuple(family, object);
+  if (PyTuple_Check(object.ptr()) || !has_class(family)) return address_from_tuple(family, object);
   if (family == AF_UNIX && !py::isinstance<UnixAddress>(object)) return unix_from_path(object);
-  if (PyUnicode_Check(object.ptr())) return parse_address(host_text(object));
+  if (PyUnicode_Check(object.ptr())) return parse_address(address_text(object));
   try {
     return object.cast<Address>();
   } catch (const py::cast_error&) {
@@ -189,7 +206,7 @@ void init_address(py::module_& m) {
       .def_property_readonly("unnamed", &UnixAddress::unnamed);
   add_common(unix_class, m);
 
-  m.def("parse_address", [](std::string_view text) { return parse_address(text); }, py::arg("text"));
+  m.def("parse_address", [](const py::str& text) { return parse_address(address_text(text)); }, py::arg("text"));
   m.def("address_from_tuple", &address_from_tuple, py::arg("family"), py::arg("address"));
   m.def("to_address", &to_address, py::arg("family"), py::arg("address"));
   m.def("max_unix_path", [] { return UnixAddress::max_path; });

@@ -233,15 +233,19 @@ PyObject* register_fd(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
   });
 }
 
+// now=True: applied at once, raising the kernel's refusal (Poller::modify_now), for selectors.
 PyObject* modify_fd(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
-    FastArgs<3> a;
-    if (!a.parse("_modify", args, nargs, kwnames, {"fd", "events", "mode"}, 2)) return nullptr;
+    FastArgs<4> a;
+    if (!a.parse("_modify", args, nargs, kwnames, {"fd", "events", "mode", "now"}, 2)) return nullptr;
     int fd = int_arg(a.values[0], -1);
     auto events = static_cast<uint32_t>(int_arg(a.values[1], 0));
     std::optional<uint32_t> mode;
     if (a.values[2] && a.values[2] != Py_None) mode = static_cast<uint32_t>(int_arg(a.values[2], 0));
-    return PyBool_FromLong(cpp_self<Poller>(self)->modify(fd, events, mode));
+    Poller& poller = *cpp_self<Poller>(self);
+    int now = a.values[3] ? PyObject_IsTrue(a.values[3]) : 0;
+    if (now < 0) return nullptr;
+    return PyBool_FromLong(now ? poller.modify_now(fd, events, mode) : poller.modify(fd, events, mode));
   });
 }
 
@@ -261,7 +265,8 @@ PyMethodDef poller_methods[] = {
     {"_register", fastcall(register_fd), METH_FASTCALL | METH_KEYWORDS,
      "_register(fd, events, mode=0) -> bool: False if fd is already registered."},
     {"_modify", fastcall(modify_fd), METH_FASTCALL | METH_KEYWORDS,
-     "_modify(fd, events, mode=None) -> bool: False if fd is not registered; applied by the next poll()."},
+     "_modify(fd, events, mode=None, now=False) -> bool: False if fd is not registered; applied by the next "
+     "poll(), or at once with now=True (the kernel's refusal is then raised here)."},
     {"_unregister", fastcall(unregister_fd), METH_FASTCALL | METH_KEYWORDS,
      "_unregister(fd) -> bool: False if fd is not registered."},
     {nullptr, nullptr, 0, nullptr}};

@@ -64,17 +64,36 @@ using ReadBuffer = BufferArg<PyBUF_SIMPLE>;
 using WriteBuffer = BufferArg<PyBUF_WRITABLE>;
 
 // Address <-> the stdlib's forms: ('1.2.3.4', 80), ('::1', 80, flowinfo, scope_id), a unix path
-// as str, an abstract name as bytes starting with NUL, '' for an unnamed unix socket.
+// as str, an abstract name as bytes starting with NUL, '' for an unnamed unix socket, and for
+// families without an Address class the tuples of other_families.cpp.
 py::object to_tuple(const Address& address);
 // Accepts an Address object, a stdlib tuple (host names are resolved with the GIL released),
-// a path for AF_UNIX, or an address string ("127.0.0.1:80", "[::1]:80", "unix:@name").
+// a path for AF_UNIX, or an address string ("127.0.0.1:80", "[::1]:80", "unix:@name"); for a
+// family without an Address class, only its stdlib tuple.
 Address to_address(int family, py::handle object);
-// Like to_address, but learns the family from a tuple's shape.
+// Like to_address, but takes only the stdlib's form (a tuple, or a path for AF_UNIX).
 Address address_from_tuple(int family, py::handle object);
+// The families without an Address class (other_families.cpp): their stdlib tuples, both ways.
+// other_from_python raises TypeError/OverflowError/ValueError for a malformed tuple, OSError
+// for an unknown interface, and OSError("bad family ...") for a family with no form at all.
+py::object other_to_tuple(const OtherAddress& address);
+OtherAddress other_from_python(int family, py::handle object);
 
 }  // namespace socketeer::bindings
 
 namespace pybind11::detail {
+
+// An OtherAddress reaches Python as its stdlib tuple (there is no class for it), so every
+// Address a binding returns (local_address, recv_many's senders ...) works for every family.
+// Nothing converts to one implicitly: bindings build them with other_from_python.
+template <>
+struct type_caster<socketeer::OtherAddress> {
+  PYBIND11_TYPE_CASTER(socketeer::OtherAddress, const_name("tuple"));
+  bool load(handle, bool) { return false; }
+  static handle cast(const socketeer::OtherAddress& address, return_value_policy, handle) {
+    return socketeer::bindings::other_to_tuple(address).release();
+  }
+};
 
 template <int Flags>
 struct type_caster<socketeer::bindings::BufferArg<Flags>> {

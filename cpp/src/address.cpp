@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "socketeer/error.hpp"
+#include "socketeer/names.hpp"
 
 namespace socketeer {
 namespace {
@@ -40,22 +41,36 @@ std::string quoted(std::string_view text) {
   return out + "'";
 }
 
+// Digits only: from_chars alone would also read "-0" as port 0.
 int parse_port(std::string_view text, std::string_view whole) {
   int port = -1;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || port > 65535)
+  if (text.empty() || text[0] < '0' || text[0] > '9' || ec != std::errc{} || end != text.data() + text.size() ||
+      port > 65535)
     invalid("bad port " + quoted(text) + " in address " + quoted(whole) + " (want 0-65535)");
   return port;
 }
 
-// An interface name or number after '%' in a scoped IPv6 address.
+// An interface name or number after '%' in a scoped IPv6 address. A NUL would end the name early
+// for if_nametoindex ("lo\0x" would pass as "lo"), so it makes the name unknown.
 uint32_t parse_scope(std::string_view scope, std::string_view whole) {
   uint32_t index = 0;
   auto [end, ec] = std::from_chars(scope.data(), scope.data() + scope.size(), index);
-  if (!scope.empty() && ec == std::errc{} && end == scope.data() + scope.size()) return index;
-  index = ::if_nametoindex(std::string(scope).c_str());
+  if (!scope.empty() && scope[0] >= '0' && scope[0] <= '9' && ec == std::errc{} &&
+      end == scope.data() + scope.size())
+    return index;
+  if (scope.find('\0') == std::string_view::npos) index = ::if_nametoindex(std::string(scope).c_str());
   if (index == 0) invalid("unknown interface " + quoted(scope) + " in IPv6 address " + quoted(whole));
   return index;
+}
+
+// Copies a numeric host into a C string for inet_pton; false if it cannot be one (too long, or
+// a NUL inside, which inet_pton would take for the end: "1.2.3.4\0x" is not 1.2.3.4).
+bool host_buffer(std::string_view host, char (&buffer)[INET6_ADDRSTRLEN]) {
+  if (host.size() >= INET6_ADDRSTRLEN || host.find('\0') != std::string_view::npos) return false;
+  std::memcpy(buffer, host.data(), host.size());
+  buffer[host.size()] = '\0';
+  return true;
 }
 
 template <typename T>
@@ -71,11 +86,8 @@ std::strong_ordering compare_bytes(const T& a, const T& b) {
 std::optional<InetAddress> InetAddress::parse_host(std::string_view host, int port) {
   InetAddress address;
   address.raw.sin_port = checked_port(port);
-  if (host.size() >= INET6_ADDRSTRLEN) return std::nullopt;
   char buffer[INET6_ADDRSTRLEN];
-  std::memcpy(buffer, host.data(), host.size());
-  buffer[host.size()] = '\0';
-  if (::inet_pton(AF_INET, buffer, &address.raw.sin_addr) != 1) return std::nullopt;
+  if (!host_buffer(host, buffer) || ::inet_pton(AF_INET, buffer, &address.raw.sin_addr) != 1) return std::nullopt;
   return address;
 }
 
@@ -110,11 +122,8 @@ std::optional<Inet6Address> Inet6Address::parse_host(std::string_view host, int 
     address.raw.sin6_scope_id = parse_scope(host.substr(percent + 1), host);
     host = host.substr(0, percent);
   }
-  if (host.size() >= INET6_ADDRSTRLEN) return std::nullopt;
   char buffer[INET6_ADDRSTRLEN];
-  std::memcpy(buffer, host.data(), host.size());
-  buffer[host.size()] = '\0';
-  if (::inet_pton(AF_INET6, buffer, &address.raw.sin6_addr) != 1) return std::nullopt;
+  if (!host_buffer(host, buffer) || ::inet_pton(AF_INET6, buffer, &address.raw.sin6_addr) != 1) return std::nullopt;
   return address;
 }
 
@@ -177,8 +186,13 @@ std::string UnixAddress::path() const {
   return std::string(raw.sun_path, strnlen(raw.sun_path, size));
 }
 
+// The text rule is in address.hpp: "//" before a path that would otherwise read as abstract
+// ("@x") or lose its first slashes to the reader ("//x").
 std::string UnixAddress::to_string() const {
-  return std::string("unix:") + (abstract() ? "@" : "") + path();
+  std::string name = path();
+  if (abstract()) return "unix:@" + name;
+  bool needs_slashes = name.starts_with('@') || name.starts_with("//");
+  return (needs_slashes ? "unix://" : "unix:") + name;
 }
 
 std::strong_ordering UnixAddress::operator<=>(const UnixAddress& other) const {
@@ -186,14 +200,49 @@ std::strong_ordering UnixAddress::operator<=>(const UnixAddress& other) const {
   return path() <=> other.path();
 }
 
+namespace {
+
+// The text after "unix:", read by the rule in address.hpp.
+UnixAddress parse_unix(std::string_view body) {
+  if (body.starts_with('@')) return UnixAddress(body.substr(1), true);
+  if (body.starts_with("//")) body.remove_prefix(2);
+  return UnixAddress(body, false);
+}
+
+}  // namespace
+
+// --- any other family ------------------------------------------------------------------------
+
+OtherAddress::OtherAddress(const void* sockaddr, socklen_t size) {
+  length = std::min<socklen_t>(size, sizeof raw);
+  std::memcpy(&raw, sockaddr, length);
+}
+
+std::string_view OtherAddress::data() const {
+  constexpr socklen_t start = sizeof(sa_family_t);
+  if (length <= start) return {};
+  return {reinterpret_cast<const char*>(&raw) + start, static_cast<size_t>(length - start)};
+}
+
+std::string OtherAddress::to_string() const {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text = family_name(family()) + " address ";
+  for (unsigned char c : data()) {
+    text += digits[c >> 4];
+    text += digits[c & 0xf];
+  }
+  return data().empty() ? text + "(empty)" : text;
+}
+
+std::strong_ordering OtherAddress::operator<=>(const OtherAddress& other) const {
+  if (auto c = family() <=> other.family(); c != 0) return c;
+  return data() <=> other.data();
+}
+
 // --- any address -----------------------------------------------------------------------------
 
 Address parse_address(std::string_view text) {
-  if (text.starts_with("unix:")) {
-    auto rest = text.substr(5);
-    if (rest.starts_with('@')) return UnixAddress(rest.substr(1), true);
-    return UnixAddress(rest, false);
-  }
+  if (text.starts_with("unix:")) return parse_unix(text.substr(5));
   if (text.starts_with('[')) {
     auto close = text.find(']');
     if (close == std::string_view::npos)
@@ -225,9 +274,8 @@ std::string to_string(const Address& address) {
   return std::visit([](const auto& a) { return a.to_string(); }, address);
 }
 
-int family_of(const Address& address) {
-  return std::visit([](const auto& a) { return std::decay_t<decltype(a)>::family; }, address);
-}
+// Every alternative's raw struct begins with the family field, set for its family.
+int family_of(const Address& address) { return sockaddr_of(address)->sa_family; }
 
 // Hashes the fields operator<=> compares, straight from the raw structs: servers hash a
 // sender's address per datagram, so no formatting here.
@@ -242,6 +290,8 @@ size_t hash_of(const Address& address) {
     seed = mix(mix(seed, bytes(a->raw.sin6_addr)), a->raw.sin6_port);
     return mix(mix(seed, a->raw.sin6_flowinfo), a->raw.sin6_scope_id);
   }
+  if (auto* other = std::get_if<OtherAddress>(&address))
+    return mix(mix(seed, static_cast<size_t>(other->family())), std::hash<std::string_view>{}(other->data()));
   const auto& unix_address = std::get<UnixAddress>(address);
   return mix(mix(seed, unix_address.abstract()), std::hash<std::string>{}(unix_address.path()));
 }
@@ -253,6 +303,7 @@ const sockaddr* sockaddr_of(const Address& address) {
 
 socklen_t length_of(const Address& address) {
   if (auto unix_address = std::get_if<UnixAddress>(&address)) return unix_address->length;
+  if (auto other = std::get_if<OtherAddress>(&address)) return other->length;
   return std::visit([](const auto& a) { return static_cast<socklen_t>(sizeof(a.raw)); }, address);
 }
 
@@ -278,7 +329,7 @@ Address address_from_sockaddr(const sockaddr_storage& storage, socklen_t length)
       return a;
     }
     default:
-      throw InvalidArgument("unsupported address family " + std::to_string(storage.ss_family));
+      return OtherAddress(&storage, length);
   }
 }
 

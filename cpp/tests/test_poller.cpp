@@ -100,6 +100,34 @@ TEST(modify_changes_are_coalesced) {
   CHECK(poller.remove(number));
 }
 
+TEST(modify_now_throws_the_kernels_refusal) {
+  Poller poller;
+  Pair pair;
+  int number = pair.a.get();
+  poller.add(number, Ready::readable);
+  poller.modify(number, Ready::writable);  // queued, then overtaken by modify_now
+  CHECK(poller.modify_now(number, Ready::readable));
+  send_byte(pair.b);
+  CHECK_EQ(events_for(poller, number), Ready::readable);
+  CHECK(!poller.modify_now(pair.b.get(), Ready::readable));  // not registered
+  ::close(pair.a.release());
+  CHECK_THROWS_ERRNO(poller.modify_now(number, Ready::writable), EBADF);
+  CHECK(poller.remove(number));
+  Pair other;
+  number = other.a.get();
+  poller.add(number, Ready::readable);
+  ::close(other.a.release());
+  Waker reused;  // takes the lowest free number: the one just closed
+  CHECK_EQ(reused.fd(), number);
+  CHECK_THROWS_ERRNO(poller.modify_now(number, Ready::writable), ENOENT);
+  CHECK(!poller.add(reused.fd(), Ready::readable));  // the failed registration stays until remove()
+  CHECK(poller.remove(number));
+  CHECK(poller.add(reused.fd(), Ready::readable));
+  reused.wake();
+  CHECK_EQ(events_for(poller, reused.fd()), Ready::readable);
+  CHECK(poller.remove(reused.fd()));
+}
+
 TEST(registration_errors) {
   Poller poller;
   Pair pair;

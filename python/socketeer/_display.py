@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 _C = TypeVar("_C", bound="Closeable")
+
+
+def shown(read: Callable[[], object], fallback: object = "-") -> object:
+    """``read()``, or ``fallback`` if it raises: a repr shows what it can and never raises, for
+    any object in any state (a socket closed behind its back, its fd number reused by another
+    kind of socket ...)."""
+    try:
+        return read()
+    except Exception:  # noqa: BLE001 - a repr must not fail; the attribute's own call reports errors
+        return fallback
 
 
 def html_table(title: str, rows: Iterable[tuple[str, object]]) -> str:

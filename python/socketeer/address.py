@@ -7,6 +7,22 @@ structures. ``Address.parse(text)`` and ``str(address)`` round-trip::
     Inet6Address('::1', 8080)
     >>> str(Address.parse("unix:@name"))
     'unix:@name'
+
+The text of a unix address is ``unix:`` and then: nothing (an unnamed socket), ``@`` and an
+abstract name, or a path. A path that begins with ``@`` or ``//`` is written after ``//``, and
+``//`` before a path is dropped when reading (``unix:///run/app.sock`` is ``/run/app.sock``, the
+URL habit)::
+
+    >>> str(UnixAddress("@not-abstract")), str(UnixAddress("//srv/x"))
+    ('unix://@not-abstract', 'unix:////srv/x')
+
+Nothing else is escaped. Names are the kernel's bytes, shown as ``os.fsdecode`` shows them: an
+abstract name keeps its NUL bytes, and bytes that are not UTF-8 appear as lone surrogates
+(``'\\udcff'``), which ``Address.parse`` turns back into the same bytes. So ``str()`` of every
+UnixAddress parses back to an equal one.
+
+Sockets of families without an Address class (AF_NETLINK, AF_PACKET and any other) use the
+standard library's tuple forms instead; see :class:`socketeer.Socket`.
 """
 
 from __future__ import annotations
@@ -23,6 +39,8 @@ Inet6Address = _core.Inet6Address
 UnixAddress = _core.UnixAddress
 
 AnyAddress = Union[InetAddress, Inet6Address, UnixAddress]
+# The stdlib tuple of a family without an Address class ((pid, groups) for AF_NETLINK ...).
+_OtherFamilyAddress = Any
 
 __all__ = ["Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "resolve"]
 
@@ -38,16 +56,21 @@ class Address(abc.ABC):
 
     @staticmethod
     def parse(text: str) -> AnyAddress:
-        """Parses ``127.0.0.1:80``, ``[::1]:80``, ``[fe80::1%lo]:80``, ``unix:/path`` or
-        ``unix:@abstract``. Hosts must be numeric (use :func:`resolve` for names); a malformed
-        address raises ValueError naming the bad part."""
+        """Parses ``127.0.0.1:80``, ``[::1]:80``, ``[fe80::1%lo]:80``, ``unix:/path``,
+        ``unix:@abstract`` or ``unix:`` (unnamed). Hosts must be numeric (use :func:`resolve` for
+        names). Unix text follows the module's rule: ``unix:@x`` is abstract, ``unix://@x`` the
+        path ``@x``, ``unix:///run/x`` the path ``/run/x``; lone surrogates U+DC80..U+DCFF stand
+        for the bytes 0x80..0xff (``os.fsencode``). Every malformed input, any other lone
+        surrogate included, raises ValueError naming the bad part."""
         return _core.parse_address(text)
 
     @staticmethod
-    def from_tuple(family: int, address: Any) -> AnyAddress:
+    def from_tuple(family: int, address: Any) -> Union[AnyAddress, _OtherFamilyAddress]:
         """Builds an Address from the standard library's form for ``family``: ``(host, port)``,
         ``(host, port, flowinfo, scope_id)``, or a unix path (``str``/``bytes``; a leading NUL
-        means abstract). Host names are resolved."""
+        means abstract). Host names are resolved. For a family without an Address class the
+        stdlib tuple is checked and returned as it is, as :attr:`Socket.local_address
+        <socketeer.Socket>` returns it (see :class:`socketeer.Socket`)."""
         return _core.address_from_tuple(int(family), address)
 
 

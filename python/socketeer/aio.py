@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Any, Optional, TypeVar
 
 from . import _core
+from ._display import shown
 from .address import Address, AnyAddress
 from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, _numeric, parse_endpoint
@@ -343,7 +344,8 @@ class Stream(_Io):
     def __repr__(self) -> str:
         if self.closed:
             return "<socketeer.aio.Stream closed>"
-        return f"<socketeer.aio.Stream {_text(self.socket, 'local_address')} -> {_text(self.socket, 'peer_address')}>"
+        local, peer = shown(lambda: self.socket.local_address), shown(lambda: self.socket.peer_address)
+        return f"<socketeer.aio.Stream {local} -> {peer}>"
 
 
 def _too_large(size: int, limit: int) -> MessageTooLarge:
@@ -413,7 +415,7 @@ class Listener(_Io, _Bound):
 
 
     def __repr__(self) -> str:
-        return f"<socketeer.aio.Listener {'closed' if self.closed else self.endpoint}>"
+        return f"<socketeer.aio.Listener {'closed' if self.closed else shown(lambda: self.endpoint)}>"
 
 
 class Datagram(_Io, _Bound):
@@ -484,7 +486,7 @@ class Datagram(_Io, _Bound):
 
 
     def __repr__(self) -> str:
-        return f"<socketeer.aio.Datagram {'closed' if self.closed else _text(self.socket, 'local_address')}>"
+        return f"<socketeer.aio.Datagram {'closed' if self.closed else shown(lambda: self.socket.local_address)}>"
 
 
 # --- opening ----------------------------------------------------------------------------------
@@ -586,10 +588,3 @@ async def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Opt
     address = (await _addresses(parsed))[0]
     sock = bound_socket(address, SOCK_DGRAM, reuse_port=reuse_port)
     return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
-
-
-def _text(sock: Socket, attribute: str) -> str:
-    try:
-        return str(getattr(sock, attribute))
-    except OSError:
-        return "-"

@@ -9,7 +9,11 @@
 ``unix+seqpacket:PATH``         unix seqpacket socket
 ==============================  ============================================
 
-IPv6 hosts go in brackets: ``tcp://[::1]:8080``.
+IPv6 hosts go in brackets: ``tcp://[::1]:8080``. A unix PATH is read and written by the rule of
+:meth:`Address.parse <socketeer.Address.parse>`: ``@name`` is abstract, ``//`` before a path is
+dropped (``unix:///run/app.sock``), and a path that begins with ``@`` or ``//`` is written after
+``//`` (``unix://@not-abstract``), so ``str()`` of every Endpoint parses back to an equal one.
+Parsing never resolves a host name; :meth:`Endpoint.addresses` does.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ class Endpoint:
         return self.path is not None
 
     def __str__(self) -> str:
-        if self.is_unix:
-            return f"{self.scheme}:{'@' if self.abstract else ''}{self.path}"
+        if self.is_unix:  # "unix:..." with this scheme: the path is written as Address text is
+            return self.scheme + str(UnixAddress(self.path or "", abstract=self.abstract))[len("unix"):]
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
@@ -95,19 +99,14 @@ def parse_endpoint(endpoint: Union[str, Endpoint, InetAddress, Inet6Address, Uni
 
 
 def _parse_unix(endpoint: str, scheme: str, path: str) -> Endpoint:
-    if path.startswith("//"):
-        path = path[2:]
-    abstract = path.startswith("@")
-    if abstract:
-        path = path[1:]
-    if not path and not (abstract or scheme == "unix+dgram"):
+    try:
+        address = Address.parse("unix:" + path)  # one rule for unix text: Address.parse's
+    except ValueError as error:
+        raise ValueError(f"bad endpoint {endpoint!r}: {error}") from None
+    assert isinstance(address, UnixAddress)
+    if address.unnamed and scheme != "unix+dgram":
         raise ValueError(f"bad endpoint {endpoint!r}: empty path")
-    limit = 107
-    if "\0" in path:
-        raise ValueError(f"bad endpoint {endpoint!r}: unix path contains a NUL byte")
-    if len(path.encode()) > limit:
-        raise ValueError(f"bad endpoint {endpoint!r}: unix path is {len(path.encode())} bytes, the limit is {limit}")
-    return Endpoint(scheme, _UNIX_SCHEMES[scheme], AF_UNIX, path=path, abstract=abstract)
+    return Endpoint(scheme, _UNIX_SCHEMES[scheme], AF_UNIX, path=address.path, abstract=address.abstract)
 
 
 def _parse_inet(endpoint: str, scheme: str, rest: str) -> Endpoint:

@@ -11,10 +11,11 @@ without waiting and others are rounded up to whole milliseconds. ``select`` runs
 ``epoll_wait`` with the GIL released, then one pass that looks each fd up and builds the
 ``(key, events)`` pairs.
 
-One difference: ``modify`` is applied when ``select`` next runs (several changes to one fd in one
-loop turn cost one ``epoll_ctl``). So a ``modify`` of an fd closed behind the selector's back
-does not raise; the next ``select`` reports that key ready for reading and writing (as it
-reports any error), and the I/O call then raises the real error where it can be handled.
+``modify`` changes the kernel's registration at once, as the stdlib's does (one ``epoll_ctl``;
+the Poller's own ``modify`` defers and coalesces instead, see cpp/src/sys/linux/poller_epoll.cpp):
+a ``modify`` of an fd closed behind the selector's back raises the kernel's error (``EBADF``, or
+``ENOENT`` once the number names another file) and unregisters the key, so the fd's next owner
+can register it (bpo-30014).
 """
 
 from __future__ import annotations
@@ -101,7 +102,12 @@ class EpollSelector(BaseSelector):
             raise KeyError(f"{fileobj!r} is not registered") from None
         changed = False
         if events != key.events:
-            self._poller._modify(key.fd, events & (EVENT_READ | EVENT_WRITE))
+            interest = events & (EVENT_READ | EVENT_WRITE)  # a bad mask raises here, keeping the key
+            try:
+                self._poller._modify(key.fd, interest, None, True)
+            except BaseException:  # as the stdlib's: a key whose change failed must not linger
+                self.unregister(fileobj)
+                raise
             changed = True
         if changed or data != key.data:
             key = key._replace(events=events, data=data)

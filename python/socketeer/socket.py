@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 from . import _core
-from ._display import html_table
+from ._display import html_table, shown
 from .address import AnyAddress
 from .constants import AF_INET, AF_UNIX, SOCK_STREAM, AddressFamily, SocketKind, TcpState, to_family, to_kind
 
@@ -89,6 +89,16 @@ class Socket(_core.Socket):
     Addresses may be given as :class:`~socketeer.Address` objects, as the stdlib's tuples, or as
     strings (``"127.0.0.1:80"``; on AF_UNIX sockets a string is a path, as in the stdlib).
     Errors are the stdlib's OSError subclasses, naming the operation and the address.
+
+    Families without an Address class use the stdlib's tuple forms both ways, ``local_address``
+    and ``peer_address`` included (netlink and packet sockets get classes of their own later):
+    AF_NETLINK ``(pid, groups)``; AF_PACKET ``(ifname, proto[, pkttype[, hatype[, addr]]])``;
+    any other family ``(family, sa_data)`` out (the 14 bytes after the family field, as the
+    stdlib's makesockaddr) and OSError("bad family") in. Unlike the stdlib, a number outside
+    its field (a pid over 2**32 - 1, a pkttype over 255) raises OverflowError instead of being
+    truncated, and an AF_PACKET interface name is looked up whole (if_nametoindex: OSError
+    ENODEV for an unknown one, also for a name of 16 bytes or more, which the stdlib cuts short).
+    ``repr()`` and ``_repr_html_()`` never raise, whatever the socket's family or state.
     """
 
     __slots__ = ("_io_refs", "_closed")
@@ -127,14 +137,13 @@ class Socket(_core.Socket):
         return to_kind(self.type_number)
 
     def __repr__(self) -> str:
+        """As the stdlib's: fd, family, type, proto and the addresses that can be read. Never
+        raises (a family without an Address class shows its stdlib tuple)."""
         parts = [f"fd={self.fileno()}"]
         if not self.closed:
             parts += [f"family={_name(self.family)}", f"type={_name(self.type)}", f"proto={self.proto}"]
             for label, method in (("laddr", self.getsockname), ("raddr", self.getpeername)):
-                try:
-                    address = method()
-                except OSError:
-                    continue
+                address = shown(method, None)
                 if address:
                     parts.append(f"{label}={address!r}")
         closed = " [closed]" if self.closed else ""
@@ -152,16 +161,13 @@ class Socket(_core.Socket):
         rows: list[tuple[str, object]] = [("fd", self.fileno()), ("family", _name(self.family)),
                                           ("kind", _name(self.type))]
         rows.append(("timeout", "blocking" if self.gettimeout() is None else self.gettimeout()))
-        for label, attribute in (("local", "local_address"), ("peer", "peer_address")):
-            try:
-                rows.append((label, getattr(self, attribute)))
-            except OSError:
-                rows.append((label, "-"))
+        rows += [("local", shown(lambda: self.local_address)), ("peer", shown(lambda: self.peer_address))]
         if self.family_number in (AddressFamily.AF_INET, AddressFamily.AF_INET6) and self.type_number == SOCK_STREAM:
-            info = self.tcp_info()
-            rows.append(("tcp state", _name(info.state)))
-            if info.state == TcpState.ESTABLISHED:
-                rows.append(("rtt", f"{info.rtt} µs (±{info.rttvar})"))
+            info = shown(self.tcp_info, None)  # None if the fd is no longer a TCP socket
+            if isinstance(info, TcpInfo):
+                rows.append(("tcp state", _name(info.state)))
+                if info.state == TcpState.ESTABLISHED:
+                    rows.append(("rtt", f"{info.rtt} µs (±{info.rttvar})"))
         return rows
 
     # --- life cycle ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Union
 
 from . import _core
-from ._display import Closeable, html_table
+from ._display import Closeable, html_table, shown
 from .address import Address, AnyAddress, UnixAddress
 from .constants import (AF_INET6, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER,
                         SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET)
@@ -206,7 +206,8 @@ class Stream(Closeable):
     def __repr__(self) -> str:
         if self.closed:
             return "<socketeer.Stream closed>"
-        return f"<socketeer.Stream {_text(self.socket, 'local_address')} -> {_text(self.socket, 'peer_address')}>"
+        local, peer = shown(lambda: self.socket.local_address), shown(lambda: self.socket.peer_address)
+        return f"<socketeer.Stream {local} -> {peer}>"
 
     def _repr_html_(self) -> str:
         rows = self.socket._describe() + [("buffered", f"{self._reader.buffered_size} bytes"),
@@ -307,7 +308,7 @@ class Listener(Closeable, _Bound):
         return self._closed
 
     def __repr__(self) -> str:
-        return f"<socketeer.Listener {'closed' if self._closed else self.endpoint}>"
+        return f"<socketeer.Listener {'closed' if self._closed else shown(lambda: self.endpoint)}>"
 
     def _repr_html_(self) -> str:
         return html_table("socketeer.Listener", self.socket._describe() + [("endpoint", self._endpoint)])
@@ -414,7 +415,7 @@ class Datagram(Closeable, _Bound):
         return self.socket.closed
 
     def __repr__(self) -> str:
-        return f"<socketeer.Datagram {'closed' if self.closed else _text(self.socket, 'local_address')}>"
+        return f"<socketeer.Datagram {'closed' if self.closed else shown(lambda: self.socket.local_address)}>"
 
     def _repr_html_(self) -> str:
         return html_table("socketeer.Datagram", self.socket._describe() + [("timeout", self.timeout)])
@@ -494,7 +495,7 @@ def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Op
                 if code == 0:
                     sock.setblocking(True)
                     return sock
-                errors.append(OSError(code, os.strerror(code), f"connect to {_text(sock, 'peer_address', '?')}"))
+                errors.append(OSError(code, os.strerror(code), f"connect to {shown(lambda: sock.peer_address, '?')}"))
                 sock.close()
                 next_start = time.monotonic()  # a failure starts the next attempt at once
         raise _combined(errors, endpoint)
@@ -599,10 +600,3 @@ def _check_framing(framing: Any) -> None:
     if not isinstance(framing, Framing):
         raise TypeError(f"framing must be a socketeer.framing framing (length_prefixed(), delimited() ...), "
                         f"not {type(framing).__name__!r}")
-
-
-def _text(sock: Socket, attribute: str, fallback: str = "-") -> str:
-    try:
-        return str(getattr(sock, attribute))
-    except OSError:
-        return fallback

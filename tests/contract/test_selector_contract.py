@@ -127,6 +127,45 @@ def test_unregister_after_the_fd_number_was_reused(selector, pair):
         selector.unregister(c)
 
 
+def test_modify_of_an_fd_closed_behind_its_back_raises_and_unregisters(selector, pair):
+    """bpo-30014: the failed modify raises the kernel's error and drops the key, so the fd's next
+    owner can register."""
+    a, b = pair
+    fd = a.fileno()
+    selector.register(fd, READ)
+    a.close()
+    with pytest.raises(OSError) as info:
+        selector.modify(fd, READ | WRITE)
+    assert info.value.errno == errno.EBADF
+    assert len(selector.get_map()) == 0
+    with pytest.raises(KeyError):
+        selector.get_key(fd)
+    c, d = socket.socketpair()  # c takes the lowest free number: a's
+    with c, d:
+        assert c.fileno() == fd
+        new_key = selector.register(c, READ)
+        d.send(b"x")
+        assert selector.select(0) == [(new_key, READ)]
+        selector.unregister(c)
+
+
+def test_modify_after_the_fd_number_was_reused_raises_and_unregisters(selector, pair):
+    a, b = pair
+    fd = a.fileno()
+    selector.register(fd, READ)
+    a.close()
+    c, d = socket.socketpair()
+    with c, d:
+        assert c.fileno() == fd
+        with pytest.raises(FileNotFoundError):  # ENOENT: the new file was never registered
+            selector.modify(fd, WRITE)
+        assert len(selector.get_map()) == 0
+        new_key = selector.register(c, READ)
+        d.send(b"x")
+        assert selector.select(0) == [(new_key, READ)]
+        selector.unregister(c)
+
+
 def test_select_timeouts(selector):
     assert selector.select(0) == []
     assert selector.select(-1) == []  # negative: poll without waiting

@@ -304,6 +304,78 @@ def test_sendmsg_to_an_address(impl, stdlib):
     assert sock.recvmsg(10) == (b"reply", [], 0, receiver.getsockname())
 
 
+# --- families without an Address class: the stdlib's tuple forms --------------------------------
+
+NETLINK_ROUTE, RTM_NEWLINK, RTM_GETLINK, NLMSG_DONE = 0, 16, 18, 3
+NLM_F_REQUEST_DUMP = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
+ETH_P_EXPERIMENTAL = 0x88B5  # IEEE 802 "local experimental": no protocol stack reads these frames
+ARPHRD_LOOPBACK = 772
+AF_XDP = 44  # a family neither the stdlib nor socketeer has an address form for
+
+
+def getlink_dump_request(seq: int) -> bytes:
+    """RTM_GETLINK with NLM_F_DUMP: a struct nlmsghdr and a zeroed struct ifinfomsg."""
+    return struct.pack("=IHHII", 32, RTM_GETLINK, NLM_F_REQUEST_DUMP, seq, 0) + bytes(16)
+
+
+def netlink_headers(data: bytes) -> list[tuple[int, int, int]]:
+    """(type, seq, pid) of each netlink message in one datagram."""
+    headers, offset = [], 0
+    while offset + 16 <= len(data):
+        length, kind, _, seq, pid = struct.unpack_from("=IHHII", data, offset)
+        headers.append((kind, seq, pid))
+        offset += max(16, (length + 3) & ~3)
+    return headers
+
+
+def packet_socket(factory: Factory, kind=socket.SOCK_RAW):
+    try:
+        return factory.make(socket.AF_PACKET, kind, 0)
+    except PermissionError:
+        pytest.skip("AF_PACKET sockets need CAP_NET_RAW (CI runs as root)")
+
+
+def test_netlink_route_dump_with_the_kernel_as_peer(impl):
+    sock = impl.make(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    sock.settimeout(10)
+    assert sock.getsockname() == (0, 0)
+    sock.bind((0, 0))  # port id 0: the kernel assigns one
+    pid, groups = sock.getsockname()
+    assert pid != 0 and groups == 0
+    assert sock.getpeername() == (0, 0)  # the kernel
+    request = getlink_dump_request(1)
+    assert sock.sendto(request, (0, 0)) == len(request)
+    kinds: list[int] = []
+    while NLMSG_DONE not in kinds:
+        data, sender = sock.recvfrom(65536)
+        assert sender == (0, 0)
+        for kind, seq, to in netlink_headers(data):
+            assert (seq, to) == (1, pid)
+            kinds.append(kind)
+    assert RTM_NEWLINK in kinds  # lo, at least
+    request = getlink_dump_request(2)
+    assert sock.sendmsg([request], [], 0, (0, 0)) == len(request)
+    data, _, _, sender = sock.recvmsg(65536)
+    assert sender == (0, 0)
+    assert netlink_headers(data)[0] == (RTM_NEWLINK, 2, pid)
+
+
+def test_packet_socket_on_loopback(impl):
+    sock = packet_socket(impl)
+    assert sock.getsockname() == ("", 0, 0, 0, b"")  # not bound: no interface
+    sock.bind(("lo", ETH_P_EXPERIMENTAL))
+    assert sock.getsockname() == ("lo", ETH_P_EXPERIMENTAL, 0, ARPHRD_LOOPBACK, bytes(6))
+    sock.settimeout(10)
+    marker = os.urandom(8)
+    frame = bytes(12) + struct.pack("!H", ETH_P_EXPERIMENTAL) + marker  # to and from 00:00:00:00:00:00
+    assert sock.sendto(frame, ("lo", ETH_P_EXPERIMENTAL, 0, 0, bytes(6))) == len(frame)
+    while True:  # lo loops the frame back; skip anyone else's on this experimental type
+        data, sender = sock.recvfrom(2048)
+        if data == frame:
+            break
+    assert sender == ("lo", ETH_P_EXPERIMENTAL, socket.PACKET_HOST, ARPHRD_LOOPBACK, bytes(6))
+
+
 # --- shutdown, close, detach, dup ---------------------------------------------------------------
 
 def test_half_close(impl, stdlib):
@@ -742,6 +814,21 @@ ERROR_PATHS: dict[str, Callable[[Factory], Any]] = {
     "socket-bad-type": lambda f: f.make(socket.AF_INET, 12345),
     "socket-bad-proto": lambda f: f.make(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_UDP),
     "socketpair-inet": lambda f: f.socketpair(socket.AF_INET),
+    "bind-netlink-str": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind("0:0"),
+    "bind-netlink-list": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind([0, 0]),
+    "bind-netlink-tuple-3": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind((0, 0, 0)),
+    "bind-netlink-pid-str": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind(("0", 0)),
+    "sendto-netlink-tuple-1": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).sendto(b"", (0,)),
+    "bind-packet-unknown-interface": lambda f: packet_socket(f).bind(("no-such-if0", 0)),
+    "bind-packet-long-interface": lambda f: packet_socket(f).bind(("lo" * 10, 0)),
+    "bind-packet-ifname-bytes": lambda f: packet_socket(f).bind((b"lo", 0)),
+    "bind-packet-tuple-1": lambda f: packet_socket(f).bind(("lo",)),
+    "bind-packet-tuple-6": lambda f: packet_socket(f).bind(("lo", 0, 0, 0, b"", 0)),
+    "bind-packet-proto-too-big": lambda f: packet_socket(f).bind(("lo", 0x10000)),
+    "bind-packet-hwaddr-too-long": lambda f: packet_socket(f).bind(("lo", 0, 0, 0, bytes(9))),
+    "bind-packet-hwaddr-str": lambda f: packet_socket(f).bind(("lo", 0, 0, 0, "00")),
+    "bind-other-family": lambda f: f.make(AF_XDP, socket.SOCK_RAW).bind((0, 0)),
+    "sendto-other-family": lambda f: f.make(AF_XDP, socket.SOCK_RAW).sendto(b"x", (0, 0)),
 }
 
 

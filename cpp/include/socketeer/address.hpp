@@ -1,9 +1,15 @@
 // Socket addresses as value types over the kernel's own sockaddr structures.
 //
 // Address is a std::variant of one struct per family, so code that takes "any address" is
-// checked by the compiler, and the Python layer gets one class per family for free.
+// checked by the compiler, and the Python layer gets one class per family for free. A family
+// without a struct of its own (AF_NETLINK, AF_PACKET, ...) is an OtherAddress: the kernel's
+// bytes, kept as they came, so every socket can be named, bound and sent to.
 // Text forms (parse and to_string round-trip):
 //   127.0.0.1:80    [::1]:80    [fe80::1%lo]:80    unix:/run/app.sock    unix:@name    unix:
+// A unix text is "unix:" and then: nothing (unnamed), "@" and an abstract name, or a path. A path
+// that begins with "@" or "//" is written after "//" ("unix://@x" is the path "@x", "unix:////x"
+// the path "//x"), and a reader drops the "//" before any path ("unix:///run/x" is "/run/x", the
+// URL habit). Nothing else is escaped: names are the kernel's bytes (NULs in abstract names too).
 #pragma once
 
 #include <netinet/in.h>
@@ -70,12 +76,30 @@ struct UnixAddress {
   bool unnamed() const { return length <= sizeof(sa_family_t); }
   bool abstract() const { return !unnamed() && raw.sun_path[0] == '\0'; }
   std::string path() const;  // the abstract name without its leading NUL
-  std::string to_string() const;  // unix:/path, unix:@name, unix:
+  std::string to_string() const;  // unix:/path, unix:@name, unix:, unix://@path (see above)
   std::strong_ordering operator<=>(const UnixAddress& other) const;
   bool operator==(const UnixAddress& other) const { return (*this <=> other) == 0; }
 };
 
-using Address = std::variant<InetAddress, Inet6Address, UnixAddress>;
+// An address of any family without a struct above (AF_NETLINK, AF_PACKET, ...): the sockaddr's
+// bytes as the kernel wrote them or a caller packed them. Compared and hashed by family, then
+// bytes; written as "AF_NETLINK address 0000...": the bytes after the family field, in hex.
+struct OtherAddress {
+  sockaddr_storage raw{};
+  socklen_t length = 0;
+
+  OtherAddress() = default;
+  // Copies length bytes of a sockaddr (at least its family field, at most sockaddr_storage).
+  OtherAddress(const void* sockaddr, socklen_t length);
+
+  int family() const { return raw.ss_family; }
+  std::string_view data() const;  // the bytes after the family field
+  std::string to_string() const;
+  std::strong_ordering operator<=>(const OtherAddress& other) const;
+  bool operator==(const OtherAddress& other) const { return (*this <=> other) == 0; }
+};
+
+using Address = std::variant<InetAddress, Inet6Address, UnixAddress, OtherAddress>;
 
 Address parse_address(std::string_view text);
 std::string to_string(const Address& address);

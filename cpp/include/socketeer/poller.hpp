@@ -14,6 +14,8 @@
 // add() and remove() act at once: add() so that a closed fd, a regular file (EPERM) or a
 // duplicate is refused to the caller that made the mistake, remove() because callers close the
 // fd right after, and a removal deferred past close() could no longer be made (see poller_epoll.cpp).
+// modify_now() is modify() without the queue, for callers whose contract is to raise the
+// kernel's refusal from the call itself (selectors' modify(), bpo-30014): one epoll_ctl each.
 //
 // Threads: add/modify/remove/wake/close may be called from any thread, also while another
 // thread is blocked in poll(); poll() itself runs in one thread at a time. The span poll()
@@ -77,6 +79,10 @@ class Poller {
   // a change the kernel then refuses (the fd was closed meanwhile) is reported as an error
   // event for that fd, since poll() cannot hand an exception to the caller of modify().
   bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
+  // modify(), applied now (a change queued for fd is applied with it). Throws Error when the
+  // kernel refuses: EBADF if fd was closed, ENOENT if its number now names a file that was never
+  // added. The registration then stays, out of the kernel, until remove().
+  bool modify_now(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
   // false if fd is not registered. An fd closed before its removal is forgotten quietly.
   bool remove(int fd);
 
@@ -110,7 +116,8 @@ class Poller {
   }
   const Watcher* find(int fd) const { return const_cast<Poller*>(this)->find(fd); }
   int control(int op, int fd, const Watcher& watcher);  // epoll_ctl's result
-  bool apply(int fd, Watcher& watcher);
+  Watcher* want(int fd, uint32_t interest, std::optional<uint32_t> mode);  // modify's bookkeeping
+  int apply(int fd, Watcher& watcher);                                     // 0 or the errno
   void flush();
   int wait(int epoll_fd, Timeout timeout);
   void collect(int count);

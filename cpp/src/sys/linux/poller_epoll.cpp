@@ -147,18 +147,37 @@ bool Poller::add(int fd, uint32_t interest, uint32_t mode) {
   return true;
 }
 
-bool Poller::modify(int fd, uint32_t interest, std::optional<uint32_t> mode) {
-  std::lock_guard lock(mutex_);
+// Records the interest modify() and modify_now() ask for; nullptr if fd is not registered.
+Poller::Watcher* Poller::want(int fd, uint32_t interest, std::optional<uint32_t> mode) {
   checked_fd();
   Watcher* watcher = find(fd);
-  if (!watcher || !watcher->registered) return false;
+  if (!watcher || !watcher->registered) return nullptr;
   uint32_t next_mode = mode.value_or(mode_of(watcher->wanted));
   validate(interest, next_mode);
   watcher->wanted = to_epoll(interest, next_mode);
+  return watcher;
+}
+
+bool Poller::modify(int fd, uint32_t interest, std::optional<uint32_t> mode) {
+  std::lock_guard lock(mutex_);
+  Watcher* watcher = want(fd, interest, mode);
+  if (!watcher) return false;
   if (!watcher->queued) {
     watcher->queued = true;
     pending_.push_back(fd);
   }
+  return true;
+}
+
+// Comment 1: a closed fd is EBADF, and a reused number ENOENT (the kernel looks up the pair
+// (number, the file now behind it), which was never added), so the caller learns of either here.
+bool Poller::modify_now(int fd, uint32_t interest, std::optional<uint32_t> mode) {
+  std::lock_guard lock(mutex_);
+  Watcher* watcher = want(fd, interest, mode);
+  if (!watcher) return false;
+  watcher->queued = false;  // applied here: flush() skips the entry left in pending_
+  const char* operation = watcher->in_kernel ? "epoll_ctl(MOD)" : "epoll_ctl(ADD)";
+  if (int code = apply(fd, *watcher)) throw_error(code, operation, "fd " + std::to_string(fd));
   return true;
 }
 
@@ -176,17 +195,19 @@ bool Poller::remove(int fd) {
   return true;
 }
 
-// One queued change: usually one epoll_ctl, none if the change was undone in the same turn.
-bool Poller::apply(int fd, Watcher& watcher) {
-  if (watcher.in_kernel && watcher.wanted == watcher.armed) return true;
+// One change: usually one epoll_ctl, none if the change was undone in the same turn. Returns 0,
+// or the errno of the kernel's refusal (the watcher is then out of the kernel).
+int Poller::apply(int fd, Watcher& watcher) {
+  if (watcher.in_kernel && watcher.wanted == watcher.armed) return 0;
   int op = watcher.in_kernel ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
   if (op == EPOLL_CTL_MOD && ((watcher.wanted | watcher.armed) & EPOLLEXCLUSIVE)) {  // comment 5
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
     op = EPOLL_CTL_ADD;
   }
-  watcher.in_kernel = control(op, fd, watcher) == 0;
+  int code = control(op, fd, watcher) == 0 ? 0 : errno;
+  watcher.in_kernel = code == 0;
   if (watcher.in_kernel) watcher.armed = watcher.wanted;
-  return watcher.in_kernel;
+  return code;
 }
 
 void Poller::flush() {
@@ -194,7 +215,7 @@ void Poller::flush() {
     Watcher& watcher = watchers_[fd];
     if (!watcher.queued) continue;  // removed since, or already applied (fds may repeat)
     watcher.queued = false;
-    if (watcher.registered && !apply(fd, watcher)) ready_.push_back({fd, Ready::error});
+    if (watcher.registered && apply(fd, watcher) != 0) ready_.push_back({fd, Ready::error});
   }
   pending_.clear();
 }
