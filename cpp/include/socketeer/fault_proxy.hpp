@@ -15,44 +15,25 @@
 //                      direction keeps flowing
 //   black_hole         (global) connections are accepted, then nothing: no upstream, no data
 //   drop / duplicate / reorder   UDP: per datagram
+//
+// Three pieces: the fault schedule decides (fault_schedule.hpp, pure), a relay per transport
+// moves the data (fault_relay.hpp), and this class runs the relay in its thread.
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <cstdint>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <thread>
 
 #include "socketeer/address.hpp"
+#include "socketeer/fault_relay.hpp"
+#include "socketeer/fault_schedule.hpp"
 #include "socketeer/socket.hpp"
 
 namespace socketeer {
 
-struct Faults {
-  double probability = 1.0;
-  std::chrono::nanoseconds latency{0};
-  std::chrono::nanoseconds jitter{0};
-  uint64_t bandwidth = 0;  // bytes per second; 0: unlimited
-  size_t slice_size = 0;   // 0: no slicing
-  std::chrono::nanoseconds slice_delay{0};
-  int64_t reset_after = -1;  // -1: never
-  int64_t close_after = -1;
-  bool half_close = false;
-  double drop = 0, duplicate = 0, reorder = 0;  // UDP
-};
-
-struct FaultProxyStats {
-  uint64_t connections = 0, active = 0;
-  uint64_t upstream_bytes = 0, downstream_bytes = 0;
-  uint64_t datagrams = 0, dropped = 0, duplicated = 0, reordered = 0;
-};
-
 class FaultProxy {
  public:
-  enum Direction { upstream = 0, downstream = 1 };
-
+  enum Direction { upstream = kUpstream, downstream = kDownstream };
   // listener: a bound socket (listening for TCP; a datagram socket for UDP), taken over.
   FaultProxy(Socket listener, Address upstream_address);
   ~FaultProxy();
