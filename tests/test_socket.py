@@ -23,7 +23,7 @@ import pytest
 
 import socketeer
 from socketeer import Address, InetAddress, Socket, TcpState, UnixAddress
-from subprocess_env import ROOT, child_env
+from subprocess_env import ROOT, child_env, run_with_sigpipe_at_default
 
 
 @pytest.fixture
@@ -477,9 +477,8 @@ def test_a_signal_whose_handler_returns_does_not_end_recv(pair, wait_until):
 
 def test_no_sigpipe_when_the_peer_is_gone():
     """With SIGPIPE at its default action (death), sending to a closed peer must raise instead."""
-    code = textwrap.dedent("""
-        import signal, socketeer
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    done = run_with_sigpipe_at_default("""
+        import socketeer
         a, b = socketeer.socketpair()
         b.close()
         for send in (lambda: a.send(b"x"), lambda: a.sendall(b"x"), lambda: a.sendmsg([b"x"]),
@@ -492,10 +491,7 @@ def test_no_sigpipe_when_the_peer_is_gone():
                 raise SystemExit("no error")
         print("alive")
     """)
-    done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, (done.returncode, done.stderr)
-    assert done.stdout == "alive\n"
+    assert (done.returncode, done.stdout) == (0, "alive\n"), done.stderr
 
 
 # --- raw sockets ----------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 #include "socketeer/error.hpp"
 #include "socketeer/poller.hpp"
+#include "socketeer/sigpipe.hpp"
 
 namespace socketeer {
 
@@ -29,6 +30,9 @@ struct FaultProxy::Loop {
   }
 
   void run() {
+    // Our thread, so SIGPIPE stays blocked for its whole life: the guard around each splice
+    // (which has no MSG_NOSIGNAL) is then nested in this one and makes no syscall of its own.
+    SigpipeGuard for_this_thread;
     while (!stopping.load()) turn();
     relay->reset_all();
   }

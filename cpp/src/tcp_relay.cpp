@@ -15,6 +15,7 @@
 #include "socketeer/fault_relay.hpp"
 #include "socketeer/fd.hpp"
 #include "socketeer/interrupt.hpp"
+#include "socketeer/sigpipe.hpp"
 
 namespace socketeer {
 namespace {
@@ -41,11 +42,14 @@ struct SplicePipe {
   }
 };
 
-// One splice(2); nullopt when it would block, 0 at end of stream.
+// One splice(2); nullopt when it would block, 0 at end of stream. splice has no MSG_NOSIGNAL:
+// into a socket whose peer is gone it raises SIGPIPE, which the guard takes back.
 std::optional<size_t> splice_now(int from, int to, size_t size) {
+  SigpipeGuard guard;
   ssize_t n = retry_eintr([&] { return ::splice(from, nullptr, to, nullptr, size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK); });
   if (n >= 0) return static_cast<size_t>(n);
   if (errno == EAGAIN) return std::nullopt;
+  if (errno == EPIPE) guard.consume();
   throw_error(errno, "splice");
 }
 
