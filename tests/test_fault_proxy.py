@@ -1,10 +1,86 @@
-"""socketeer.FaultProxy with real peers on both sides: no SIGPIPE whatever the clients do. (The
-schedule's arithmetic is unit-tested in cpp/tests/test_fault_schedule.cpp; the pytest fixture
-is tested in test_plugin.py.)"""
+"""socketeer.FaultProxy with real peers on both sides: exact byte counts before a reset, no
+SIGPIPE whatever the clients do. (The schedule's arithmetic is unit-tested in
+cpp/tests/test_fault_schedule.cpp; the pytest fixture is tested in test_plugin.py.)"""
 
 from __future__ import annotations
 
+import os
+import threading
+
+import pytest
+
+import socketeer
 from subprocess_env import run_with_sigpipe_at_default
+
+STREAM = 1024 * 1024  # what the upstream sends on each connection
+
+
+@pytest.fixture
+def upstream(closing):
+    return closing(socketeer.listen("tcp://127.0.0.1:0"))
+
+
+@pytest.fixture
+def proxy(closing, upstream):
+    return closing(socketeer.FaultProxy(upstream.endpoint))
+
+
+def _send_stream(peer: socketeer.Stream, data: bytes) -> threading.Thread:
+    """Sends `data` on `peer` from a thread; the reset that cuts it short is expected."""
+
+    def run() -> None:
+        try:
+            peer.send_all(data, timeout=30)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _read_until_reset(stream: socketeer.Stream) -> bytes:
+    received = bytearray()
+    with pytest.raises(ConnectionResetError):
+        while True:
+            chunk = stream.recv(16 * 1024, timeout=20)
+            if not chunk:
+                break  # an orderly end: pytest.raises fails the test
+            received += chunk
+    return bytes(received)
+
+
+# --- reset_after: exactly N bytes, then the reset ------------------------------------------------
+
+@pytest.mark.parametrize("limit", [1000, 100_000, 400_000, STREAM - 1, STREAM])
+def test_reset_after_delivers_exactly_n_bytes_to_a_slow_reader(proxy, upstream, wait_until, limit):
+    """The reader takes nothing until the proxy has written all N bytes, so most of them still sit
+    in the proxy's send queue (N larger than the socket buffers) when the reset is due: they
+    must reach the reader before the RST. The sender is reset at once, without waiting."""
+    proxy.reset_after(limit, direction="downstream")
+    data = os.urandom(STREAM)
+    with socketeer.connect(proxy.endpoint, timeout=10) as client, upstream.accept(timeout=10) as peer:
+        sender = _send_stream(peer, data)
+        wait_until(lambda: proxy.stats()["downstream_bytes"] >= limit, what=f"the proxy to write {limit} bytes")
+        with pytest.raises(ConnectionResetError):
+            peer.recv(1, timeout=10)
+        received = _read_until_reset(client)
+        sender.join(timeout=30)
+    assert len(received) == limit
+    assert received == data[:limit]
+
+
+def test_reset_after_resets_a_receiver_that_never_reads(proxy, upstream, wait_until):
+    """A receiver that takes nothing for 2 s is reset anyway: what it had not taken is lost."""
+    proxy.reset_after(STREAM, direction="downstream")
+    with socketeer.connect(proxy.endpoint, timeout=10) as client, upstream.accept(timeout=10) as peer:
+        client.socket.setsockopt(socketeer.SOL_SOCKET, socketeer.SO_RCVBUF, 4096)
+        sender = _send_stream(peer, os.urandom(STREAM))
+        wait_until(lambda: proxy.stats()["active"] == 0, timeout=15, what="the proxy to give up and reset")
+        received = _read_until_reset(client)
+        sender.join(timeout=30)
+    assert 0 < len(received) < STREAM
+
 
 # --- never SIGPIPE ----------------------------------------------------------------------------
 

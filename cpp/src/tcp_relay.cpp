@@ -3,8 +3,11 @@
 // socket -> pipe -> socket with splice(2), never copied into user space; otherwise they are read
 // into the schedule's queue and written when due.
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <climits>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -26,6 +29,11 @@ using End = StreamSchedule::End;
 constexpr size_t kReadSize = 256 * 1024;
 constexpr size_t kQueueLimit = 4 * 1024 * 1024;  // per direction: stop reading above this
 constexpr size_t kPipeSize = 1024 * 1024;
+// reset_after: the receiver's last bytes must leave our send queue before the RST (which would
+// discard them). The queue is looked at after 1 ms, then ever less often up to every 10 ms; a
+// receiver that takes nothing for kDrainStall is reset anyway.
+constexpr std::chrono::milliseconds kFirstLook{1}, kLastLook{10};
+constexpr std::chrono::seconds kDrainStall{2};
 
 // A pipe for splice(): bytes move socket -> pipe -> socket as page references, never copied
 // into user space. Used only while no fault shapes the data in that direction.
@@ -70,9 +78,11 @@ class TcpRelay final : public FaultRelay {
   Timeout timeout() const override {
     if (!read_later_.empty()) return 0ns;
     std::optional<TimePoint> next;
+    auto consider = [&](TimePoint t) { next = next ? std::min(*next, t) : t; };
     for (auto& [id, pair] : pairs_) {
+      if (pair->drain) consider(pair->drain->next_look);
       for (auto& flow : pair->flows)
-        if (auto due = flow.schedule.next_due()) next = next ? std::min(*next, *due) : *due;
+        if (auto due = flow.schedule.next_due()) consider(*due);
     }
     if (!next) return std::nullopt;
     return std::max(0ns, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()));
@@ -88,14 +98,16 @@ class TcpRelay final : public FaultRelay {
     read_later_.clear();
     for (uint64_t id : again) {
       auto it = pairs_.find(id);
-      if (it != pairs_.end() && !it->second->dead && it->second->connected) {
+      if (it != pairs_.end() && !it->second->dead && it->second->connected && !it->second->drain) {
         read(*it->second, kUpstream);
         read(*it->second, kDownstream);
       }
     }
+    auto now = Clock::now();
     for (auto& [id, pair] : pairs_) {
       write(*pair, kUpstream);
       write(*pair, kDownstream);
+      if (pair->drain && !pair->dead) look_at_drain(*pair, now);
     }
     for (auto it = pairs_.begin(); it != pairs_.end();) it = it->second->dead ? pairs_.erase(it) : std::next(it);
   }
@@ -114,6 +126,14 @@ class TcpRelay final : public FaultRelay {
     std::unique_ptr<SplicePipe> pipe;  // the zero-copy path, made on first use
   };
 
+  struct Drain {  // reset_after reached: the sender is reset, the receiver drains first
+    int receiver;        // its side: 0 client, 1 server
+    int unsent;          // its send queue at the last look (SIOCOUTQ: unsent + unacknowledged)
+    TimePoint progress;  // when that last went down
+    TimePoint next_look;
+    std::chrono::milliseconds interval;
+  };
+
   struct Pair {
     Pair(uint64_t id_, Socket client_) : id(id_), client(std::move(client_)) {}
     uint64_t id;
@@ -122,6 +142,7 @@ class TcpRelay final : public FaultRelay {
     bool connected = false;
     bool silent = false;  // black hole
     bool dead = false;
+    std::optional<Drain> drain;  // nothing more is relayed
     Flow flows[2];  // [kUpstream]: client -> server, [kDownstream]: server -> client
   };
 
@@ -162,6 +183,10 @@ class TcpRelay final : public FaultRelay {
 
   void on_event(Pair& pair, int which, uint32_t events) {
     if (pair.dead) return;
+    if (pair.drain) {  // the receiver's data and FIN go nowhere now; only its end matters
+      if (events & (Ready::error | Ready::hangup)) kill(pair, true);
+      return;
+    }
     if (which == 1 && !pair.connected) {
       if (!(events & (Ready::writable | Ready::error | Ready::hangup))) return;
       int code = pair.server->get_option(SOL_SOCKET, SO_ERROR);
@@ -267,7 +292,7 @@ class TcpRelay final : public FaultRelay {
 
   // Sends what is due in direction `direction`, paced by the bandwidth limit.
   void write(Pair& pair, int direction) {
-    if (pair.dead || !pair.connected) return;
+    if (pair.dead || !pair.connected || pair.drain) return;
     Flow& flow = pair.flows[direction];
     Socket& target = side(pair, 1 - direction);
     Faults faults = controls_.faults(direction);
@@ -298,7 +323,7 @@ class TcpRelay final : public FaultRelay {
       controls_.count_bytes(direction, *sent);
     }
     if (flow.schedule.queued() > 0) return;  // the rest is not due yet
-    if (flow.schedule.end() == End::reset) return kill(pair, true);
+    if (flow.schedule.end() == End::reset) return reset_when_drained(pair, direction);
     if (flow.schedule.end() == End::close) return kill(pair, false);
     if (flow.source_done && !flow.shut) {
       flow.shut = true;
@@ -313,6 +338,36 @@ class TcpRelay final : public FaultRelay {
       flow.paused = false;
       read_later_.push_back(pair.id);  // edge-triggered: the data it left unread raises no new event
     }
+  }
+
+  // reset_after's last byte is written, but a RST now would discard what is still in our send
+  // queue: the receiver would get fewer than N bytes. So the sender is reset at once, and the
+  // receiver once the queue is empty (all N bytes acknowledged by its kernel), or once it has
+  // taken nothing for kDrainStall (it is not reading: what it had not taken is lost).
+  void reset_when_drained(Pair& pair, int direction) {
+    int sender = direction;
+    Socket& socket = side(pair, sender);
+    poller_.remove(socket.fd());
+    by_fd_.erase(socket.fd());
+    reset_socket(socket);
+    auto now = Clock::now();
+    pair.drain = Drain{1 - sender, INT_MAX, now, now, kFirstLook};
+    look_at_drain(pair, now);
+  }
+
+  void look_at_drain(Pair& pair, TimePoint now) {
+    Drain& drain = *pair.drain;
+    if (now < drain.next_look) return;
+    int unsent = 0;
+    if (::ioctl(side(pair, drain.receiver).fd(), SIOCOUTQ, &unsent) < 0 || unsent == 0) return kill(pair, true);
+    if (unsent < drain.unsent) {
+      drain.unsent = unsent;
+      drain.progress = now;
+    } else if (now - drain.progress >= kDrainStall) {
+      return kill(pair, true);
+    }
+    drain.next_look = now + drain.interval;
+    drain.interval = std::min(drain.interval * 2, kLastLook);
   }
 
   void kill(Pair& pair, bool reset) {

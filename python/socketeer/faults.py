@@ -87,7 +87,11 @@ class FaultProxy:
         self._update(direction, bandwidth=int(bytes_per_second), probability=probability)
 
     def reset_after(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
-        """After ``nbytes`` in ``direction`` (0: at once), both sides get a reset (RST)."""
+        """After ``nbytes`` in ``direction`` (0: at the first byte), both sides get a reset (RST).
+
+        The receiver gets exactly ``nbytes``, then ECONNRESET: the proxy resets it only once those
+        bytes have left its send queue (all acknowledged). The sender is reset at once. A receiver
+        that takes nothing for 2 seconds is reset anyway, losing what it had not taken."""
         self._update(direction, reset_after=_count(nbytes), probability=probability)
 
     def close_after(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:

@@ -9,7 +9,10 @@
 //   latency + jitter   every piece is held for latency +- jitter (order is kept)
 //   bandwidth          bytes per second, paced in slices of at most 10 ms worth
 //   slice              pieces are cut into `slice_size` bytes, `slice_delay` apart
-//   reset_after        after N bytes in this direction, both sides get a reset (RST)
+//   reset_after        after N bytes in this direction, both sides get a reset (RST): the
+//                      sender at once, the receiver once it has all N bytes (the proxy waits
+//                      for its send queue to empty; a receiver that takes nothing for 2 s is
+//                      reset anyway, and loses what it had not taken)
 //   close_after        after N bytes in this direction, both sides get an orderly close (FIN)
 //   half_close         the receiving side of this direction gets a FIN at once; the other
 //                      direction keeps flowing
