@@ -82,6 +82,24 @@ def test_reset_after_resets_a_receiver_that_never_reads(proxy, upstream, wait_un
     assert 0 < len(received) < STREAM
 
 
+@pytest.mark.parametrize("limit", [400_000, STREAM - 1])
+def test_close_after_delivers_exactly_n_bytes_then_the_end_of_stream(proxy, upstream, wait_until, limit):
+    """The same for close_after, with a reader that also sends: data the proxy has not read from
+    it makes a plain close() a RST, which would discard the proxy's send queue just the same."""
+    proxy.close_after(limit, direction="downstream")
+    data = os.urandom(STREAM)
+    with socketeer.connect(proxy.endpoint, timeout=10) as client, upstream.accept(timeout=10) as peer:
+        sender = _send_stream(peer, data)
+        wait_until(lambda: proxy.stats()["downstream_bytes"] >= limit, what=f"the proxy to write {limit} bytes")
+        client.send_all(b"unread by the proxy")
+        received = bytearray()
+        while chunk := client.recv(16 * 1024, timeout=20):
+            received += chunk
+        sender.join(timeout=30)
+    assert len(received) == limit
+    assert received == data[:limit]
+
+
 # --- never SIGPIPE ----------------------------------------------------------------------------
 
 def test_clients_resetting_mid_stream_never_kill_the_process_with_sigpipe():

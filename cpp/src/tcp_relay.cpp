@@ -29,8 +29,8 @@ using End = StreamSchedule::End;
 constexpr size_t kReadSize = 256 * 1024;
 constexpr size_t kQueueLimit = 4 * 1024 * 1024;  // per direction: stop reading above this
 constexpr size_t kPipeSize = 1024 * 1024;
-// reset_after: the receiver's last bytes must leave our send queue before the RST (which would
-// discard them). The queue is looked at after 1 ms, then ever less often up to every 10 ms; a
+// reset_after / close_after: the receiver's last bytes must leave our send queue before the
+// socket goes (a RST, or a close() with unread input, which is one, would discard them). The queue is looked at after 1 ms, then ever less often up to every 10 ms; a
 // receiver that takes nothing for kDrainStall is reset anyway.
 constexpr std::chrono::milliseconds kFirstLook{1}, kLastLook{10};
 constexpr std::chrono::seconds kDrainStall{2};
@@ -126,8 +126,9 @@ class TcpRelay final : public FaultRelay {
     std::unique_ptr<SplicePipe> pipe;  // the zero-copy path, made on first use
   };
 
-  struct Drain {  // reset_after reached: the sender is reset, the receiver drains first
+  struct Drain {  // reset/close_after reached: the sender is gone, the receiver drains first
     int receiver;        // its side: 0 client, 1 server
+    bool reset;          // then a RST; else a close (its FIN is queued behind the data)
     int unsent;          // its send queue at the last look (SIOCOUTQ: unsent + unacknowledged)
     TimePoint progress;  // when that last went down
     TimePoint next_look;
@@ -183,8 +184,8 @@ class TcpRelay final : public FaultRelay {
 
   void on_event(Pair& pair, int which, uint32_t events) {
     if (pair.dead) return;
-    if (pair.drain) {  // the receiver's data and FIN go nowhere now; only its end matters
-      if (events & (Ready::error | Ready::hangup)) kill(pair, true);
+    if (pair.drain) {  // the receiver's data and FIN go nowhere now; only its reset matters
+      if (events & Ready::error) kill(pair, pair.drain->reset);
       return;
     }
     if (which == 1 && !pair.connected) {
@@ -323,8 +324,7 @@ class TcpRelay final : public FaultRelay {
       controls_.count_bytes(direction, *sent);
     }
     if (flow.schedule.queued() > 0) return;  // the rest is not due yet
-    if (flow.schedule.end() == End::reset) return reset_when_drained(pair, direction);
-    if (flow.schedule.end() == End::close) return kill(pair, false);
+    if (flow.schedule.end() != End::none) return end_when_drained(pair, direction, flow.schedule.end() == End::reset);
     if (flow.source_done && !flow.shut) {
       flow.shut = true;
       try {
@@ -340,18 +340,26 @@ class TcpRelay final : public FaultRelay {
     }
   }
 
-  // reset_after's last byte is written, but a RST now would discard what is still in our send
-  // queue: the receiver would get fewer than N bytes. So the sender is reset at once, and the
-  // receiver once the queue is empty (all N bytes acknowledged by its kernel), or once it has
-  // taken nothing for kDrainStall (it is not reading: what it had not taken is lost).
-  void reset_when_drained(Pair& pair, int direction) {
+  // The last byte reset/close_after lets through is written, but a RST now would discard what
+  // is still in our send queue, and so would a close() with unread input: the receiver would get
+  // fewer than N bytes. So the sender goes at once (reset, or closed), and the receiver once the
+  // queue is empty (all N bytes, and for a close the FIN, acknowledged by its kernel), or once it
+  // has taken nothing for kDrainStall (it is not reading: what it had not taken is lost).
+  void end_when_drained(Pair& pair, int direction, bool reset) {
     int sender = direction;
     Socket& socket = side(pair, sender);
     poller_.remove(socket.fd());
     by_fd_.erase(socket.fd());
-    reset_socket(socket);
+    if (reset) reset_socket(socket);
+    else socket.close();
+    if (!reset) {
+      try {
+        side(pair, 1 - sender).shutdown(SHUT_WR);
+      } catch (const Error&) {
+      }
+    }
     auto now = Clock::now();
-    pair.drain = Drain{1 - sender, INT_MAX, now, now, kFirstLook};
+    pair.drain = Drain{1 - sender, reset, INT_MAX, now, now, kFirstLook};
     look_at_drain(pair, now);
   }
 
@@ -359,12 +367,12 @@ class TcpRelay final : public FaultRelay {
     Drain& drain = *pair.drain;
     if (now < drain.next_look) return;
     int unsent = 0;
-    if (::ioctl(side(pair, drain.receiver).fd(), SIOCOUTQ, &unsent) < 0 || unsent == 0) return kill(pair, true);
+    if (::ioctl(side(pair, drain.receiver).fd(), SIOCOUTQ, &unsent) < 0 || unsent == 0) return kill(pair, drain.reset);
     if (unsent < drain.unsent) {
       drain.unsent = unsent;
       drain.progress = now;
     } else if (now - drain.progress >= kDrainStall) {
-      return kill(pair, true);
+      return kill(pair, drain.reset);
     }
     drain.next_look = now + drain.interval;
     drain.interval = std::min(drain.interval * 2, kLastLook);

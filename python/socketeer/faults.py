@@ -95,7 +95,12 @@ class FaultProxy:
         self._update(direction, reset_after=_count(nbytes), probability=probability)
 
     def close_after(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
-        """After ``nbytes`` in ``direction``, both sides get an orderly close (FIN)."""
+        """After ``nbytes`` in ``direction``, both sides get an orderly close (FIN).
+
+        As with :meth:`reset_after`, the receiver gets exactly ``nbytes``, then the end of the
+        stream; the sender's socket is closed at once (a sender still sending then gets a reset,
+        as from any peer that closed), and a receiver that takes nothing for 2 seconds is closed
+        anyway."""
         self._update(direction, close_after=_count(nbytes), probability=probability)
 
     def half_close(self, *, direction: Direction = "downstream", probability: float = 1.0) -> None:

@@ -9,11 +9,13 @@
 //   latency + jitter   every piece is held for latency +- jitter (order is kept)
 //   bandwidth          bytes per second, paced in slices of at most 10 ms worth
 //   slice              pieces are cut into `slice_size` bytes, `slice_delay` apart
-//   reset_after        after N bytes in this direction, both sides get a reset (RST): the
-//                      sender at once, the receiver once it has all N bytes (the proxy waits
-//                      for its send queue to empty; a receiver that takes nothing for 2 s is
-//                      reset anyway, and loses what it had not taken)
-//   close_after        after N bytes in this direction, both sides get an orderly close (FIN)
+//   reset_after        after N bytes in this direction, both sides get a reset (RST)
+//   close_after        after N bytes in this direction, both sides get a close (FIN; a sender
+//                      still sending gets a RST, as from any peer that closed)
+//                      With either, the sender's socket goes at once, the receiver's only once
+//                      it has all N bytes: the proxy waits for its send queue to empty. A
+//                      receiver that takes nothing for 2 s gets its end anyway, and loses what
+//                      it had not taken.
 //   half_close         the receiving side of this direction gets a FIN at once; the other
 //                      direction keeps flowing
 //   black_hole         (global) connections are accepted, then nothing: no upstream, no data
