@@ -1,6 +1,7 @@
-"""socketeer.FaultProxy with real peers on both sides: exact byte counts before a reset, no
-SIGPIPE whatever the clients do. (The schedule's arithmetic is unit-tested in
-cpp/tests/test_fault_schedule.cpp; the pytest fixture is tested in test_plugin.py.)"""
+"""socketeer.FaultProxy with real peers on both sides: exact byte counts before a reset or close,
+no SIGPIPE whatever the clients do, UDP reordering as documented, and faults refused where they
+would mean nothing. (The schedule's arithmetic is unit-tested in cpp/tests/test_fault_schedule.cpp;
+the pytest fixture is tested in test_plugin.py.)"""
 
 from __future__ import annotations
 
@@ -125,3 +126,55 @@ def test_clients_resetting_mid_stream_never_kill_the_process_with_sigpipe():
         print("alive")
     """)
     assert (done.returncode, done.stdout) == (0, "alive\n"), done.stderr
+
+
+# --- UDP: reorder -------------------------------------------------------------------------------
+
+@pytest.fixture
+def udp_upstream(closing):
+    return closing(socketeer.bind("udp://127.0.0.1:0", timeout=5))
+
+
+@pytest.fixture
+def udp_proxy(closing, udp_upstream):
+    return closing(socketeer.FaultProxy(f"udp://{udp_upstream.address}"))
+
+
+def test_reorder_one_swaps_every_pair_of_datagrams(udp_proxy, udp_upstream):
+    udp_proxy.reorder(1.0, direction="upstream")
+    with socketeer.bind("udp://127.0.0.1:0", timeout=5) as client:
+        client.connect(udp_proxy.endpoint)
+        client.send_batch([b"1", b"2", b"3", b"4", b"5", b"6"])  # one sendmmsg: they arrive together
+        order = [udp_upstream.recv_from()[0] for _ in range(6)]
+    assert order == [b"2", b"1", b"4", b"3", b"6", b"5"]
+    assert udp_proxy.stats()["reordered"] == 3
+
+
+def test_a_held_datagram_with_no_follower_goes_on_alone_and_is_not_counted(udp_proxy, udp_upstream):
+    udp_proxy.reorder(1.0, direction="upstream")
+    with socketeer.bind("udp://127.0.0.1:0", timeout=5) as client:
+        client.connect(udp_proxy.endpoint)
+        client.send(b"alone")
+        assert udp_upstream.recv_from()[0] == b"alone"  # released after the 50 ms bound
+    assert udp_proxy.stats()["reordered"] == 0
+
+
+# --- faults that would mean nothing are refused ------------------------------------------------
+
+@pytest.mark.parametrize("fault", ["drop", "duplicate", "reorder"])
+def test_datagram_faults_on_a_tcp_proxy_raise(proxy, fault):
+    with pytest.raises(ValueError, match=f"{fault}.*UDP"):
+        getattr(proxy, fault)(0.5)
+    assert proxy.faults()["upstream"][fault] == 0
+
+
+@pytest.mark.parametrize("apply", [
+    lambda p: p.set_bandwidth(1000),
+    lambda p: p.slice(10),
+    lambda p: p.reset_after(10),
+    lambda p: p.close_after(10),
+    lambda p: p.half_close(),
+], ids=["bandwidth", "slice", "reset_after", "close_after", "half_close"])
+def test_stream_faults_on_a_udp_proxy_raise(udp_proxy, apply):
+    with pytest.raises(ValueError, match="TCP"):
+        apply(udp_proxy)

@@ -1,6 +1,7 @@
 #include "socketeer/fault_proxy.hpp"
 
 #include <stdexcept>
+#include <string>
 
 #include "socketeer/error.hpp"
 #include "socketeer/poller.hpp"
@@ -9,6 +10,26 @@
 namespace socketeer {
 
 using namespace std::chrono_literals;
+
+namespace {
+
+// A fault set that the proxy's transport has no use for (and would silently ignore), or null.
+const char* meaningless_fault(const Faults& f, bool datagram) {
+  if (datagram) {
+    if (f.bandwidth) return "bandwidth";
+    if (f.slice_size) return "slice";
+    if (f.reset_after >= 0) return "reset_after";
+    if (f.close_after >= 0) return "close_after";
+    if (f.half_close) return "half_close";
+    return nullptr;
+  }
+  if (f.drop > 0) return "drop";
+  if (f.duplicate > 0) return "duplicate";
+  if (f.reorder > 0) return "reorder";
+  return nullptr;
+}
+
+}  // namespace
 
 // The proxy thread's state: its poller, the relay for the listener's transport, and the controls
 // other threads use.
@@ -93,6 +114,11 @@ void FaultProxy::set_faults(Direction direction, const Faults& faults) {
     if (p < 0 || p > 1) throw InvalidArgument("drop, duplicate and reorder are probabilities within 0..1");
   if (faults.latency < 0ns || faults.jitter < 0ns || faults.slice_delay < 0ns)
     throw InvalidArgument("latency, jitter and slice delay must not be negative");
+  if (const char* name = meaningless_fault(faults, datagram_))
+    throw InvalidArgument(std::string(name) + " on the " + (datagram_ ? "UDP" : "TCP") + " proxy at " +
+                          to_string(local_) + ": " + name +
+                          (datagram_ ? " is a TCP fault (it shapes a byte stream); a UDP proxy relays datagrams"
+                                     : " is a UDP fault (it acts per datagram); a TCP proxy relays a byte stream"));
   loop().controls.set_faults(direction, faults);
   loop_->poller.wake();  // open connections pick it up on the next turn
 }

@@ -6,6 +6,21 @@ namespace socketeer {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+// latency +- jitter (never below zero) for data that rolled faulty; none otherwise.
+std::chrono::nanoseconds delay_of(const Faults& faults, bool faulty, FaultRandom& random) {
+  if (!faulty) return 0ns;
+  auto delay = faults.latency;
+  if (faults.jitter > 0ns) {
+    auto jitter = std::uniform_int_distribution<int64_t>(-faults.jitter.count(), faults.jitter.count())(random);
+    delay = std::max(0ns, delay + std::chrono::nanoseconds(jitter));
+  }
+  return delay;
+}
+
+}  // namespace
+
 bool roll(FaultRandom& random, double probability) {
   if (probability >= 1.0) return true;
   if (probability <= 0.0) return false;
@@ -19,12 +34,7 @@ bool shapes_stream(const Faults& f) {
 // --- TCP -----------------------------------------------------------------------------------------
 
 TimePoint StreamSchedule::due_for(const Faults& faults, TimePoint now, FaultRandom& random) const {
-  auto delay = faulty_ ? faults.latency : 0ns;
-  if (faulty_ && faults.jitter > 0ns) {
-    auto jitter = std::uniform_int_distribution<int64_t>(-faults.jitter.count(), faults.jitter.count())(random);
-    delay = std::max(0ns, delay + std::chrono::nanoseconds(jitter));
-  }
-  return std::max(now + delay, last_due_);  // jitter never reorders a stream
+  return std::max(now + delay_of(faults, faulty_, random), last_due_);  // jitter never reorders a stream
 }
 
 size_t StreamSchedule::arrive(std::string_view data, const Faults& faults, TimePoint now, FaultRandom& random) {
@@ -76,18 +86,55 @@ std::optional<TimePoint> StreamSchedule::next_due() const {
 
 // --- UDP -----------------------------------------------------------------------------------------
 
-DatagramFate datagram_fate(const Faults& faults, TimePoint now, FaultRandom& random) {
-  DatagramFate fate;
+DatagramSchedule::Fate DatagramSchedule::arrive(std::string data, const Faults& faults, TimePoint now,
+                                                FaultRandom& random) {
+  Fate fate;
   bool faulty = roll(random, faults.probability);
   if (faulty && roll(random, faults.drop)) {
     fate.dropped = true;
     return fate;
   }
   fate.duplicated = faulty && roll(random, faults.duplicate);
-  fate.due = now + (faulty ? faults.latency : 0ns);
-  fate.held = faulty && roll(random, faults.reorder);
-  if (fate.held) fate.due += kReorderHold;
+  int copies = fate.duplicated ? 2 : 1;
+  TimePoint due = std::max(now + delay_of(faults, faulty, random), last_due_);
+  if (!held_.empty()) {  // this is the next one: it goes first, the held one right after
+    queue(std::move(data), due, copies);
+    release_held(due);
+    fate.reordered = true;
+  } else if (faulty && roll(random, faults.reorder)) {
+    held_.assign(copies, std::move(data));
+    held_due_ = due;
+  } else {
+    queue(std::move(data), due, copies);
+  }
   return fate;
+}
+
+void DatagramSchedule::queue(std::string data, TimePoint due, int copies) {
+  last_due_ = std::max(due, last_due_);
+  for (int i = 1; i < copies; ++i) queue_.push_back({data, last_due_});
+  queue_.push_back({std::move(data), last_due_});
+}
+
+void DatagramSchedule::release_held(TimePoint after) {
+  last_due_ = std::max({held_due_, after, last_due_});
+  for (auto& data : held_) queue_.push_back({std::move(data), last_due_});
+  held_.clear();
+}
+
+std::optional<std::string> DatagramSchedule::pop_due(TimePoint now) {
+  if (!held_.empty() && now >= held_due_ + kReorderHold) release_held(held_due_ + kReorderHold);
+  if (queue_.empty() || queue_.front().due > now) return std::nullopt;
+  std::string data = std::move(queue_.front().data);
+  queue_.pop_front();
+  return data;
+}
+
+std::optional<TimePoint> DatagramSchedule::next_due() const {
+  std::optional<TimePoint> next;
+  if (!queue_.empty()) next = queue_.front().due;
+  if (!held_.empty()) next = next ? std::min(*next, held_due_ + kReorderHold) : held_due_ + kReorderHold;
+  return next;
 }
 
 }  // namespace socketeer

@@ -1,6 +1,8 @@
 // The FaultProxy's UDP relay: one upstream socket per client address (so replies find their way
-// back), and each datagram's fate (dropped, duplicated, delayed, held back) rolled on its own.
+// back), and per client and direction a DatagramSchedule that rolls each datagram's fate
+// (dropped, duplicated, delayed, held back) and says when the survivors go.
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,7 +21,9 @@ class UdpRelay final : public FaultRelay {
 
   Timeout timeout() const override {
     std::optional<TimePoint> next;
-    for (auto& item : held_) next = next ? std::min(*next, item.due) : item.due;
+    for (auto& flow : flows_)
+      for (auto& schedule : flow->schedules)
+        if (auto due = schedule.next_due()) next = next ? std::min(*next, *due) : *due;
     if (!next) return std::nullopt;
     return std::max(0ns, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()));
   }
@@ -29,27 +33,27 @@ class UdpRelay final : public FaultRelay {
     if (auto it = by_fd_.find(event.fd); it != by_fd_.end()) read_replies(*it->second);
   }
 
-  void after_events() override { send_due(); }
+  void after_events() override {
+    for (auto& flow : flows_) {
+      send_due(*flow, kUpstream);
+      send_due(*flow, kDownstream);
+    }
+  }
 
   void reset_all() override {}  // datagrams have no connection to reset
 
  private:
-  struct Flow {  // one client: its upstream socket
+  struct Flow {  // one client: its upstream socket, and what waits to go each way
+    Flow(Socket server_, Address client_) : server(std::move(server_)), client(std::move(client_)) {}
     Socket server;
     Address client;
-  };
-
-  struct HeldDatagram {
-    std::string data;
-    Address client;
-    int direction;
-    TimePoint due;
+    DatagramSchedule schedules[2];  // [kUpstream]: client -> server, [kDownstream]: server -> client
   };
 
   Flow& client_flow(const Address& client) {
     for (auto& entry : flows_)
       if (entry->client == client) return *entry;
-    auto entry = std::make_unique<Flow>(Flow{Socket(family_of(upstream_), SOCK_DGRAM), client});
+    auto entry = std::make_unique<Flow>(Socket(family_of(upstream_), SOCK_DGRAM), client);
     entry->server.set_timeout(0ns);
     entry->server.connect(upstream_);
     poller_.add(entry->server.fd(), Ready::readable, Mode::edge);
@@ -58,49 +62,26 @@ class UdpRelay final : public FaultRelay {
     return *flows_.back();
   }
 
-  void relay_datagram(std::string data, const Address& client, int direction) {
-    DatagramFate fate = datagram_fate(controls_.faults(direction), Clock::now(), random_);
+  void relay_datagram(Flow& flow, std::string data, int direction) {
+    auto fate = flow.schedules[direction].arrive(std::move(data), controls_.faults(direction), Clock::now(), random_);
     ++controls_.counters.datagrams;
-    if (fate.dropped) {
-      ++controls_.counters.dropped;
-      return;
-    }
+    if (fate.dropped) ++controls_.counters.dropped;
     if (fate.duplicated) ++controls_.counters.duplicated;
-    if (fate.held) ++controls_.counters.reordered;
-    for (int i = 0; i < (fate.duplicated ? 2 : 1); ++i) {
-      // A reordered datagram waits until the next one in its direction went out (or a while).
-      held_.push_back({data, client, direction, fate.due});
-      if (!fate.held) release_reordered(direction);
-    }
-    send_due();
+    if (fate.reordered) ++controls_.counters.reordered;
+    send_due(flow, direction);
   }
 
-  void release_reordered(int direction) {
+  void send_due(Flow& flow, int direction) {
     auto now = Clock::now();
-    for (auto& item : held_)
-      if (item.direction == direction && item.due > now + kReorderHold / 2) item.due = now + 1ms;
-  }
-
-  void send_datagram(const HeldDatagram& item) {
-    try {
-      if (item.direction == kUpstream) {
-        Flow& flow = client_flow(item.client);
-        flow.server.send_now(item.data.data(), item.data.size());
-      } else {
-        listener_.send_to(item.data.data(), item.data.size(), 0, item.client);
+    while (auto data = flow.schedules[direction].pop_due(now)) {
+      try {
+        if (direction == kUpstream) flow.server.send_now(data->data(), data->size());
+        else listener_.send_to(data->data(), data->size(), 0, flow.client);
+        controls_.count_bytes(direction, data->size());
+      } catch (const Error&) {
+        // UDP: a datagram that cannot go is lost, as on a real network
       }
-      controls_.count_bytes(item.direction, item.data.size());
-    } catch (const Error&) {
-      // UDP: a datagram that cannot go is lost, as on a real network
     }
-  }
-
-  void send_due() {
-    auto now = Clock::now();
-    std::stable_sort(held_.begin(), held_.end(), [](const auto& a, const auto& b) { return a.due < b.due; });
-    size_t sent = 0;
-    while (sent < held_.size() && held_[sent].due <= now) send_datagram(held_[sent++]);
-    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(sent));
   }
 
   void read_datagrams() {
@@ -114,8 +95,8 @@ class UdpRelay final : public FaultRelay {
       }
       if (!got) return;
       if (!got->second) continue;
-      client_flow(*got->second);  // the upstream socket for replies exists before they come
-      relay_datagram(std::string(buffer, got->first), *got->second, kUpstream);
+      // The upstream socket is made now, so replies have somewhere to come to.
+      relay_datagram(client_flow(*got->second), std::string(buffer, got->first), kUpstream);
     }
   }
 
@@ -129,13 +110,12 @@ class UdpRelay final : public FaultRelay {
         return;  // ICMP port unreachable from upstream: nothing to relay
       }
       if (!n) return;
-      relay_datagram(std::string(buffer, *n), flow.client, kDownstream);
+      relay_datagram(flow, std::string(buffer, *n), kDownstream);
     }
   }
 
   std::vector<std::unique_ptr<Flow>> flows_;
   std::unordered_map<int, Flow*> by_fd_;
-  std::vector<HeldDatagram> held_;  // datagrams waiting for latency or reordering
 };
 
 }  // namespace

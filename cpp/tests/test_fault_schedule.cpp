@@ -1,4 +1,5 @@
 // The fault schedule on a fake clock with seeded randomness: no sockets, no threads, no waiting.
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -313,23 +314,47 @@ TEST(roll_is_certain_at_zero_and_one_and_fair_between) {
   CHECK(hits > 24'000 && hits < 26'000);
 }
 
-// --- UDP: each datagram's fate -------------------------------------------------------------------
+// --- UDP: each datagram's fate, and reordering ----------------------------------------------------
+
+namespace {
+
+// Every datagram the schedule lets go, running the fake clock from due time to due time.
+std::vector<std::string> drain(DatagramSchedule& schedule, TimePoint now) {
+  std::vector<std::string> out;
+  while (auto due = schedule.next_due()) {
+    now = std::max(now, *due);
+    auto data = schedule.pop_due(now);
+    CHECK(data.has_value());  // next_due never names a time with nothing to send
+    out.push_back(*data);
+  }
+  return out;
+}
+
+std::vector<std::string> numbered(int count) {
+  std::vector<std::string> out;
+  for (int i = 1; i <= count; ++i) out.push_back(std::to_string(i));
+  return out;
+}
+
+}  // namespace
 
 TEST(datagram_drop_and_duplicate_follow_their_probabilities) {
   FaultRandom random(11);
   Faults faults;
   faults.drop = 0.2;
   faults.duplicate = 0.5;
+  DatagramSchedule schedule;
   int dropped = 0, duplicated = 0;
   constexpr int kDatagrams = 100'000;
   for (int i = 0; i < kDatagrams; ++i) {
-    DatagramFate fate = datagram_fate(faults, t0, random);
+    auto fate = schedule.arrive("x", faults, t0, random);
     dropped += fate.dropped;
     duplicated += fate.duplicated;
-    CHECK(!(fate.dropped && fate.duplicated));
+    CHECK(!(fate.dropped && fate.duplicated) && !fate.reordered);
   }
   CHECK(dropped > 19'000 && dropped < 21'000);
   CHECK(duplicated > 39'000 && duplicated < 41'000);  // half of the 80 % that were not dropped
+  CHECK_EQ(drain(schedule, t0).size(), static_cast<size_t>(kDatagrams - dropped + duplicated));
 }
 
 TEST(datagram_faults_apply_only_with_the_probability_of_the_set) {
@@ -338,15 +363,112 @@ TEST(datagram_faults_apply_only_with_the_probability_of_the_set) {
   faults.probability = 0.0;
   faults.drop = 1.0;
   faults.duplicate = 1.0;
+  faults.reorder = 1.0;
   faults.latency = 1s;
-  DatagramFate fate = datagram_fate(faults, t0, random);
-  CHECK(!fate.dropped && !fate.duplicated && fate.due == t0);
+  DatagramSchedule schedule;
+  auto fate = schedule.arrive("a", faults, t0, random);
+  CHECK(!fate.dropped && !fate.duplicated && !fate.reordered);
+  CHECK(schedule.next_due() == t0);
   faults.probability = 1.0;
   faults.drop = 0.0;
-  fate = datagram_fate(faults, t0, random);
-  CHECK(fate.duplicated && fate.due == t0 + 1s);
+  faults.reorder = 0.0;
+  CHECK(schedule.arrive("b", faults, t0, random).duplicated);
+  CHECK(schedule.pop_due(t0) == "a");
+  CHECK(!schedule.pop_due(t0 + 999ms));
+  CHECK(schedule.pop_due(t0 + 1s) == "b" && schedule.pop_due(t0 + 1s) == "b");
   faults.drop = 1.0;
-  CHECK(datagram_fate(faults, t0, random).dropped);
+  CHECK(schedule.arrive("c", faults, t0, random).dropped);
+  CHECK(!schedule.next_due());
+}
+
+TEST(reorder_one_swaps_every_pair) {
+  FaultRandom random(1);
+  Faults faults;
+  faults.reorder = 1.0;
+  DatagramSchedule schedule;
+  int reordered = 0;
+  for (auto& data : numbered(6)) reordered += schedule.arrive(data, faults, t0, random).reordered;
+  CHECK_EQ(reordered, 3);
+  CHECK(drain(schedule, t0) == (std::vector<std::string>{"2", "1", "4", "3", "6", "5"}));
+}
+
+TEST(a_held_datagram_no_other_follows_goes_alone_after_the_hold) {
+  FaultRandom random(1);
+  Faults faults;
+  faults.reorder = 1.0;
+  DatagramSchedule schedule;
+  for (auto& data : numbered(3)) schedule.arrive(data, faults, t0, random);
+  CHECK(schedule.pop_due(t0) == "2");
+  CHECK(schedule.pop_due(t0) == "1");
+  CHECK(!schedule.pop_due(t0));  // "3" is held, waiting for a fourth
+  CHECK(schedule.next_due() == t0 + kReorderHold);
+  CHECK(!schedule.pop_due(t0 + kReorderHold - 1ms));
+  CHECK(schedule.pop_due(t0 + kReorderHold) == "3");
+  CHECK(!schedule.next_due());
+  auto fate = schedule.arrive("4", faults, t0 + 1s, random);  // after the release: held again
+  CHECK(!fate.reordered);
+}
+
+TEST(a_dropped_datagram_does_not_release_a_held_one) {
+  FaultRandom random(1);
+  Faults faults;
+  faults.reorder = 1.0;
+  DatagramSchedule schedule;
+  schedule.arrive("1", faults, t0, random);
+  Faults dropping = faults;
+  dropping.drop = 1.0;
+  CHECK(schedule.arrive("lost", dropping, t0, random).dropped);
+  CHECK(!schedule.pop_due(t0));
+  CHECK(schedule.arrive("2", faults, t0, random).reordered);
+  CHECK(drain(schedule, t0) == (std::vector<std::string>{"2", "1"}));
+}
+
+TEST(a_duplicated_held_datagram_goes_twice_after_the_next) {
+  FaultRandom random(1);
+  Faults faults;
+  faults.reorder = 1.0;
+  faults.duplicate = 1.0;
+  DatagramSchedule schedule;
+  schedule.arrive("1", faults, t0, random);
+  schedule.arrive("2", faults, t0, random);
+  CHECK(drain(schedule, t0) == (std::vector<std::string>{"2", "2", "1", "1"}));
+}
+
+TEST(reorder_swaps_only_neighbours_at_the_expected_rate) {
+  FaultRandom random(9);
+  Faults faults;
+  faults.reorder = 0.3;
+  DatagramSchedule schedule;
+  constexpr int kDatagrams = 100'000;
+  int reordered = 0;
+  for (int i = 0; i < kDatagrams; ++i) reordered += schedule.arrive(std::to_string(i), faults, t0, random).reordered;
+  // Held with p while none is held, released by the next: p / (1 + p) of the datagrams swap.
+  CHECK(reordered > 22'500 && reordered < 23'700);
+  auto out = drain(schedule, t0);
+  CHECK_EQ(out.size(), static_cast<size_t>(kDatagrams));
+  int swaps = 0;
+  for (int position = 0; position < kDatagrams; ++position) {
+    int number = std::stoi(out[position]);
+    CHECK(std::abs(number - position) <= 1);  // never further than one place
+    swaps += number == position + 1;
+  }
+  CHECK_EQ(swaps, reordered);  // each counted swap put a datagram one place ahead, and only those
+}
+
+TEST(datagram_latency_and_jitter_delay_without_reordering) {
+  FaultRandom random(4);
+  Faults faults;
+  faults.latency = 10ms;
+  faults.jitter = 10ms;
+  DatagramSchedule schedule;
+  auto in = numbered(1000);
+  TimePoint now = t0;
+  for (auto& data : in) {
+    schedule.arrive(data, faults, now, random);
+    now += 100us;
+  }
+  CHECK(*schedule.next_due() <= t0 + 20ms);
+  CHECK(drain(schedule, t0) == in);
 }
 
 int main() { return socketeer::testing::run_all(); }

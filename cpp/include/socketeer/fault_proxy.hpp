@@ -19,7 +19,11 @@
 //   half_close         the receiving side of this direction gets a FIN at once; the other
 //                      direction keeps flowing
 //   black_hole         (global) connections are accepted, then nothing: no upstream, no data
-//   drop / duplicate / reorder   UDP: per datagram
+//   drop / duplicate / reorder   UDP: per datagram (reorder: a datagram held back goes right
+//                      after the next one; see DatagramSchedule)
+//
+// Faults a transport has no use for are refused (InvalidArgument): drop, duplicate and reorder
+// on TCP; bandwidth, slice, reset_after, close_after and half_close on UDP.
 //
 // Three pieces: the fault schedule decides (fault_schedule.hpp, pure), a relay per transport
 // moves the data (fault_relay.hpp), and this class runs the relay in its thread.

@@ -7,7 +7,9 @@
 // TCP (StreamSchedule, one per direction of a connection): bytes read at time t are kept (or cut
 // at reset_after / close_after), sliced, given a due time (latency +- jitter, never earlier than
 // the bytes before them), and handed out once due, paced by the bandwidth.
-// UDP (datagram_fate): each datagram's fate is rolled on its own: dropped, duplicated, held back.
+// UDP (DatagramSchedule, one per direction of a client's flow): each datagram's fate is rolled on
+// its own (dropped, duplicated, held back to go after the next one), and the datagrams that go
+// are queued in sending order with their due times.
 #pragma once
 
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "socketeer/deadline.hpp"  // Clock
 
@@ -100,14 +103,41 @@ class StreamSchedule {
   End end_ = End::none;
 };
 
-// What becomes of one UDP datagram.
-struct DatagramFate {
-  bool dropped = false;
-  bool duplicated = false;  // sent twice
-  bool held = false;        // held back for reordering (due includes the hold)
-  TimePoint due{};
-};
+// One direction of one UDP client's flow.
+//
+// reorder(p): a datagram chosen (with p) is held back and sent right after the next datagram
+// of the flow in that direction: the two are swapped. A datagram that arrives while one is held
+// is never held itself, so with p = 1 every pair is swapped (1 2 3 4 -> 2 1 4 3). A held datagram
+// that no other follows goes on alone kReorderHold after its due time, and does not count as
+// reordered. Latency and jitter delay each datagram without reordering them (as for TCP):
+// reorder is the one fault that changes the order.
+class DatagramSchedule {
+ public:
+  struct Fate {
+    bool dropped = false;
+    bool duplicated = false;  // sent twice
+    bool reordered = false;   // a held datagram goes right after this one
+  };
 
-DatagramFate datagram_fate(const Faults& faults, TimePoint now, FaultRandom& random);
+  // A datagram read at `now`.
+  Fate arrive(std::string data, const Faults& faults, TimePoint now, FaultRandom& random);
+  // The next datagram to send at `now` (taken off the queue), or nullopt while none is due.
+  std::optional<std::string> pop_due(TimePoint now);
+  // When pop_due() will have one (a due time, or a held datagram's release).
+  std::optional<TimePoint> next_due() const;
+
+ private:
+  struct Outgoing {
+    std::string data;
+    TimePoint due;
+  };
+  void queue(std::string data, TimePoint due, int copies);
+  void release_held(TimePoint after);
+
+  std::deque<Outgoing> queue_;  // in sending order; due times never decrease
+  std::vector<std::string> held_;  // the held datagram (twice if duplicated)
+  TimePoint held_due_{};
+  TimePoint last_due_{};
+};
 
 }  // namespace socketeer
