@@ -350,11 +350,12 @@ class TcpRelay final : public FaultRelay {
     Socket& socket = side(pair, sender);
     poller_.remove(socket.fd());
     by_fd_.erase(socket.fd());
-    if (reset) reset_socket(socket);
-    else socket.close();
-    if (!reset) {
+    if (reset) {
+      reset_socket(socket);
+    } else {
+      socket.close();
       try {
-        side(pair, 1 - sender).shutdown(SHUT_WR);
+        side(pair, 1 - sender).shutdown(SHUT_WR);  // the receiver's FIN, queued behind the data
       } catch (const Error&) {
       }
     }
