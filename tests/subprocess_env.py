@@ -8,6 +8,9 @@ on the child's PYTHONPATH gives it that one in both cases.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import socketeer
@@ -23,3 +26,11 @@ def child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def run_with_sigpipe_at_default(body: str) -> "subprocess.CompletedProcess[str]":
+    """Runs the Python code `body` in a child whose SIGPIPE is at its default action (death).
+    Python sets SIG_IGN at start-up, so the child restores SIG_DFL before anything else, as a
+    C program embedding Python (or a process started with SIGPIPE at its default) has it."""
+    code = "import signal\nsignal.signal(signal.SIGPIPE, signal.SIG_DFL)\n" + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)

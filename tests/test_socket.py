@@ -23,7 +23,7 @@ import pytest
 
 import socketeer
 from socketeer import Address, InetAddress, Socket, TcpState, UnixAddress
-from subprocess_env import ROOT, child_env
+from subprocess_env import ROOT, child_env, run_with_sigpipe_at_default
 
 
 @pytest.fixture
@@ -591,9 +591,8 @@ def test_a_signal_whose_handler_returns_does_not_end_recv(pair, wait_until):
 
 def test_no_sigpipe_when_the_peer_is_gone():
     """With SIGPIPE at its default action (death), sending to a closed peer must raise instead."""
-    code = textwrap.dedent("""
-        import signal, socketeer
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    done = run_with_sigpipe_at_default("""
+        import socketeer
         a, b = socketeer.socketpair()
         b.close()
         for send in (lambda: a.send(b"x"), lambda: a.sendall(b"x"), lambda: a.sendmsg([b"x"]),
@@ -606,10 +605,48 @@ def test_no_sigpipe_when_the_peer_is_gone():
                 raise SystemExit("no error")
         print("alive")
     """)
-    done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, (done.returncode, done.stderr)
-    assert done.stdout == "alive\n"
+    assert (done.returncode, done.stdout) == (0, "alive\n"), done.stderr
+
+
+@pytest.mark.parametrize("peer", ["unix", "tcp"])
+def test_no_sigpipe_from_sendfile_to_a_closed_peer(peer):
+    """sendfile(2) has no MSG_NOSIGNAL: with SIGPIPE at its default, the EPIPE must still be an
+    exception (the stdlib's BrokenPipeError), not the death of the process."""
+    done = run_with_sigpipe_at_default(f"""
+        import socketeer, tempfile
+        if {peer!r} == "unix":
+            a, b = socketeer.socketpair()
+            b.close()
+        else:
+            listener = socketeer.Socket()
+            listener.bind("127.0.0.1:0")
+            listener.listen()
+            a = socketeer.Socket()
+            a.connect(listener.local_address)
+            b, _ = listener.accept()
+            b.setsockopt(socketeer.SOL_SOCKET, socketeer.SO_LINGER, b"\\x01\\0\\0\\0\\0\\0\\0\\0")
+            b.close()  # a RST
+            a.settimeout(10)
+            try:
+                a.recv(1)  # takes the reset: every write from here on is EPIPE
+            except ConnectionResetError:
+                pass
+            else:
+                raise SystemExit("no reset")
+        with tempfile.TemporaryFile() as file:
+            file.write(b"x" * 100_000)
+            file.flush()
+            for _ in range(3):
+                file.seek(0)
+                try:
+                    a.sendfile(file)
+                except BrokenPipeError:
+                    pass
+                else:
+                    raise SystemExit("no error")
+        print("alive")
+    """)
+    assert (done.returncode, done.stdout) == (0, "alive\n"), done.stderr
 
 
 # --- raw sockets ----------------------------------------------------------------------------------------------

@@ -274,6 +274,19 @@ void bind_options(py::class_<Socket>& cls) {
       });
 }
 
+// sendfile(2), one call per _send_file: socketeer.Socket.sendfile loops over it as the stdlib's
+// sendfile loops over os.sendfile.
+void bind_files(py::class_<Socket>& cls) {
+  cls.def("_send_file",
+          [](Socket& self, int in_fd, int64_t offset, size_t count) {
+            py::gil_scoped_release release;
+            return ready_or_raise(self.send_file(in_fd, offset, count), "sendfile");
+          },
+          py::arg("in_fd"), py::arg("offset"), py::arg("count"),
+          "One sendfile(2) of up to count bytes of the file in_fd from offset (0 at its end); the "
+          "socket's timeout applies; never raises SIGPIPE.");
+}
+
 }  // namespace
 
 void init_socket(py::module_& m) {
@@ -283,6 +296,7 @@ void init_socket(py::module_& m) {
   bind_messages(cls);
   bind_options(cls);
   bind_batches(m, cls);
+  bind_files(cls);
 }
 
 }  // namespace socketeer::bindings

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "socketeer/interrupt.hpp"
 #include "socketeer/names.hpp"
 #include "socketeer/nocancel.hpp"
+#include "socketeer/sigpipe.hpp"
 
 namespace socketeer {
 namespace {
@@ -273,6 +275,18 @@ void Socket::send_all(const void* data, size_t size, int flags) {
     if (!would_block(code) || !timeout_ || *timeout_ == 0ns) throw_error(code, "sendall");
     if (!poll_fd(fd, POLLOUT, deadline.remaining("sendall"))) throw_timeout("sendall");
   }
+}
+
+std::optional<size_t> Socket::send_file(int in_fd, int64_t offset, size_t count) {
+  SigpipeGuard guard;
+  auto n = io(POLLOUT, "sendfile", [&](int fd) {
+    off_t position = offset;
+    ssize_t sent = ::sendfile(fd, in_fd, &position, count);
+    if (sent < 0 && errno == EPIPE) guard.consume();
+    return sent;
+  });
+  if (n && *n < 0) throw_error(static_cast<int>(-*n), "sendfile");
+  return n;
 }
 
 std::optional<size_t> Socket::send_msg(std::span<const iovec> buffers,

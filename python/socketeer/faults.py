@@ -8,7 +8,10 @@ upstream, TCP or UDP, in process (no daemon).
 
 Directions: ``"upstream"`` is client -> server, ``"downstream"`` server -> client, ``"both"``.
 Every setter takes ``probability`` (0..1), rolled once per connection (TCP) or per datagram
-(UDP). Faults can change while connections are open; ``clear()`` removes them all.
+(UDP). Faults can change while connections are open; ``clear()`` removes them all. A fault the
+proxy's transport has no use for raises ValueError: ``drop``, ``duplicate`` and ``reorder`` are
+UDP-only; ``set_bandwidth``, ``slice``, ``reset_after``, ``close_after`` and ``half_close``
+TCP-only. Latency and jitter apply to both, and never change the order of what they delay.
 """
 
 from __future__ import annotations
@@ -77,29 +80,38 @@ class FaultProxy:
 
     def set_latency(self, seconds: float, *, jitter: float = 0.0, direction: Direction = "both",
                     probability: float = 1.0) -> None:
-        """Holds every piece of data for ``seconds`` +- ``jitter`` (stream order is kept)."""
+        """Holds every piece of data (or datagram) for ``seconds`` +- ``jitter``; the order is kept."""
         self._update(direction, latency=seconds, jitter=jitter, probability=probability)
 
     def set_bandwidth(self, bytes_per_second: int, *, direction: Direction = "both", probability: float = 1.0) -> None:
-        """Caps throughput per connection and direction (0: unlimited)."""
+        """TCP: caps throughput per connection and direction (0: unlimited)."""
         if bytes_per_second < 0:
             raise ValueError("bytes_per_second must be >= 0")
         self._update(direction, bandwidth=int(bytes_per_second), probability=probability)
 
     def reset_after(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
-        """After ``nbytes`` in ``direction`` (0: at once), both sides get a reset (RST)."""
+        """TCP: after ``nbytes`` in ``direction`` (0: at the first byte), both sides get a reset (RST).
+
+        The receiver gets exactly ``nbytes``, then ECONNRESET: the proxy resets it only once those
+        bytes have left its send queue (all acknowledged). The sender is reset at once. A receiver
+        that takes nothing for 2 seconds is reset anyway, losing what it had not taken."""
         self._update(direction, reset_after=_count(nbytes), probability=probability)
 
     def close_after(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
-        """After ``nbytes`` in ``direction``, both sides get an orderly close (FIN)."""
+        """TCP: after ``nbytes`` in ``direction``, both sides get an orderly close (FIN).
+
+        As with :meth:`reset_after`, the receiver gets exactly ``nbytes``, then the end of the
+        stream; the sender's socket is closed at once (a sender still sending then gets a reset,
+        as from any peer that closed), and a receiver that takes nothing for 2 seconds is closed
+        anyway."""
         self._update(direction, close_after=_count(nbytes), probability=probability)
 
     def half_close(self, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
-        """The receiver of ``direction`` reads end of stream at once; the other direction flows."""
+        """TCP: the receiver of ``direction`` reads end of stream at once; the other direction flows."""
         self._update(direction, half_close=True, probability=probability)
 
     def slice(self, size: int, delay: float = 0.0, *, direction: Direction = "both", probability: float = 1.0) -> None:
-        """Cuts data into ``size``-byte pieces sent ``delay`` seconds apart."""
+        """TCP: cuts data into ``size``-byte pieces sent ``delay`` seconds apart."""
         if size < 1:
             raise ValueError("slice size must be >= 1")
         self._update(direction, slice_size=size, slice_delay=delay, probability=probability)
@@ -117,7 +129,11 @@ class FaultProxy:
         self._update(direction, duplicate=probability)
 
     def reorder(self, probability: float, *, direction: Direction = "both") -> None:
-        """UDP: holds a datagram back (until the next one went, at most 50 ms) with ``probability``."""
+        """UDP: holds a datagram back with ``probability`` and sends it right after the next one of
+        its client and direction, so the two swap places; a datagram that comes while another is
+        held is not held itself, so ``reorder(1.0)`` swaps every pair (1 2 3 4 -> 2 1 4 3). A held
+        datagram that no other follows goes on alone after 50 ms. ``stats()["reordered"]``
+        counts the swaps."""
         self._update(direction, reorder=probability)
 
     def clear(self) -> None:

@@ -260,10 +260,50 @@ class Socket(_core.Socket):
 
     # The stdlib's own implementations, which only call public socket methods.
     makefile = _stdlib.socket.makefile
-    sendfile = _stdlib.socket.sendfile
-    _sendfile_use_sendfile = _stdlib.socket._sendfile_use_sendfile  # type: ignore[attr-defined]
     _sendfile_use_send = _stdlib.socket._sendfile_use_send  # type: ignore[attr-defined]
     _check_sendfile_params = _stdlib.socket._check_sendfile_params  # type: ignore[attr-defined]
+
+    def sendfile(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        """Sends ``file`` (opened in binary mode) from ``offset`` to its end, or ``count`` bytes,
+        with sendfile(2); returns how many bytes were sent and leaves the file position after the
+        last one, also when an error ends it. The stdlib's contract: a file without a file
+        descriptor (``io.BytesIO``), or one sendfile(2) refuses before sending anything, goes with
+        ``send()`` instead; non-blocking sockets and non-stream sockets raise ValueError; the
+        socket's timeout applies to each wait for room. Unlike the stdlib's (os.sendfile), a peer
+        that is gone raises BrokenPipeError even where SIGPIPE is at its default action: the
+        C++ call keeps the signal from the process."""
+        self._check_sendfile_params(file, offset, count)
+        try:
+            fileno = file.fileno()
+            size = os.fstat(fileno).st_size
+        except (AttributeError, io.UnsupportedOperation, OSError):
+            return self._sendfile_use_send(file, offset, count)  # not a regular file
+        if not size:
+            return 0  # empty (or a pipe), as the stdlib's
+        if self.gettimeout() == 0:
+            raise ValueError("non-blocking sockets are not supported")
+        total = 0
+        try:
+            while True:
+                block = min(count - total if count else size, 2**30)  # 1 GiB at most per call (bpo-38319)
+                if block <= 0:
+                    break
+                try:
+                    sent = self._send_file(fileno, offset, block)
+                except TimeoutError:
+                    raise
+                except OSError:
+                    if total == 0:
+                        return self._sendfile_use_send(file, offset, count)
+                    raise
+                if sent == 0:
+                    break  # end of file
+                offset += sent
+                total += sent
+            return total
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset)
 
 
 def _name(value: int) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import errno
+import io
 import os
 import re
 import socket
@@ -752,6 +753,81 @@ def test_tcp_send_after_peer_reset(impl, stdlib, wait_until):
     assert caught.value.errno == errno.ECONNRESET
     with pytest.raises((BrokenPipeError, ConnectionResetError)):
         client.send(b"after the reset")
+
+
+# --- sendfile ------------------------------------------------------------------------------------
+
+def _read_exactly(sock, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, f"end of stream after {len(data)} of {size} bytes"
+        data += chunk
+    return bytes(data)
+
+
+def _client_of_a_stdlib_peer(impl, stdlib):
+    """(client of impl, its accepted stdlib peer with a 10 s timeout), over loopback TCP."""
+    client = impl.make()
+    server = stdlib.listener()
+    client.connect(server.getsockname())
+    peer, _ = server.accept()
+    stdlib.keep(peer)
+    peer.settimeout(10)
+    return client, peer
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    data = os.urandom(200_000)
+    path = tmp_path / "data"
+    path.write_bytes(data)
+    with open(path, "rb") as file:
+        yield file, data
+
+
+def test_sendfile_from_an_offset_for_a_count_moves_the_file_position(impl, stdlib, data_file):
+    file, data = data_file
+    client, peer = _client_of_a_stdlib_peer(impl, stdlib)
+    assert client.sendfile(file, 1000, 50_000) == 50_000
+    assert file.tell() == 51_000
+    assert _read_exactly(peer, 50_000) == data[1000:51_000]
+    assert client.sendfile(file) == len(data)  # offset 0 by default, whatever the position
+    assert file.tell() == len(data)
+    assert _read_exactly(peer, len(data)) == data
+    assert client.sendfile(file, len(data)) == 0  # nothing left from there
+
+
+def test_sendfile_of_a_file_without_a_descriptor_uses_send(impl, stdlib):
+    client, peer = _client_of_a_stdlib_peer(impl, stdlib)
+    file = io.BytesIO(b"0123456789")
+    assert client.sendfile(file, 2, 5) == 5
+    assert file.tell() == 7
+    assert _read_exactly(peer, 5) == b"23456"
+
+
+def test_sendfile_refuses_what_the_stdlib_refuses(impl, data_file):
+    file, _ = data_file
+    a, _ = impl.socketpair()
+    a.setblocking(False)
+    with pytest.raises(ValueError, match="non-blocking"):
+        a.sendfile(file)
+    with pytest.raises(ValueError, match="SOCK_STREAM"):
+        impl.make(socket.AF_INET, socket.SOCK_DGRAM).sendfile(file)
+    with pytest.raises(ValueError, match="count"):
+        a.sendfile(file, 0, 0)
+
+
+def test_sendfile_times_out_with_the_file_position_after_what_went(impl, stdlib, tmp_path):
+    path = tmp_path / "big"
+    with open(path, "wb") as out:
+        out.truncate(64 * 1024 * 1024)  # more than any loopback socket buffers hold
+    client, _ = _client_of_a_stdlib_peer(impl, stdlib)  # the peer never reads
+    client.settimeout(0.1)
+    with open(path, "rb") as file:
+        with pytest.raises(TimeoutError):
+            client.sendfile(file)
+        assert 0 < file.tell() < 64 * 1024 * 1024
 
 
 # --- error paths: same exception type and errno as the stdlib -------------------------------------

@@ -10,49 +10,39 @@
 //   bandwidth          bytes per second, paced in slices of at most 10 ms worth
 //   slice              pieces are cut into `slice_size` bytes, `slice_delay` apart
 //   reset_after        after N bytes in this direction, both sides get a reset (RST)
-//   close_after        after N bytes in this direction, both sides get an orderly close (FIN)
+//   close_after        after N bytes in this direction, both sides get a close (FIN; a sender
+//                      still sending gets a RST, as from any peer that closed)
+//                      With either, the sender's socket goes at once, the receiver's only once
+//                      it has all N bytes: the proxy waits for its send queue to empty. A
+//                      receiver that takes nothing for 2 s gets its end anyway, and loses what
+//                      it had not taken.
 //   half_close         the receiving side of this direction gets a FIN at once; the other
 //                      direction keeps flowing
 //   black_hole         (global) connections are accepted, then nothing: no upstream, no data
-//   drop / duplicate / reorder   UDP: per datagram
+//   drop / duplicate / reorder   UDP: per datagram (reorder: a datagram held back goes right
+//                      after the next one; see DatagramSchedule)
+//
+// Faults a transport has no use for are refused (InvalidArgument): drop, duplicate and reorder
+// on TCP; bandwidth, slice, reset_after, close_after and half_close on UDP.
+//
+// Three pieces: the fault schedule decides (fault_schedule.hpp, pure), a relay per transport
+// moves the data (fault_relay.hpp), and this class runs the relay in its thread.
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <cstdint>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <thread>
 
 #include "socketeer/address.hpp"
+#include "socketeer/fault_relay.hpp"
+#include "socketeer/fault_schedule.hpp"
 #include "socketeer/socket.hpp"
 
 namespace socketeer {
 
-struct Faults {
-  double probability = 1.0;
-  std::chrono::nanoseconds latency{0};
-  std::chrono::nanoseconds jitter{0};
-  uint64_t bandwidth = 0;  // bytes per second; 0: unlimited
-  size_t slice_size = 0;   // 0: no slicing
-  std::chrono::nanoseconds slice_delay{0};
-  int64_t reset_after = -1;  // -1: never
-  int64_t close_after = -1;
-  bool half_close = false;
-  double drop = 0, duplicate = 0, reorder = 0;  // UDP
-};
-
-struct FaultProxyStats {
-  uint64_t connections = 0, active = 0;
-  uint64_t upstream_bytes = 0, downstream_bytes = 0;
-  uint64_t datagrams = 0, dropped = 0, duplicated = 0, reordered = 0;
-};
-
 class FaultProxy {
  public:
-  enum Direction { upstream = 0, downstream = 1 };
-
+  enum Direction { upstream = kUpstream, downstream = kDownstream };
   // listener: a bound socket (listening for TCP; a datagram socket for UDP), taken over.
   FaultProxy(Socket listener, Address upstream_address);
   ~FaultProxy();

@@ -91,6 +91,10 @@ class Socket {
   std::optional<size_t> send(const void* data, size_t size, int flags = 0);
   std::optional<size_t> send_to(const void* data, size_t size, int flags, const Address& to);
   void send_all(const void* data, size_t size, int flags = 0);
+  // One sendfile(2): up to `count` bytes of the file `in_fd` from `offset` (in_fd's own file
+  // position is left alone); 0 at the end of the file. Timeouts as send(). sendfile has no
+  // MSG_NOSIGNAL: a SigpipeGuard keeps SIGPIPE away from a peer that is gone (EPIPE is thrown).
+  std::optional<size_t> send_file(int in_fd, int64_t offset, size_t count);
   std::optional<size_t> send_msg(std::span<const iovec> buffers,
                                  std::span<const ControlMessage> control, int flags,
                                  const std::optional<Address>& to);

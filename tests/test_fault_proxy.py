@@ -1,0 +1,180 @@
+"""socketeer.FaultProxy with real peers on both sides: exact byte counts before a reset or close,
+no SIGPIPE whatever the clients do, UDP reordering as documented, and faults refused where they
+would mean nothing. (The schedule's arithmetic is unit-tested in cpp/tests/test_fault_schedule.cpp;
+the pytest fixture is tested in test_plugin.py.)"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+import socketeer
+from subprocess_env import run_with_sigpipe_at_default
+
+STREAM = 1024 * 1024  # what the upstream sends on each connection
+
+
+@pytest.fixture
+def upstream(closing):
+    return closing(socketeer.listen("tcp://127.0.0.1:0"))
+
+
+@pytest.fixture
+def proxy(closing, upstream):
+    return closing(socketeer.FaultProxy(upstream.endpoint))
+
+
+def _send_stream(peer: socketeer.Stream, data: bytes) -> threading.Thread:
+    """Sends `data` on `peer` from a thread; the reset that cuts it short is expected."""
+
+    def run() -> None:
+        try:
+            peer.send_all(data, timeout=30)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _read_until_reset(stream: socketeer.Stream) -> bytes:
+    received = bytearray()
+    with pytest.raises(ConnectionResetError):
+        while True:
+            chunk = stream.recv(16 * 1024, timeout=20)
+            if not chunk:
+                break  # an orderly end: pytest.raises fails the test
+            received += chunk
+    return bytes(received)
+
+
+# --- reset_after: exactly N bytes, then the reset ------------------------------------------------
+
+@pytest.mark.parametrize("limit", [1000, 100_000, 400_000, STREAM - 1, STREAM])
+def test_reset_after_delivers_exactly_n_bytes_to_a_slow_reader(proxy, upstream, wait_until, limit):
+    """The reader takes nothing until the proxy has written all N bytes, so most of them still sit
+    in the proxy's send queue (N larger than the socket buffers) when the reset is due: they
+    must reach the reader before the RST. The sender is reset at once, without waiting."""
+    proxy.reset_after(limit, direction="downstream")
+    data = os.urandom(STREAM)
+    with socketeer.connect(proxy.endpoint, timeout=10) as client, upstream.accept(timeout=10) as peer:
+        sender = _send_stream(peer, data)
+        wait_until(lambda: proxy.stats()["downstream_bytes"] >= limit, what=f"the proxy to write {limit} bytes")
+        with pytest.raises(ConnectionResetError):
+            peer.recv(1, timeout=10)
+        received = _read_until_reset(client)
+        sender.join(timeout=30)
+    assert len(received) == limit
+    assert received == data[:limit]
+
+
+def test_reset_after_resets_a_receiver_that_never_reads(proxy, upstream, wait_until):
+    """A receiver that takes nothing for 2 s is reset anyway: what it had not taken is lost."""
+    proxy.reset_after(STREAM, direction="downstream")
+    with socketeer.connect(proxy.endpoint, timeout=10) as client, upstream.accept(timeout=10) as peer:
+        client.socket.setsockopt(socketeer.SOL_SOCKET, socketeer.SO_RCVBUF, 4096)
+        sender = _send_stream(peer, os.urandom(STREAM))
+        wait_until(lambda: proxy.stats()["active"] == 0, timeout=15, what="the proxy to give up and reset")
+        received = _read_until_reset(client)
+        sender.join(timeout=30)
+    assert 0 < len(received) < STREAM
+
+
+@pytest.mark.parametrize("limit", [400_000, STREAM - 1])
+def test_close_after_delivers_exactly_n_bytes_then_the_end_of_stream(proxy, upstream, wait_until, limit):
+    """The same for close_after, with a reader that also sends: data the proxy has not read from
+    it makes a plain close() a RST, which would discard the proxy's send queue just the same."""
+    proxy.close_after(limit, direction="downstream")
+    data = os.urandom(STREAM)
+    with socketeer.connect(proxy.endpoint, timeout=10) as client, upstream.accept(timeout=10) as peer:
+        sender = _send_stream(peer, data)
+        wait_until(lambda: proxy.stats()["downstream_bytes"] >= limit, what=f"the proxy to write {limit} bytes")
+        client.send_all(b"unread by the proxy")
+        received = bytearray()
+        while chunk := client.recv(16 * 1024, timeout=20):
+            received += chunk
+        sender.join(timeout=30)
+    assert len(received) == limit
+    assert received == data[:limit]
+
+
+# --- never SIGPIPE ----------------------------------------------------------------------------
+
+def test_clients_resetting_mid_stream_never_kill_the_process_with_sigpipe():
+    """The proxy's zero-copy path (splice, which has no MSG_NOSIGNAL) writes into a client that
+    has reset: EPIPE, and a SIGPIPE for the proxy's thread, which must not end the process. (A
+    reset after the client's FIN is reported as EPIPE rather than ECONNRESET by the first write.)"""
+    done = run_with_sigpipe_at_default("""
+        import socketeer
+        echo = socketeer.Server(builtin="echo")
+        echo.listen("tcp://127.0.0.1:0")
+        payload = bytes(256 * 1024)
+        with echo, socketeer.FaultProxy(echo.endpoint()) as proxy:
+            for round in range(40):
+                with socketeer.connect(proxy.endpoint, timeout=10) as client:
+                    client.send_all(payload)
+                    if round % 2:
+                        client.close_write()   # FIN first: the proxy's side is in CLOSE_WAIT
+                    client.recv_exactly(1024)  # the echo is flowing back through the splice path
+                    client.abort()             # RST while the proxy still has echo to write
+            with socketeer.connect(proxy.endpoint, timeout=10) as client:  # still serving
+                client.send_all(b"ping")
+                assert client.recv_exactly(4) == b"ping"
+        print("alive")
+    """)
+    assert (done.returncode, done.stdout) == (0, "alive\n"), done.stderr
+
+
+# --- UDP: reorder -------------------------------------------------------------------------------
+
+@pytest.fixture
+def udp_upstream(closing):
+    return closing(socketeer.bind("udp://127.0.0.1:0", timeout=5))
+
+
+@pytest.fixture
+def udp_proxy(closing, udp_upstream):
+    return closing(socketeer.FaultProxy(f"udp://{udp_upstream.address}"))
+
+
+def test_reorder_one_swaps_every_pair_of_datagrams(udp_proxy, udp_upstream):
+    udp_proxy.reorder(1.0, direction="upstream")
+    with socketeer.bind("udp://127.0.0.1:0", timeout=5) as client:
+        client.connect(udp_proxy.endpoint)
+        client.send_batch([b"1", b"2", b"3", b"4", b"5", b"6"])  # one sendmmsg: they arrive together
+        order = [udp_upstream.recv_from()[0] for _ in range(6)]
+    assert order == [b"2", b"1", b"4", b"3", b"6", b"5"]
+    assert udp_proxy.stats()["reordered"] == 3
+
+
+def test_a_held_datagram_with_no_follower_goes_on_alone_and_is_not_counted(udp_proxy, udp_upstream):
+    udp_proxy.reorder(1.0, direction="upstream")
+    with socketeer.bind("udp://127.0.0.1:0", timeout=5) as client:
+        client.connect(udp_proxy.endpoint)
+        client.send(b"alone")
+        assert udp_upstream.recv_from()[0] == b"alone"  # released after the 50 ms bound
+    assert udp_proxy.stats()["reordered"] == 0
+
+
+# --- faults that would mean nothing are refused ------------------------------------------------
+
+@pytest.mark.parametrize("fault", ["drop", "duplicate", "reorder"])
+def test_datagram_faults_on_a_tcp_proxy_raise(proxy, fault):
+    with pytest.raises(ValueError, match=f"{fault}.*UDP"):
+        getattr(proxy, fault)(0.5)
+    assert proxy.faults()["upstream"][fault] == 0
+
+
+@pytest.mark.parametrize("apply", [
+    lambda p: p.set_bandwidth(1000),
+    lambda p: p.slice(10),
+    lambda p: p.reset_after(10),
+    lambda p: p.close_after(10),
+    lambda p: p.half_close(),
+], ids=["bandwidth", "slice", "reset_after", "close_after", "half_close"])
+def test_stream_faults_on_a_udp_proxy_raise(udp_proxy, apply):
+    with pytest.raises(ValueError, match="TCP"):
+        apply(udp_proxy)
