@@ -9,10 +9,12 @@
 >>> asyncio.run(main())
 b'ping\\n'
 
-Reads, framing and exceptions are the sync Stream's: ``recv_until`` returns the delimiter too,
+Reads, framing and exceptions are the sync Stream's, from the same C++ buffer (``_core.StreamReader``,
+driven here by the event loop instead of poll()): ``recv_until`` returns the delimiter too,
 ``lines()`` strips ``\\n``/``\\r\\n``, ``messages(framing)`` splits with the C++ framing (one call
-per batch), a stream that ends mid-message raises IncompleteReadError (``.partial``), a message
-over ``max_size`` raises MessageTooLarge, and every call takes ``timeout=`` (TimeoutError).
+per message; what a loop does not take stays buffered), a stream that ends mid-message raises
+IncompleteReadError (``.partial``), a message over ``max_size`` raises MessageTooLarge, and every
+call takes ``timeout=`` (TimeoutError).
 It adds what asyncio lacks: ``send_fds``/``recv_fds`` and ``sendmsg``/``recvmsg``.
 
 Sockets are socketeer Sockets in non-blocking mode. Each call first tries the syscall, and only
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -39,7 +42,7 @@ from .endpoints import Endpoint, _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
 from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
-                      _delimiter, _interleave, _size, _unix_path)
+                      _delimiter, _interleave, _size, _unix_path, line_from)
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
            "MessageTooLarge"]
@@ -189,9 +192,7 @@ class Stream(_Io):
 
     def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
         super().__init__(sock, timeout)
-        self._buffer = bytearray()  # received, not yet handed out
-        self._scratch = memoryview(bytearray(max(buffer_size, 1024)))
-        self._eof = False
+        self._reader = _core.StreamReader(buffer_size)  # received, not yet handed out
 
     @property
     def local_address(self) -> AnyAddress:
@@ -225,103 +226,62 @@ class Stream(_Io):
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def _fill(self, deadline: Optional[float], operation: str) -> bool:
-        """One receive appended to the buffer; False at end of stream."""
-        if self._eof:
-            return False
-        size = await self._io(False, lambda: self.socket.recv_into(self._scratch), deadline, operation)
-        if size == 0:
-            self._eof = True
-            return False
-        self._buffer += self._scratch[:size]
-        return True
-
-    def _take(self, size: int) -> bytes:
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def _incomplete(self, expected: str) -> IncompleteReadError:
-        error = IncompleteReadError(f"stream ended after {len(self._buffer)} bytes, expected {expected}")
-        error.partial = bytes(self._buffer)
-        return error
+    async def _read(self, take: Callable[[], Optional[bytes]], timeout: Any, operation: str) -> Any:
+        """take() from the reader's buffer until it answers; in between, one receive of what the
+        socket has (fill_now), and a wait for readability when it has nothing. The reader is the
+        sync Stream's (one buffer core, two drivers); nothing is received while this waits, so a
+        timeout or a cancellation leaves every byte buffered. Returns what take() returned: None
+        only for take_frame at a clean end of stream."""
+        result = take()
+        if result is not None:  # the buffer had it: no clock, no syscall
+            return result
+        reader, deadline = self._reader, self._deadline(timeout)
+        while result is None and not reader.eof:
+            if reader.fill_now(self.socket) is None:
+                await self._wait(False, deadline, operation)
+            result = take()
+        return result
 
     async def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
-        _size("max_size", max_size)
-        if not self._buffer:
-            await self._fill(self._deadline(timeout), "recv")
-        return self._take(max_size)
+        size = _size("max_size", max_size)
+        return await self._read(lambda: self._reader.take_some(size), timeout, "recv")
 
     async def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
         _size("size", size)
-        deadline = self._deadline(timeout)
-        while len(self._buffer) < size:
-            if not await self._fill(deadline, "recv_exactly"):
-                raise self._incomplete(str(size))
-        return self._take(size)
+        return await self._read(lambda: self._reader.take_exactly(size), timeout, "recv_exactly")
 
     async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
                          timeout: Any = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
         MessageTooLarge (never buffers without bound)."""
-        delimiter = _delimiter(delimiter)
-        Framing.delimited(delimiter, _size("max_size", max_size))  # validates (empty delimiter)
-        deadline = self._deadline(timeout)
-        searched = 0
-        while True:
-            end = self._buffer.find(delimiter, searched)
-            if end >= 0:
-                if end > max_size:
-                    raise _too_large(end, max_size)
-                return self._take(end + len(delimiter))
-            if len(self._buffer) > max_size + len(delimiter) - 1:
-                raise _too_large(len(self._buffer), max_size)
-            searched = max(0, len(self._buffer) - len(delimiter) + 1)
-            if not await self._fill(deadline, "recv_until"):
-                raise self._incomplete("a delimiter")
+        wanted, limit = _delimiter(delimiter), _size("max_size", max_size)
+        return await self._read(lambda: self._reader.take_until(wanted, limit), timeout, "recv_until")
 
     async def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> AsyncIterator[bytes]:
-        """Whole messages split by ``framing`` (the C++ splitter, one call per batch) until the
-        stream ends; IncompleteReadError if it ends inside one. ``timeout`` bounds the wait for
-        each batch."""
+        """Whole messages split by ``framing`` (in C++, one call per message) until the stream
+        ends; IncompleteReadError if it ends inside one. Each is taken off the buffer as it is
+        yielded: a loop that stops early leaves the rest for the next read. ``timeout`` bounds the
+        wait for each message."""
         _check_framing(framing)
-        async for batch in self._batches(framing, timeout, "messages"):
-            for message in batch:
-                yield message
+        take = functools.partial(self._reader.take_frame, framing)
+        while (message := await self._read(take, timeout, "messages")) is not None:
+            yield message
 
     async def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
                     timeout: Any = _DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
-        one even without a newline."""
+        one even without a newline; taken off the buffer as it is yielded, like messages()."""
         framing = Framing.delimited(b"\n", _size("max_size", max_size))
-        async for batch in self._batches(framing, timeout, "lines", last_partial=True):
-            for line in batch:
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                yield line.decode(encoding) if encoding else line
-
-    async def _batches(self, framing: Framing, timeout: Any, operation: str,
-                       last_partial: bool = False) -> AsyncIterator[list[bytes]]:
-        while True:
-            batch, consumed = framing.split(self._buffer)
-            if consumed:
-                del self._buffer[:consumed]
-            if batch:
-                yield batch
-                continue
-            if not await self._fill(self._deadline(timeout), operation):
-                if not self._buffer:
-                    return
-                if not last_partial:
-                    raise self._incomplete("the rest of a message")
-                yield [self._take(len(self._buffer))]
-                return
+        take = functools.partial(self._reader.take_frame, framing, True)
+        while (line := await self._read(take, timeout, "lines")) is not None:
+            yield line_from(line, encoding)
 
     def _check_unbuffered(self, operation: str) -> None:
-        if self._buffer:
-            raise RuntimeError(f"{operation}: {len(self._buffer)} bytes are already buffered by an earlier read; "
+        buffered = self._reader.buffered_size
+        if buffered:
+            raise RuntimeError(f"{operation}: {buffered} bytes are already buffered by an earlier read; "
                                "read them first (recv) so data and ancillary data stay in order")
 
     # --- ending ----------------------------------------------------------------------------
@@ -344,12 +304,6 @@ class Stream(_Io):
         if self.closed:
             return "<socketeer.aio.Stream closed>"
         return f"<socketeer.aio.Stream {_text(self.socket, 'local_address')} -> {_text(self.socket, 'peer_address')}>"
-
-
-def _too_large(size: int, limit: int) -> MessageTooLarge:
-    error = MessageTooLarge(f"message of {size}{'+' if size <= limit else ''} bytes exceeds max_size={limit}")
-    error.size, error.limit = size, limit
-    return error
 
 
 class Listener(_Io, _Bound):

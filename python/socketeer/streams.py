@@ -155,35 +155,23 @@ class Stream(Closeable):
               timeout: Any = _DEFAULT) -> Iterator[Any]:
         """Yields each line without its line ending (``\\n`` or ``\\r\\n``), as bytes, or as str
         when ``encoding`` is given, until end of stream. A last line without a newline is yielded
-        too."""
+        too. Each line is taken off the stream's buffer as it is yielded: a loop that stops early
+        leaves the rest for the next read. ``timeout`` bounds the wait for each line."""
         framing = Framing.delimited(b"\n", _size("max_size", max_size))
-        pick = self._timeouts.pick(timeout)
-        last = False
-        while not last:
-            try:
-                batch = self._reader.read_frames(self.socket, framing, pick)
-            except IncompleteReadError as error:
-                # The last line, without a newline: take it off the buffer (read_frames leaves it
-                # there, and would raise again forever) and end after it.
-                batch, last = [self._reader.read_some(self.socket, len(error.partial), 0)], True
-            if not batch:
-                return
-            for line in batch:
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                yield line.decode(encoding) if encoding else line
+        read_frame, sock, pick = self._reader.read_frame, self.socket, self._timeouts.pick(timeout)
+        while (line := read_frame(sock, framing, pick, True)) is not None:
+            yield line_from(line, encoding)
 
     def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> Iterator[bytes]:
         """Yields whole messages split by ``framing`` (see socketeer.framing) until the stream
-        ends. The splitting runs in C++, one call per batch of messages. A stream that ends in
-        the middle of a message raises IncompleteReadError."""
+        ends. One C++ call per message, which only waits (GIL released) when no whole message is
+        buffered; each message is taken off the stream's buffer as it is yielded, so a loop that
+        stops early leaves the rest for the next read. A stream that ends in the middle of a
+        message raises IncompleteReadError. ``timeout`` bounds the wait for each message."""
         _check_framing(framing)
-        pick = self._timeouts.pick(timeout)
-        while True:
-            batch = self._reader.read_frames(self.socket, framing, pick)
-            if not batch:
-                return
-            yield from batch
+        read_frame, sock, pick = self._reader.read_frame, self.socket, self._timeouts.pick(timeout)
+        while (message := read_frame(sock, framing, pick)) is not None:
+            yield message
 
     # --- ending ----------------------------------------------------------------------------
 
@@ -579,6 +567,14 @@ def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, str) and "://" not in target and not target.startswith("unix"):
         return Address.parse(target)
     return parse_endpoint(target).addresses()[0]
+
+
+def line_from(line: bytes, encoding: Optional[str]) -> Any:
+    """A line as ``lines()`` yields it (sync and asyncio): the framing took the ``\\n`` off, this
+    takes a ``\\r`` before it, and decodes when ``encoding`` is given."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return line.decode(encoding) if encoding else line
 
 
 def _size(name: str, value: int) -> int:
