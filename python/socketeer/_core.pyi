@@ -237,7 +237,7 @@ class Timer:
 
 # --- end of poller -------------------------------------------------------------------------------
 
-# --- streams and framing (cpp/bindings/bind_stream.cpp, bind_errors.cpp) ---------------------------
+# --- streams, framing and accepting (cpp/bindings/bind_stream.cpp, bind_errors.cpp, bind_accept.cpp) ---
 
 class IncompleteReadError(EOFError):
     partial: bytes
@@ -290,6 +290,14 @@ class StreamReader:
     def read_until(self, socket: Socket, delimiter: bytes, max_size: int, timeout: float | None = None) -> bytes: ...
     def read_frame(self, socket: Socket, framing: Framing, timeout: float | None = None,
                    rest_at_eof: bool = False) -> bytes | None: ...
+
+class AcceptBackoff:
+    """What an accept loop does after accept() failed (the C++ Server's policy)."""
+    def __init__(self) -> None: ...
+    def failed(self, errno: int) -> float | None: ...
+    def succeeded(self) -> int: ...
+    @property
+    def pauses(self) -> int: ...
 
 # --- end of streams and framing --------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ time may read, and one may write, on each object; a second one raises RuntimeErr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import logging
@@ -41,7 +42,7 @@ from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
-from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
+from .streams import (HAPPY_EYEBALLS_DELAY, AcceptBackoff, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
                       _delimiter, _interleave, _size, _unix_path, line_from)
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
@@ -93,26 +94,31 @@ class _Io:
             raise ValueError("timeout must be >= 0 or None")
         return asyncio.get_running_loop().time() + seconds
 
-    async def _wait(self, write: bool, deadline: Optional[float], operation: str) -> None:
+    async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True) -> None:
+        """Waits until the socket is readable (writable), or raises TimeoutError at the deadline;
+        with ``ready=False`` only until the deadline, which is then no error (a pause). close()
+        ends any wait with OSError(EBADF)."""
         if self.socket.closed:
             raise _closed(operation)
         if write in self._waiting:
             raise RuntimeError(f"{operation}: another task is already waiting to {'write' if write else 'read'}")
         loop = asyncio.get_running_loop()
-        if deadline is not None and loop.time() >= deadline:
+        if ready and deadline is not None and loop.time() >= deadline:
             raise _timed_out(operation)
         fd = self.socket.fileno()
         future = loop.create_future()
         self._waiting[write] = future
-        (loop.add_writer if write else loop.add_reader)(fd, _resolve, future, None)
-        timer = None if deadline is None else loop.call_at(deadline, _resolve, future, _timed_out(operation))
+        if ready:
+            (loop.add_writer if write else loop.add_reader)(fd, _resolve, future, None)
+        timer = None if deadline is None else loop.call_at(deadline, _resolve, future,
+                                                           _timed_out(operation) if ready else None)
         try:
             await future
         finally:
             del self._waiting[write]
             if timer is not None:
                 timer.cancel()
-            if not self.socket.closed:
+            if ready and not self.socket.closed:
                 (loop.remove_writer if write else loop.remove_reader)(fd)
 
     async def _io(self, write: bool, call: Callable[[], T], deadline: Optional[float], operation: str) -> T:
@@ -324,19 +330,29 @@ class Listener(_Io, _Bound):
         return self._streams()
 
     async def _streams(self) -> AsyncIterator[Stream]:
+        """Connections until the listener is closed; a failed accept is handled as the sync
+        Listener's iteration does (AcceptBackoff: skip it, or pause accepting while out of fds)."""
+        backoff = AcceptBackoff(self._endpoint)
         while True:
             try:
                 stream = await self.accept()
             except OSError as error:
                 if self.closed and error.errno == errno.EBADF:
                     return
-                raise
+                pause = backoff.after(error)
+                if pause:  # a wait for the time alone; close() ends it, and the next accept says so
+                    deadline = asyncio.get_running_loop().time() + pause
+                    with contextlib.suppress(OSError):
+                        await self._wait(False, deadline, f"accept on {self._endpoint}", ready=False)
+                continue
+            backoff.accepted()
             yield stream
 
     async def serve(self, handler: Callable[[Stream], Awaitable[Any]]) -> None:
         """Runs ``await handler(stream)`` in a task per connection until the listener is closed,
         then waits for the running handlers. The stream is closed when its handler returns; an
-        exception in a handler is logged and closes only that connection. Cancelling serve()
+        exception in a handler is logged and closes only that connection. Out of fds, it keeps
+        serving the open connections and accepts again once fds are free. Cancelling serve()
         cancels the handlers."""
         tasks: set[asyncio.Task] = set()
 

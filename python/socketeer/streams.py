@@ -10,6 +10,7 @@ b'ping\\n'
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -202,6 +203,33 @@ class Stream(Closeable):
         return html_table("socketeer.Stream", rows)
 
 
+class AcceptBackoff:
+    """An accept loop's answer to a failed accept, shared by Listener and aio.Listener: the C++
+    Server's policy (``_core.AcceptBackoff``), plus one log line when accepting pauses and one
+    when it works again, not one per failure."""
+
+    def __init__(self, endpoint: Any):
+        self._policy = _core.AcceptBackoff()
+        self._endpoint = endpoint
+
+    def after(self, error: OSError) -> float:
+        """Seconds to stop accepting after ``error`` (0.0: accept again at once); re-raises an
+        error that no waiting cures."""
+        pause = self._policy.failed(error.errno or 0)
+        if pause is None:
+            raise error
+        if pause and self._policy.pauses == 1:
+            log.warning("accept on %s: %s; accepting pauses (retried every %g s) while the open "
+                        "connections are served", self._endpoint, error.strerror, pause)
+        return pause
+
+    def accepted(self) -> None:
+        """An accept worked."""
+        pauses = self._policy.succeeded()
+        if pauses:
+            log.info("accept on %s works again after %d pauses", self._endpoint, pauses)
+
+
 class Listener(Closeable, _Bound):
     """A listening socket. ``accept()`` returns Streams; ``close()`` from any thread wakes a
     blocked ``accept()``, which then raises OSError(EBADF)."""
@@ -218,12 +246,19 @@ class Listener(Closeable, _Bound):
 
     def accept(self, timeout: Optional[float] = None) -> Stream:
         """The next incoming connection as a Stream (TimeoutError after ``timeout`` seconds)."""
+        with self._waiter():
+            return self._accept(timeout)
+
+    @contextlib.contextmanager
+    def _waiter(self) -> Iterator[None]:
+        """Counts a thread waiting on the listener's fds, which close() waits for before it
+        closes them; raises EBADF if the listener is closed already."""
         with self._lock:
             if self._closed:
                 raise OSError(errno.EBADF, "listener is closed", f"accept on {self._endpoint}")
             self._waiting += 1
         try:
-            return self._accept(timeout)
+            yield
         finally:
             with self._lock:
                 self._waiting -= 1
@@ -247,21 +282,39 @@ class Listener(Closeable, _Bound):
             if not poller.poll(wait_ms) and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(errno.ETIMEDOUT, "timed out", f"accept on {self._endpoint}")
 
+    def _pause(self, seconds: float) -> None:
+        """Sleeps ``seconds``, or less when close() comes first (the next accept says so)."""
+        with contextlib.suppress(OSError), self._waiter():
+            poller = select.poll()
+            poller.register(self._wake, select.POLLIN)
+            poller.poll(int(seconds * 1000 + 0.999))
+
     def __iter__(self) -> Iterator[Stream]:
-        """Incoming streams, until the listener is closed."""
+        """Incoming streams, until the listener is closed. A failed accept does not end it
+        when the Server would go on either (the same policy, AcceptBackoff): a connection
+        aborted before it was taken is skipped, and running out of fds (EMFILE ...) pauses
+        accepting for a moment, again and again until an fd is free (logged once, on the
+        "socketeer" logger). Other errors are raised."""
+        backoff = AcceptBackoff(self._endpoint)
         while True:
             try:
-                yield self.accept()
+                stream = self.accept()
             except OSError as error:
                 if self._closed and error.errno == errno.EBADF:
                     return
-                raise
+                pause = backoff.after(error)
+                if pause:
+                    self._pause(pause)
+                continue
+            backoff.accepted()
+            yield stream
 
     def serve(self, handler: Callable[[Stream], Any], *, threads: int = 8) -> None:
         """Runs ``handler(stream)`` for every connection on a pool of ``threads`` threads until
         the listener is closed (from another thread or by Ctrl-C). The stream is closed when the
         handler returns; an exception in a handler is logged with its traceback and closes only
-        that connection."""
+        that connection. Out of fds, it keeps serving the open connections and accepts again once
+        fds are free (see ``__iter__``)."""
 
         def run(stream: Stream) -> None:
             with stream:
