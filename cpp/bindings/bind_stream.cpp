@@ -1,7 +1,8 @@
 // _core.Framing and _core.StreamReader: whole messages from a byte stream, split in C++.
 //
-// The reader's hot calls are vectorcall methods (see fast_method.hpp): read_frame (the sync
-// Stream.messages()/lines(), one call per message) and take_frame (the asyncio Stream's). Every
+// The reader's hot calls are vectorcall methods (see fast_method.hpp): read_frame and read_line
+// (the sync Stream.messages()/lines(), one call per message) and take_frame and take_line (the
+// asyncio Stream's). Every
 // read first takes from the buffer with the GIL held, which does no I/O, reads no clock and
 // ends as soon as the buffer answers; only a read that has to wait for bytes releases the GIL
 // for the blocking loop.
@@ -27,6 +28,13 @@ Timeout timeout_arg(PyObject* value) {
   return timeout_of(seconds);
 }
 
+// A fast method's max_size argument (the stdlib's "n" format, and never negative).
+size_t max_size_arg(PyObject* value) {
+  Py_ssize_t size = size_arg(value, 0);
+  if (size < 0) throw py::value_error("max_size must be >= 0");
+  return static_cast<size_t>(size);
+}
+
 py::bytes to_bytes(std::string_view view) { return py::bytes(view.data(), view.size()); }
 
 py::object optional_bytes(std::optional<std::string_view> view) {
@@ -48,40 +56,71 @@ py::object take_else_read(StreamReader& reader, Take&& take, Read&& read) {
 
 PyObject* read_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
-    FastArgs<4> a;
-    if (!a.parse("read_frame", args, nargs, kwnames, {"socket", "framing", "timeout", "rest_at_eof"}, 2))
-      return nullptr;
+    FastArgs<3> a;
+    if (!a.parse("read_frame", args, nargs, kwnames, {"socket", "framing", "timeout"}, 2)) return nullptr;
     StreamReader& reader = *cpp_self<StreamReader>(self);
     Socket& socket = cpp_arg<Socket>(a.values[0], "read_frame", "socket");
     const Framing& framing = cpp_arg<Framing>(a.values[1], "read_frame", "framing");
     Timeout timeout = timeout_arg(a.values[2]);
-    bool rest_at_eof = bool_arg(a.values[3], false);
     return take_else_read(
-               reader, [&] { return reader.take_frame(framing, rest_at_eof); },
-               [&] { return reader.read_frame(socket, framing, timeout, rest_at_eof); })
+               reader, [&] { return reader.take_frame(framing); },
+               [&] { return reader.read_frame(socket, framing, timeout); })
         .release()
         .ptr();
   });
 }
 
+PyObject* read_line(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    FastArgs<3> a;
+    if (!a.parse("read_line", args, nargs, kwnames, {"socket", "max_size", "timeout"}, 2)) return nullptr;
+    StreamReader& reader = *cpp_self<StreamReader>(self);
+    Socket& socket = cpp_arg<Socket>(a.values[0], "read_line", "socket");
+    size_t max_size = max_size_arg(a.values[1]);
+    Timeout timeout = timeout_arg(a.values[2]);
+    return take_else_read(
+               reader, [&] { return reader.take_line(max_size); },
+               [&] { return reader.read_line(socket, max_size, timeout); })
+        .release()
+        .ptr();
+  });
+}
+
+PyObject* bytes_or_none(std::optional<std::string_view> view) {
+  if (!view) Py_RETURN_NONE;
+  return PyBytes_FromStringAndSize(view->data(), static_cast<Py_ssize_t>(view->size()));
+}
+
 PyObject* take_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
-    FastArgs<2> a;
-    if (!a.parse("take_frame", args, nargs, kwnames, {"framing", "rest_at_eof"}, 1)) return nullptr;
+    FastArgs<1> a;
+    if (!a.parse("take_frame", args, nargs, kwnames, {"framing"}, 1)) return nullptr;
     const Framing& framing = cpp_arg<Framing>(a.values[0], "take_frame", "framing");
-    auto message = cpp_self<StreamReader>(self)->take_frame(framing, bool_arg(a.values[1], false));
-    if (!message) Py_RETURN_NONE;
-    return PyBytes_FromStringAndSize(message->data(), static_cast<Py_ssize_t>(message->size()));
+    return bytes_or_none(cpp_self<StreamReader>(self)->take_frame(framing));
+  });
+}
+
+PyObject* take_line(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    FastArgs<1> a;
+    if (!a.parse("take_line", args, nargs, kwnames, {"max_size"}, 1)) return nullptr;
+    return bytes_or_none(cpp_self<StreamReader>(self)->take_line(max_size_arg(a.values[0])));
   });
 }
 
 PyMethodDef reader_methods[] = {
     {"read_frame", fastcall(read_frame), METH_FASTCALL | METH_KEYWORDS,
-     "read_frame(socket, framing, timeout=None, rest_at_eof=False) -> bytes | None: the next message, waiting "
-     "(GIL released) only when none is buffered; None at a clean end of stream."},
+     "read_frame(socket, framing, timeout=None) -> bytes | None: the next message, waiting (GIL released) only "
+     "when none is buffered; None at a clean end of stream."},
+    {"read_line", fastcall(read_line), METH_FASTCALL | METH_KEYWORDS,
+     "read_line(socket, max_size, timeout=None) -> bytes | None: the next line without its \\n or \\r\\n (the "
+     "rest, at end of stream), waiting only when none is buffered; None at a clean end of stream."},
     {"take_frame", fastcall(take_frame), METH_FASTCALL | METH_KEYWORDS,
-     "take_frame(framing, rest_at_eof=False) -> bytes | None: the next message if the buffer holds all of it "
-     "(None: fill, then ask again; at_eof tells a clean end). No I/O."},
+     "take_frame(framing) -> bytes | None: the next message if the buffer holds all of it (None: fill, then "
+     "ask again; at_eof tells a clean end). No I/O."},
+    {"take_line", fastcall(take_line), METH_FASTCALL | METH_KEYWORDS,
+     "take_line(max_size) -> bytes | None: read_line's answer from the buffer alone (None: fill, then ask "
+     "again; at_eof tells a clean end). No I/O."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -97,14 +97,6 @@ inline int int_arg(PyObject* value, int fallback) {
   return static_cast<int>(number);
 }
 
-// A truth value (any object, as Python's `if`), or fallback when absent.
-inline bool bool_arg(PyObject* value, bool fallback) {
-  if (!value) return fallback;
-  int truth = PyObject_IsTrue(value);
-  if (truth < 0) throw py::error_already_set();
-  return truth != 0;
-}
-
 // A size argument (the stdlib's "n" format: __index__, OverflowError when too large).
 inline Py_ssize_t size_arg(PyObject* value, Py_ssize_t fallback) {
   if (!value) return fallback;

@@ -62,11 +62,22 @@ std::optional<std::string_view> StreamReader::take_until(std::string_view delimi
   return std::nullopt;
 }
 
-std::optional<std::string_view> StreamReader::take_frame(const Framing& framing, bool rest_at_eof) {
+std::optional<std::string_view> StreamReader::take_frame(const Framing& framing) {
   if (auto frame = framing.next(buffered())) return take(frame->total()).substr(frame->header, frame->payload);
-  if (!eof_ || start_ == end_) return std::nullopt;
-  if (rest_at_eof) return take(end_ - start_);
-  incomplete("the rest of a message");
+  if (eof_ && start_ != end_) incomplete("the rest of a message");
+  return std::nullopt;
+}
+
+std::optional<std::string_view> StreamReader::take_line(size_t max_size) {
+  std::optional<std::string_view> line;
+  if (auto frame = Framing::delimited("\n", max_size).next(buffered()))
+    line = take(frame->total()).substr(0, frame->payload);
+  else if (eof_ && start_ != end_)
+    line = take(end_ - start_);  // the last line, without a newline
+  else
+    return std::nullopt;
+  if (line->ends_with('\r')) line->remove_suffix(1);
+  return line;
 }
 
 std::optional<size_t> StreamReader::fill_now(Socket& socket) {
@@ -84,7 +95,7 @@ std::optional<size_t> StreamReader::fill_now(Socket& socket) {
 
 // take() until it has a result; in between, one receive, waiting for the socket to become
 // readable when it has nothing. The takes answer end of stream themselves, so once it was seen
-// a "not yet" is final (a clean end for take_frame).
+// a "not yet" is final (a clean end for take_frame and take_line).
 template <typename Take>
 std::optional<std::string_view> StreamReader::read(Socket& socket, Timeout timeout, const char* operation,
                                                    Take&& take) {
@@ -112,9 +123,12 @@ std::string_view StreamReader::read_until(Socket& socket, std::string_view delim
   return *read(socket, timeout, "recv_until", [&] { return take_until(delimiter, max_size); });
 }
 
-std::optional<std::string_view> StreamReader::read_frame(Socket& socket, const Framing& framing, Timeout timeout,
-                                                         bool rest_at_eof) {
-  return read(socket, timeout, "messages", [&] { return take_frame(framing, rest_at_eof); });
+std::optional<std::string_view> StreamReader::read_frame(Socket& socket, const Framing& framing, Timeout timeout) {
+  return read(socket, timeout, "messages", [&] { return take_frame(framing); });
+}
+
+std::optional<std::string_view> StreamReader::read_line(Socket& socket, size_t max_size, Timeout timeout) {
+  return read(socket, timeout, "lines", [&] { return take_line(max_size); });
 }
 
 }  // namespace socketeer

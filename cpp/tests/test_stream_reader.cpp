@@ -144,21 +144,35 @@ TEST(take_frame_hands_out_one_message_and_keeps_the_rest) {
 }
 
 TEST(take_frame_at_the_end_inside_a_message) {
-  Framing lines = Framing::delimited("\n", 100);
+  Framing framing = Framing::delimited("\n", 100);
   Pair pair;
   StreamReader reader;
-  pair.send("a\nlast");
+  pair.send("a\ncut");
   pair.peer.shutdown(SHUT_WR);
   fill_all(reader, pair.reader_side);
-  CHECK_EQ(text(reader.take_frame(lines)), "a");
+  CHECK_EQ(text(reader.take_frame(framing)), "a");
   try {
-    (void)reader.take_frame(lines);
+    (void)reader.take_frame(framing);
     FAIL_AT("no IncompleteRead");
   } catch (const IncompleteRead& error) {
-    CHECK_EQ(error.partial(), "last");
+    CHECK_EQ(error.partial(), "cut");
   }
-  CHECK_EQ(text(reader.take_frame(lines, true)), "last");  // rest_at_eof: a last line
-  CHECK(!reader.take_frame(lines, true));
+  CHECK_EQ(reader.buffered(), "cut");  // still there, for a read of another kind
+}
+
+TEST(take_line) {
+  Pair pair;
+  StreamReader reader;
+  pair.send("unix\nwindows\r\n\nlone\rcr\nlong line");
+  fill_all(reader, pair.reader_side);
+  for (std::string line : {"unix", "windows", "", "lone\rcr"}) CHECK_EQ(text(reader.take_line(100)), line);
+  CHECK(!reader.take_line(100));  // "long line" may go on
+  CHECK_THROWS_AS(reader.take_line(4), FrameTooLarge);
+  pair.send("\r");
+  pair.peer.shutdown(SHUT_WR);
+  fill_all(reader, pair.reader_side);
+  CHECK_EQ(text(reader.take_line(100)), "long line");  // the last line needs no newline
+  CHECK(!reader.take_line(100));
   CHECK(reader.at_eof());
 }
 
@@ -243,7 +257,7 @@ TEST(a_message_larger_than_the_buffer_grows_it) {
 TEST(blocking_reads_wait_for_a_trickle) {
   Pair pair;
   StreamReader reader(1024);
-  std::string wire = prefixed("framed") + "exactly-" + "until\n" + "some";
+  std::string wire = prefixed("framed") + "exactly-" + "until\n" + "a line\r\n" + "some";
   std::thread sender([&] {
     for (char byte : wire) pair.send(std::string(1, byte));  // a receive per byte
   });
@@ -251,6 +265,7 @@ TEST(blocking_reads_wait_for_a_trickle) {
     CHECK_EQ(text(reader.read_frame(pair.reader_side, Framing::length_prefixed(2, true, 100), 10s)), "framed");
     CHECK_EQ(reader.read_exactly(pair.reader_side, 8, 10s), "exactly-");
     CHECK_EQ(reader.read_until(pair.reader_side, "\n", 100, 10s), "until\n");
+    CHECK_EQ(text(reader.read_line(pair.reader_side, 100, 10s)), "a line");
     std::string rest;
     while (rest.size() < 4) rest += reader.read_some(pair.reader_side, 100, 10s);
     CHECK_EQ(rest, "some");
@@ -279,8 +294,9 @@ TEST(blocking_reads_at_the_end_of_the_stream) {
     pair.peer.shutdown(SHUT_WR);
     CHECK_EQ(text(reader.read_frame(pair.reader_side, framing, 10s)), "whole");
     CHECK_THROWS_AS(reader.read_frame(pair.reader_side, framing, 10s), IncompleteRead);
-    CHECK_EQ(text(reader.read_frame(pair.reader_side, framing, 10s, true)), "cut");
-    CHECK(!reader.read_frame(pair.reader_side, framing, 10s, true));
+    CHECK_EQ(text(reader.read_line(pair.reader_side, 100, 10s)), "cut");
+    CHECK(!reader.read_line(pair.reader_side, 100, 10s));
+    CHECK(!reader.read_frame(pair.reader_side, framing, 10s));
   }
 }
 

@@ -43,7 +43,7 @@ from .endpoints import Endpoint, _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
 from .streams import (HAPPY_EYEBALLS_DELAY, AcceptBackoff, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
-                      _delimiter, _interleave, _size, _unix_path, line_from)
+                      _delimiter, _interleave, _size, _unix_path)
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
            "MessageTooLarge"]
@@ -237,7 +237,7 @@ class Stream(_Io):
         socket has (fill_now), and a wait for readability when it has nothing. The reader is the
         sync Stream's (one buffer core, two drivers); nothing is received while this waits, so a
         timeout or a cancellation leaves every byte buffered. Returns what take() returned: None
-        only for take_frame at a clean end of stream."""
+        only for take_frame or take_line at a clean end of stream."""
         result = take()
         if result is not None:  # the buffer had it: no clock, no syscall
             return result
@@ -271,18 +271,27 @@ class Stream(_Io):
         yielded: a loop that stops early leaves the rest for the next read. ``timeout`` bounds the
         wait for each message."""
         _check_framing(framing)
-        take = functools.partial(self._reader.take_frame, framing)
-        while (message := await self._read(take, timeout, "messages")) is not None:
+        take_frame = self._reader.take_frame
+        while True:
+            message = take_frame(framing)
+            if message is None:  # not all buffered yet: receive and wait (_read takes it then)
+                message = await self._read(functools.partial(take_frame, framing), timeout, "messages")
+                if message is None:
+                    return
             yield message
 
     async def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
                     timeout: Any = _DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
         one even without a newline; taken off the buffer as it is yielded, like messages()."""
-        framing = Framing.delimited(b"\n", _size("max_size", max_size))
-        take = functools.partial(self._reader.take_frame, framing, True)
-        while (line := await self._read(take, timeout, "lines")) is not None:
-            yield line_from(line, encoding)
+        take_line, size = self._reader.take_line, _size("max_size", max_size)
+        while True:
+            line = take_line(size)
+            if line is None:
+                line = await self._read(functools.partial(take_line, size), timeout, "lines")
+                if line is None:
+                    return
+            yield line.decode(encoding) if encoding else line
 
     def _check_unbuffered(self, operation: str) -> None:
         buffered = self._reader.buffered_size

@@ -158,10 +158,10 @@ class Stream(Closeable):
         when ``encoding`` is given, until end of stream. A last line without a newline is yielded
         too. Each line is taken off the stream's buffer as it is yielded: a loop that stops early
         leaves the rest for the next read. ``timeout`` bounds the wait for each line."""
-        framing = Framing.delimited(b"\n", _size("max_size", max_size))
-        read_frame, sock, pick = self._reader.read_frame, self.socket, self._timeouts.pick(timeout)
-        while (line := read_frame(sock, framing, pick, True)) is not None:
-            yield line_from(line, encoding)
+        size, pick = _size("max_size", max_size), self._timeouts.pick(timeout)
+        read_line, sock = self._reader.read_line, self.socket
+        while (line := read_line(sock, size, pick)) is not None:
+            yield line.decode(encoding) if encoding else line
 
     def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> Iterator[bytes]:
         """Yields whole messages split by ``framing`` (see socketeer.framing) until the stream
@@ -620,14 +620,6 @@ def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, str) and "://" not in target and not target.startswith("unix"):
         return Address.parse(target)
     return parse_endpoint(target).addresses()[0]
-
-
-def line_from(line: bytes, encoding: Optional[str]) -> Any:
-    """A line as ``lines()`` yields it (sync and asyncio): the framing took the ``\\n`` off, this
-    takes a ``\\r`` before it, and decodes when ``encoding`` is given."""
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    return line.decode(encoding) if encoding else line
 
 
 def _size(name: str, value: int) -> int:

@@ -12,8 +12,9 @@
 //
 // End of stream is part of the buffer's state (fill_now saw it), so the takes answer it the
 // same way for every driver: take_some gives what is left, then empty views; take_exactly,
-// take_until and take_frame throw IncompleteRead when it cut their result short; take_frame
-// returns nullopt with at_eof() true at a clean end.
+// take_until and take_frame throw IncompleteRead when it cut their result short, take_line
+// gives the rest as a last line; take_frame and take_line return nullopt with at_eof() true at
+// a clean end.
 //
 // Bytes are received straight into the reader's own buffer (no allocation per read: it grows
 // only when one message is larger than it) and handed out as views into it, valid until the
@@ -60,10 +61,11 @@ class StreamReader {
   // Up to and including the delimiter; FrameTooLarge once more than max_size bytes precede it.
   std::optional<std::string_view> take_until(std::string_view delimiter, size_t max_size);
   // The payload of the first message; FrameTooLarge if it is known to exceed the framing's
-  // max_size. At a clean end of stream nullopt (and at_eof()); rest_at_eof makes bytes left
-  // after the last whole message one last message instead of an IncompleteRead (a last line
-  // without its newline).
-  std::optional<std::string_view> take_frame(const Framing& framing, bool rest_at_eof = false);
+  // max_size. At a clean end of stream nullopt (and at_eof()).
+  std::optional<std::string_view> take_frame(const Framing& framing);
+  // The first line without its "\n" or "\r\n" (FrameTooLarge past max_size bytes); at end of
+  // stream the bytes after the last newline are one last line, then nullopt (and at_eof()).
+  std::optional<std::string_view> take_line(size_t max_size);
 
   // One receive into free space, never waiting: bytes read, 0 at end of stream (also once it
   // was seen), nullopt when the socket has nothing now. Makes room first (moving the unread
@@ -75,8 +77,8 @@ class StreamReader {
   std::string_view read_exactly(Socket& socket, size_t size, Timeout timeout);
   std::string_view read_until(Socket& socket, std::string_view delimiter, size_t max_size, Timeout timeout);
   // nullopt at a clean end of stream.
-  std::optional<std::string_view> read_frame(Socket& socket, const Framing& framing, Timeout timeout,
-                                             bool rest_at_eof = false);
+  std::optional<std::string_view> read_frame(Socket& socket, const Framing& framing, Timeout timeout);
+  std::optional<std::string_view> read_line(Socket& socket, size_t max_size, Timeout timeout);
 
  private:
   template <typename Take>
