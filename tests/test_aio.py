@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from socketeer import IncompleteReadError, MessageTooLarge, UnixAddress, aio, framing, parse_endpoint
-from test_streams import FRAMINGS, MESSAGES, assert_bounded, full_backlog, refused_address
+from test_streams import (BATCH, FRAMINGS, ITERATOR_FRAMINGS, MESSAGES, assert_bounded, full_backlog, numbered,
+                          refused_address)
 
 BOUND = 20  # seconds: asyncio.wait_for around every test body
 TIMEOUT = 10  # per call expected to succeed
@@ -235,7 +236,7 @@ def test_delimited_flood_raises_with_bounded_buffering(run):
             with pytest.raises(MessageTooLarge):
                 async for _ in server.messages(framing.delimited(b"\n", max_size=1000), timeout=TIMEOUT):
                     pass
-            assert len(server._buffer) <= 1000 + 64 * 1024
+            assert server._reader.buffered_size <= 1000 + 64 * 1024
             flooder.cancel()
             await asyncio.gather(flooder, return_exceptions=True)
 
@@ -267,6 +268,78 @@ def test_send_message(run):
             assert await server.recv_exactly(6, timeout=TIMEOUT) == b"\x04\x00ping"
             client.close_write()
             assert [m async for m in server.messages(f, timeout=TIMEOUT)] == []
+
+    run(main)
+
+
+# --- an iterator holds nothing (as in test_streams.py: the batch is one record, so timeout=0 ----
+# --- reads exactly what is already buffered) ----------------------------------------------------
+
+@pytest.mark.parametrize("f", ITERATOR_FRAMINGS)
+def test_an_abandoned_messages_iterator_leaves_the_rest_buffered(run, f):
+    async def main():
+        stream, peer = stdlib_seqpacket_pair()
+        with peer:
+            async with stream:
+                peer.send(b"".join(map(f.encode, BATCH)))
+                assert await anext(stream.messages(f, timeout=TIMEOUT)) == b"one"
+                assert [await anext(stream.messages(f, timeout=0)) for _ in BATCH[1:]] == BATCH[1:]
+                assert stream._reader.buffered_size == 0
+
+    run(main)
+
+
+def test_an_abandoned_lines_iterator_leaves_the_rest_buffered(run):
+    async def main():
+        stream, peer = stdlib_seqpacket_pair()
+        with peer:
+            async with stream:
+                peer.send(b"one\ntwo\r\n\nlast")
+                peer.shutdown(stdlib.SHUT_WR)
+                assert await anext(stream.lines(timeout=TIMEOUT)) == b"one"
+                assert await anext(stream.lines(timeout=0)) == b"two"
+                assert await anext(stream.lines(encoding="ascii", timeout=0)) == ""
+                assert await anext(stream.lines(timeout=0)) == b"last"
+                assert [line async for line in stream.lines(timeout=0)] == []
+
+    run(main)
+
+
+@pytest.mark.parametrize("f", ITERATOR_FRAMINGS)
+def test_next_and_recv_interleaved_read_the_stream_in_order(run, f):
+    async def main():
+        stream, peer = stdlib_seqpacket_pair()
+        with peer:
+            async with stream:
+                wire = [f.encode(m) for m in (b"one", b"two", b"three", b"four")]
+                peer.send(b"".join(wire))
+                messages = stream.messages(f, timeout=TIMEOUT)
+                assert await anext(messages) == b"one"
+                assert await stream.recv_exactly(len(wire[1]), timeout=0) == wire[1]
+                assert await anext(messages) == b"three"
+                assert await stream.recv(timeout=0) == wire[3]
+                peer.shutdown(stdlib.SHUT_WR)
+                assert [m async for m in messages] == []
+
+    run(main)
+
+
+@pytest.mark.parametrize("f", ITERATOR_FRAMINGS)
+def test_each_message_by_a_new_iterator_over_more_than_one_buffer(run, f):
+    async def main():
+        client, server, listener = await pair("tcp://127.0.0.1:0")
+        async with listener, client, server:
+            messages = numbered(3000)  # ~80 KB: more than one 64 KiB receive
+
+            async def send() -> None:
+                await client.send_all(b"".join(map(f.encode, messages)))
+                client.close_write()
+
+            sender = asyncio.ensure_future(send())
+            got = [await anext(server.messages(f, timeout=TIMEOUT), None) for _ in messages]
+            assert [m async for m in server.messages(f, timeout=TIMEOUT)] == []
+            await sender
+            assert got == messages
 
     run(main)
 
@@ -677,8 +750,9 @@ def test_recv_fds_refuses_when_bytes_are_buffered(run):
         async with listener, client, server:
             await client.send_all(b"line\nrest")
             assert await server.recv_until(timeout=TIMEOUT) == b"line\n"
-            while not server._buffer:  # "rest" may arrive with the line or after it
-                await server._fill(None, "test")
+            while not server._reader.buffered_size:  # "rest" may arrive with the line or after it
+                if server._reader.fill_now(server.socket) is None:
+                    await server._wait(False, None, "test")
             with pytest.raises(RuntimeError, match="buffered"):
                 await server.recv_fds(10, 1)
             assert await server.recv(timeout=TIMEOUT) == b"rest"

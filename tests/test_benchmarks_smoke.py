@@ -52,3 +52,12 @@ def test_bench_poller_prints_ratios() -> None:
     result = run_script("bench_poller.py", "--repeats", "1", "--sizes", "10")
     assert result.returncode == 0, result.stderr
     assert "Poller.poll" in result.stdout and "x the stdlib" in result.stdout
+
+
+def test_bench_streams_reports_every_case() -> None:
+    result = run_script("bench_streams.py", "--repeats", "1", "--messages", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["case"] for r in report["results"]] == ["lines", "messages", "aio lines", "aio messages"]
+    for r in report["results"]:
+        assert r["stdlib_ns"] > 0 and r["socketeer_ns"] > 0 and r["ratio"] > 0

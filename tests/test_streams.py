@@ -371,6 +371,65 @@ def test_messages_end_cleanly_at_end_of_stream(pair):
     assert list(stream.messages(framing.length_prefixed(), timeout=TIMEOUT)) == []
 
 
+# --- an iterator holds nothing: what it did not hand out stays in the stream ------------------
+# Each test sends its whole batch first (one SOCK_SEQPACKET record: one receive takes all of
+# it), so every read after the first finds its bytes buffered and timeout=0 ("only what is
+# already here") is exact: a message the first iterator swallowed times out instead.
+
+ITERATOR_FRAMINGS = [pytest.param(framing.length_prefixed(2), id="prefix2"),
+                     pytest.param(framing.delimited(b"\r\n"), id="crlf")]
+BATCH = [b"one", b"two", b"three", b"", b"four"]
+
+
+def numbered(count: int) -> list[bytes]:
+    """count distinct messages of varied length (about 27 bytes each on average)."""
+    return [b"%d:" % i + b"x" * (i % 50) for i in range(count)]
+
+
+@pytest.mark.parametrize("f", ITERATOR_FRAMINGS)
+def test_an_abandoned_messages_iterator_leaves_the_rest_buffered(seqpacket_pair, f):
+    stream, peer = seqpacket_pair
+    peer.send(b"".join(map(f.encode, BATCH)))
+    assert next(stream.messages(f, timeout=TIMEOUT)) == b"one"
+    assert [next(stream.messages(f, timeout=0)) for _ in BATCH[1:]] == BATCH[1:]
+    assert stream._reader.buffered_size == 0
+
+
+def test_an_abandoned_lines_iterator_leaves_the_rest_buffered(seqpacket_pair):
+    stream, peer = seqpacket_pair
+    peer.send(b"one\ntwo\r\n\nlast")
+    peer.shutdown(stdlib.SHUT_WR)
+    assert next(stream.lines(timeout=TIMEOUT)) == b"one"
+    assert next(stream.lines(timeout=0)) == b"two"
+    assert next(stream.lines(encoding="ascii", timeout=0)) == ""
+    assert next(stream.lines(timeout=0)) == b"last"
+    assert list(stream.lines(timeout=0)) == []
+
+
+@pytest.mark.parametrize("f", ITERATOR_FRAMINGS)
+def test_next_and_recv_interleaved_read_the_stream_in_order(seqpacket_pair, f):
+    stream, peer = seqpacket_pair
+    wire = [f.encode(m) for m in (b"one", b"two", b"three", b"four")]
+    peer.send(b"".join(wire))
+    messages = stream.messages(f, timeout=TIMEOUT)
+    assert next(messages) == b"one"
+    assert stream.recv_exactly(len(wire[1]), timeout=0) == wire[1]  # the bytes of "two", once
+    assert next(messages) == b"three"  # the same iterator goes on after the recv
+    assert stream.recv(timeout=0) == wire[3]
+    peer.shutdown(stdlib.SHUT_WR)
+    assert list(messages) == []
+
+
+@pytest.mark.parametrize("f", ITERATOR_FRAMINGS)
+def test_each_message_by_a_new_iterator_over_more_than_one_buffer(tcp_pair, f):
+    stream, peer = tcp_pair
+    messages = numbered(3000)  # ~80 KB: more than the stream's 64 KiB buffer takes in one receive
+    with sending(peer, [b"".join(map(f.encode, messages))]):
+        got = [next(stream.messages(f, timeout=TIMEOUT), None) for _ in messages]
+        assert list(stream.messages(f, timeout=TIMEOUT)) == []
+    assert got == messages
+
+
 # --- timeouts ----------------------------------------------------------------------------------
 
 def assert_bounded(started: float, timeout: float) -> None:

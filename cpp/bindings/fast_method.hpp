@@ -27,6 +27,19 @@ T* cpp_self(PyObject* self) {
   return py::handle(self).cast<T*>();
 }
 
+// An argument that must be an instance of the pybind11 class bound to T (or of a Python
+// subclass): its C++ object, checked with one type test instead of pybind11's caster lookup.
+template <typename T>
+T& cpp_arg(PyObject* value, const char* function, const char* name) {
+  static auto* type = reinterpret_cast<PyTypeObject*>(py::type::of<T>().ptr());
+  if (!PyObject_TypeCheck(value, type)) {
+    PyErr_Format(PyExc_TypeError, "%s() argument '%s' must be %s, not %.200s", function, name, type->tp_name,
+                 Py_TYPE(value)->tp_name);
+    throw py::error_already_set();
+  }
+  return *cpp_self<T>(value);
+}
+
 // Positional-or-keyword arguments by position: values[i] is nullptr where not given.
 template <size_t N>
 struct FastArgs {

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_server(m);
   socketeer::bindings::init_proxy(m);
   socketeer::bindings::init_poller(m);
+  socketeer::bindings::init_accept(m);
 }

@@ -12,7 +12,7 @@ FrameTooLarge::FrameTooLarge(size_t size, size_t limit)
 
 Framing Framing::raw(size_t max_size) {
   // A raw message of at most 0 bytes would be an empty frame that consumes nothing: split()
-  // and read_frames() would loop forever taking empty messages off the same bytes.
+  // and a reader would loop forever taking empty messages off the same bytes.
   if (max_size == 0) throw InvalidArgument("raw framing needs max_size >= 1");
   Framing framing;
   framing.max_size_ = max_size;

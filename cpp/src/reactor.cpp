@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "socketeer/accept_backoff.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/interrupt.hpp"
 
@@ -31,7 +32,7 @@ constexpr size_t kMaxIovecs = 64;
 // find out. Messages are often a power of two long, like read_buffer itself; with a block of
 // exactly read_buffer, every message of that size (64 KiB echoes) would take two recvs.
 constexpr size_t kReadSlack = 64;
-constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
+constexpr auto kAcceptBackoff = AcceptBackoff::kPause;  // after EMFILE/ENFILE
 
 // A FIFO over a vector that keeps its capacity: queued output is pushed at the back and sent
 // from the front every turn, and std::deque allocated and freed a block every few elements
@@ -421,8 +422,8 @@ void Reactor::handle(const Event& event) {
 }
 
 // Accepts until EAGAIN: the listener is edge-triggered, so one event may stand for many
-// connections. EMFILE/ENFILE (out of fds) pause accepting instead of spinning on the same
-// pending connection.
+// connections. A failure is handled by AcceptBackoff's policy: EMFILE/ENFILE (out of fds)
+// pause accepting instead of spinning on the same pending connection.
 void Reactor::accept_all(Listener& listener) {
   if (accept_paused_) return;
   for (;;) {
@@ -430,14 +431,16 @@ void Reactor::accept_all(Listener& listener) {
     try {
       accepted = listener.socket.accept();
     } catch (const Error& error) {
-      int code = error.code_value();
-      if (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM) {
-        accept_paused_ = true;
-        accept_resume_ = now_ + kAcceptBackoff;
-        return;
+      switch (AcceptBackoff::classify(error.code_value())) {
+        case AcceptBackoff::Action::retry:
+          continue;
+        case AcceptBackoff::Action::pause:
+          accept_paused_ = true;
+          accept_resume_ = now_ + kAcceptBackoff;
+          return;
+        case AcceptBackoff::Action::fatal:
+          throw;
       }
-      if (code == ECONNABORTED || code == EPROTO) continue;
-      throw;
     }
     if (!accepted) return;
     auto [socket, peer] = std::move(*accepted);

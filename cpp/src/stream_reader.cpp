@@ -30,21 +30,6 @@ void StreamReader::reserve(size_t wanted) {
     buffer_.resize(std::max({wanted, buffer_.size() * 2, unread + 1024}));
 }
 
-bool StreamReader::fill(Socket& socket, Deadline& deadline, const char* operation) {
-  if (eof_) return false;
-  reserve(end_ - start_ + 1);
-  for (;;) {
-    auto n = socket.recv_now(buffer_.data() + end_, buffer_.size() - end_);
-    if (n) {
-      end_ += *n;
-      eof_ = *n == 0;
-      return !eof_;
-    }
-    Timeout left = deadline.remaining(operation);
-    if (!socket.wait(POLLIN, left) && left) throw_timeout(operation);
-  }
-}
-
 std::string_view StreamReader::take(size_t size) {
   std::string_view taken(buffer_.data() + start_, size);
   start_ += size;
@@ -52,52 +37,98 @@ std::string_view StreamReader::take(size_t size) {
   return taken;
 }
 
-std::string_view StreamReader::read_some(Socket& socket, size_t max, Timeout timeout) {
-  Deadline deadline(timeout);
-  if (start_ == end_) fill(socket, deadline, "recv");
+void StreamReader::incomplete(std::string expected) const {
+  throw IncompleteRead(std::string(buffered()), std::move(expected));
+}
+
+// --- the buffer alone -------------------------------------------------------------------------
+
+std::optional<std::string_view> StreamReader::take_some(size_t max) {
+  if (start_ == end_ && !eof_) return std::nullopt;
   return take(std::min(max, end_ - start_));
 }
 
-std::string_view StreamReader::read_exactly(Socket& socket, size_t size, Timeout timeout) {
-  Deadline deadline(timeout);
-  reserve(size);
-  while (end_ - start_ < size) {
-    if (!fill(socket, deadline, "recv_exactly"))
-      throw IncompleteRead(std::string(buffered()), std::to_string(size));
+std::optional<std::string_view> StreamReader::take_exactly(size_t size) {
+  if (end_ - start_ >= size) return take(size);
+  if (eof_) incomplete(std::to_string(size));
+  reserve(size);  // room for all of it, so the fills need not grow the buffer step by step
+  return std::nullopt;
+}
+
+std::optional<std::string_view> StreamReader::take_until(std::string_view delimiter, size_t max_size) {
+  Framing framing = Framing::delimited(std::string(delimiter), max_size);  // refuses an empty one
+  if (auto frame = framing.next(buffered())) return take(frame->total());
+  if (eof_) incomplete("a delimiter");
+  return std::nullopt;
+}
+
+std::optional<std::string_view> StreamReader::take_frame(const Framing& framing) {
+  if (auto frame = framing.next(buffered())) return take(frame->total()).substr(frame->header, frame->payload);
+  if (eof_ && start_ != end_) incomplete("the rest of a message");
+  return std::nullopt;
+}
+
+std::optional<std::string_view> StreamReader::take_line(size_t max_size) {
+  std::optional<std::string_view> line;
+  if (auto frame = Framing::delimited("\n", max_size).next(buffered()))
+    line = take(frame->total()).substr(0, frame->payload);
+  else if (eof_ && start_ != end_)
+    line = take(end_ - start_);  // the last line, without a newline
+  else
+    return std::nullopt;
+  if (line->ends_with('\r')) line->remove_suffix(1);
+  return line;
+}
+
+std::optional<size_t> StreamReader::fill_now(Socket& socket) {
+  if (eof_) return 0;
+  reserve(end_ - start_ + 1);
+  auto n = socket.recv_now(buffer_.data() + end_, buffer_.size() - end_);
+  if (n) {
+    end_ += *n;
+    eof_ = *n == 0;
   }
-  return take(size);
+  return n;
+}
+
+// --- blocking ---------------------------------------------------------------------------------
+
+// take() until it has a result; in between, one receive, waiting for the socket to become
+// readable when it has nothing. The takes answer end of stream themselves, so once it was seen
+// a "not yet" is final (a clean end for take_frame and take_line).
+template <typename Take>
+std::optional<std::string_view> StreamReader::read(Socket& socket, Timeout timeout, const char* operation,
+                                                   Take&& take) {
+  Deadline deadline(timeout);
+  for (;;) {
+    if (auto result = take()) return result;
+    if (eof_) return std::nullopt;
+    while (!fill_now(socket)) {
+      Timeout left = deadline.remaining(operation);
+      if (!socket.wait(POLLIN, left) && left) throw_timeout(operation);
+    }
+  }
+}
+
+std::string_view StreamReader::read_some(Socket& socket, size_t max, Timeout timeout) {
+  return *read(socket, timeout, "recv", [&] { return take_some(max); });
+}
+
+std::string_view StreamReader::read_exactly(Socket& socket, size_t size, Timeout timeout) {
+  return *read(socket, timeout, "recv_exactly", [&] { return take_exactly(size); });
 }
 
 std::string_view StreamReader::read_until(Socket& socket, std::string_view delimiter, size_t max_size,
                                           Timeout timeout) {
-  Framing framing = Framing::delimited(std::string(delimiter), max_size);
-  Deadline deadline(timeout);
-  for (;;) {
-    if (auto frame = framing.next(buffered())) return take(frame->total());
-    if (!fill(socket, deadline, "recv_until"))
-      throw IncompleteRead(std::string(buffered()), "a delimiter");
-  }
+  return *read(socket, timeout, "recv_until", [&] { return take_until(delimiter, max_size); });
 }
 
-std::vector<std::string_view> StreamReader::read_frames(Socket& socket, const Framing& framing, Timeout timeout) {
-  Deadline deadline(timeout);
-  std::vector<std::string_view> messages;
-  for (;;) {
-    try {
-      while (auto frame = framing.next(buffered())) {
-        messages.push_back(take(frame->total()).substr(frame->header, frame->payload));
-      }
-    } catch (const FrameTooLarge&) {
-      // Hand out the whole messages that came before the oversize one; the next call raises.
-      if (messages.empty()) throw;
-      return messages;
-    }
-    if (!messages.empty()) return messages;
-    if (!fill(socket, deadline, "messages")) {
-      if (start_ == end_) return messages;
-      throw IncompleteRead(std::string(buffered()), "the rest of a message");
-    }
-  }
+std::optional<std::string_view> StreamReader::read_frame(Socket& socket, const Framing& framing, Timeout timeout) {
+  return read(socket, timeout, "messages", [&] { return take_frame(framing); });
+}
+
+std::optional<std::string_view> StreamReader::read_line(Socket& socket, size_t max_size, Timeout timeout) {
+  return read(socket, timeout, "lines", [&] { return take_line(max_size); });
 }
 
 }  // namespace socketeer

@@ -9,10 +9,12 @@
 >>> asyncio.run(main())
 b'ping\\n'
 
-Reads, framing and exceptions are the sync Stream's: ``recv_until`` returns the delimiter too,
+Reads, framing and exceptions are the sync Stream's, from the same C++ buffer (``_core.StreamReader``,
+driven here by the event loop instead of poll()): ``recv_until`` returns the delimiter too,
 ``lines()`` strips ``\\n``/``\\r\\n``, ``messages(framing)`` splits with the C++ framing (one call
-per batch), a stream that ends mid-message raises IncompleteReadError (``.partial``), a message
-over ``max_size`` raises MessageTooLarge, and every call takes ``timeout=`` (TimeoutError).
+per message; what a loop does not take stays buffered), a stream that ends mid-message raises
+IncompleteReadError (``.partial``), a message over ``max_size`` raises MessageTooLarge, and every
+call takes ``timeout=`` (TimeoutError).
 It adds what asyncio lacks: ``send_fds``/``recv_fds`` and ``sendmsg``/``recvmsg``.
 
 Sockets are socketeer Sockets in non-blocking mode. Each call first tries the syscall, and only
@@ -26,7 +28,9 @@ time may read, and one may write, on each object; a second one raises RuntimeErr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -39,7 +43,7 @@ from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
-from .streams import (HAPPY_EYEBALLS_DELAY, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
+from .streams import (HAPPY_EYEBALLS_DELAY, AcceptBackoff, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
                       _delimiter, _interleave, _size, _unix_path)
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
@@ -91,26 +95,31 @@ class _Io:
             raise ValueError("timeout must be >= 0 or None")
         return asyncio.get_running_loop().time() + seconds
 
-    async def _wait(self, write: bool, deadline: Optional[float], operation: str) -> None:
+    async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True) -> None:
+        """Waits until the socket is readable (writable), or raises TimeoutError at the deadline;
+        with ``ready=False`` only until the deadline, which is then no error (a pause). close()
+        ends any wait with OSError(EBADF)."""
         if self.socket.closed:
             raise _closed(operation)
         if write in self._waiting:
             raise RuntimeError(f"{operation}: another task is already waiting to {'write' if write else 'read'}")
         loop = asyncio.get_running_loop()
-        if deadline is not None and loop.time() >= deadline:
+        if ready and deadline is not None and loop.time() >= deadline:
             raise _timed_out(operation)
         fd = self.socket.fileno()
         future = loop.create_future()
         self._waiting[write] = future
-        (loop.add_writer if write else loop.add_reader)(fd, _resolve, future, None)
-        timer = None if deadline is None else loop.call_at(deadline, _resolve, future, _timed_out(operation))
+        if ready:
+            (loop.add_writer if write else loop.add_reader)(fd, _resolve, future, None)
+        timer = None if deadline is None else loop.call_at(deadline, _resolve, future,
+                                                           _timed_out(operation) if ready else None)
         try:
             await future
         finally:
             del self._waiting[write]
             if timer is not None:
                 timer.cancel()
-            if not self.socket.closed:
+            if ready and not self.socket.closed:
                 (loop.remove_writer if write else loop.remove_reader)(fd)
 
     async def _io(self, write: bool, call: Callable[[], T], deadline: Optional[float], operation: str) -> T:
@@ -190,9 +199,7 @@ class Stream(_Io):
 
     def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
         super().__init__(sock, timeout)
-        self._buffer = bytearray()  # received, not yet handed out
-        self._scratch = memoryview(bytearray(max(buffer_size, 1024)))
-        self._eof = False
+        self._reader = _core.StreamReader(buffer_size)  # received, not yet handed out
 
     @property
     def local_address(self) -> AnyAddress:
@@ -226,103 +233,71 @@ class Stream(_Io):
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def _fill(self, deadline: Optional[float], operation: str) -> bool:
-        """One receive appended to the buffer; False at end of stream."""
-        if self._eof:
-            return False
-        size = await self._io(False, lambda: self.socket.recv_into(self._scratch), deadline, operation)
-        if size == 0:
-            self._eof = True
-            return False
-        self._buffer += self._scratch[:size]
-        return True
-
-    def _take(self, size: int) -> bytes:
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def _incomplete(self, expected: str) -> IncompleteReadError:
-        error = IncompleteReadError(f"stream ended after {len(self._buffer)} bytes, expected {expected}")
-        error.partial = bytes(self._buffer)
-        return error
+    async def _read(self, take: Callable[[], Optional[bytes]], timeout: Any, operation: str) -> Any:
+        """take() from the reader's buffer until it answers; in between, one receive of what the
+        socket has (fill_now), and a wait for readability when it has nothing. The reader is the
+        sync Stream's (one buffer core, two drivers); nothing is received while this waits, so a
+        timeout or a cancellation leaves every byte buffered. Returns what take() returned: None
+        only for take_frame or take_line at a clean end of stream."""
+        result = take()
+        if result is not None:  # the buffer had it: no clock, no syscall
+            return result
+        reader, deadline = self._reader, self._deadline(timeout)
+        while result is None and not reader.eof:
+            if reader.fill_now(self.socket) is None:
+                await self._wait(False, deadline, operation)
+            result = take()
+        return result
 
     async def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
-        _size("max_size", max_size)
-        if not self._buffer:
-            await self._fill(self._deadline(timeout), "recv")
-        return self._take(max_size)
+        size = _size("max_size", max_size)
+        return await self._read(lambda: self._reader.take_some(size), timeout, "recv")
 
     async def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
         _size("size", size)
-        deadline = self._deadline(timeout)
-        while len(self._buffer) < size:
-            if not await self._fill(deadline, "recv_exactly"):
-                raise self._incomplete(str(size))
-        return self._take(size)
+        return await self._read(lambda: self._reader.take_exactly(size), timeout, "recv_exactly")
 
     async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
                          timeout: Any = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
         MessageTooLarge (never buffers without bound)."""
-        delimiter = _delimiter(delimiter)
-        Framing.delimited(delimiter, _size("max_size", max_size))  # validates (empty delimiter)
-        deadline = self._deadline(timeout)
-        searched = 0
-        while True:
-            end = self._buffer.find(delimiter, searched)
-            if end >= 0:
-                if end > max_size:
-                    raise _too_large(end, max_size)
-                return self._take(end + len(delimiter))
-            if len(self._buffer) > max_size + len(delimiter) - 1:
-                raise _too_large(len(self._buffer), max_size)
-            searched = max(0, len(self._buffer) - len(delimiter) + 1)
-            if not await self._fill(deadline, "recv_until"):
-                raise self._incomplete("a delimiter")
+        wanted, limit = _delimiter(delimiter), _size("max_size", max_size)
+        return await self._read(lambda: self._reader.take_until(wanted, limit), timeout, "recv_until")
 
     async def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> AsyncIterator[bytes]:
-        """Whole messages split by ``framing`` (the C++ splitter, one call per batch) until the
-        stream ends; IncompleteReadError if it ends inside one. ``timeout`` bounds the wait for
-        each batch."""
+        """Whole messages split by ``framing`` (in C++, one call per message) until the stream
+        ends; IncompleteReadError if it ends inside one. Each is taken off the buffer as it is
+        yielded: a loop that stops early leaves the rest for the next read. ``timeout`` bounds the
+        wait for each message."""
         _check_framing(framing)
-        async for batch in self._batches(framing, timeout, "messages"):
-            for message in batch:
-                yield message
+        take_frame = self._reader.take_frame
+        while True:
+            message = take_frame(framing)
+            if message is None:  # not all buffered yet: receive and wait (_read takes it then)
+                message = await self._read(functools.partial(take_frame, framing), timeout, "messages")
+                if message is None:
+                    return
+            yield message
 
     async def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
                     timeout: Any = _DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
-        one even without a newline."""
-        framing = Framing.delimited(b"\n", _size("max_size", max_size))
-        async for batch in self._batches(framing, timeout, "lines", last_partial=True):
-            for line in batch:
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                yield line.decode(encoding) if encoding else line
-
-    async def _batches(self, framing: Framing, timeout: Any, operation: str,
-                       last_partial: bool = False) -> AsyncIterator[list[bytes]]:
+        one even without a newline; taken off the buffer as it is yielded, like messages()."""
+        take_line, size = self._reader.take_line, _size("max_size", max_size)
         while True:
-            batch, consumed = framing.split(self._buffer)
-            if consumed:
-                del self._buffer[:consumed]
-            if batch:
-                yield batch
-                continue
-            if not await self._fill(self._deadline(timeout), operation):
-                if not self._buffer:
+            line = take_line(size)
+            if line is None:
+                line = await self._read(functools.partial(take_line, size), timeout, "lines")
+                if line is None:
                     return
-                if not last_partial:
-                    raise self._incomplete("the rest of a message")
-                yield [self._take(len(self._buffer))]
-                return
+            yield line.decode(encoding) if encoding else line
 
     def _check_unbuffered(self, operation: str) -> None:
-        if self._buffer:
-            raise RuntimeError(f"{operation}: {len(self._buffer)} bytes are already buffered by an earlier read; "
+        buffered = self._reader.buffered_size
+        if buffered:
+            raise RuntimeError(f"{operation}: {buffered} bytes are already buffered by an earlier read; "
                                "read them first (recv) so data and ancillary data stay in order")
 
     # --- ending ----------------------------------------------------------------------------
@@ -348,12 +323,6 @@ class Stream(_Io):
         return f"<socketeer.aio.Stream {local} -> {peer}>"
 
 
-def _too_large(size: int, limit: int) -> MessageTooLarge:
-    error = MessageTooLarge(f"message of {size}{'+' if size <= limit else ''} bytes exceeds max_size={limit}")
-    error.size, error.limit = size, limit
-    return error
-
-
 class Listener(_Io, _Bound):
     """A listening socket: ``await accept()``, ``async for stream in listener``, ``serve()``."""
 
@@ -372,19 +341,29 @@ class Listener(_Io, _Bound):
         return self._streams()
 
     async def _streams(self) -> AsyncIterator[Stream]:
+        """Connections until the listener is closed; a failed accept is handled as the sync
+        Listener's iteration does (AcceptBackoff: skip it, or pause accepting while out of fds)."""
+        backoff = AcceptBackoff(self._endpoint)
         while True:
             try:
                 stream = await self.accept()
             except OSError as error:
                 if self.closed and error.errno == errno.EBADF:
                     return
-                raise
+                pause = backoff.after(error)
+                if pause:  # a wait for the time alone; close() ends it, and the next accept says so
+                    deadline = asyncio.get_running_loop().time() + pause
+                    with contextlib.suppress(OSError):
+                        await self._wait(False, deadline, f"accept on {self._endpoint}", ready=False)
+                continue
+            backoff.accepted()
             yield stream
 
     async def serve(self, handler: Callable[[Stream], Awaitable[Any]]) -> None:
         """Runs ``await handler(stream)`` in a task per connection until the listener is closed,
         then waits for the running handlers. The stream is closed when its handler returns; an
-        exception in a handler is logged and closes only that connection. Cancelling serve()
+        exception in a handler is logged and closes only that connection. Out of fds, it keeps
+        serving the open connections and accepts again once fds are free. Cancelling serve()
         cancels the handlers."""
         tasks: set[asyncio.Task] = set()
 

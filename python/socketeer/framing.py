@@ -1,7 +1,7 @@
 """Message framing for ``Stream.messages()``, ``Stream.send_message()`` and the Server.
 
-The framing itself runs in C++: ``Stream.messages(framing)`` costs one Python call per *batch*
-of messages, not per byte or per message.
+The framing itself runs in C++: ``Stream.messages(framing)`` costs one call into C++ per message
+(which waits only when no whole message is buffered), never a Python loop over bytes.
 
 >>> f = length_prefixed(2)
 >>> f.encode(b"hi")

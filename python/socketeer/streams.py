@@ -10,6 +10,7 @@ b'ping\\n'
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -155,35 +156,23 @@ class Stream(Closeable):
               timeout: Any = _DEFAULT) -> Iterator[Any]:
         """Yields each line without its line ending (``\\n`` or ``\\r\\n``), as bytes, or as str
         when ``encoding`` is given, until end of stream. A last line without a newline is yielded
-        too."""
-        framing = Framing.delimited(b"\n", _size("max_size", max_size))
-        pick = self._timeouts.pick(timeout)
-        last = False
-        while not last:
-            try:
-                batch = self._reader.read_frames(self.socket, framing, pick)
-            except IncompleteReadError as error:
-                # The last line, without a newline: take it off the buffer (read_frames leaves it
-                # there, and would raise again forever) and end after it.
-                batch, last = [self._reader.read_some(self.socket, len(error.partial), 0)], True
-            if not batch:
-                return
-            for line in batch:
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                yield line.decode(encoding) if encoding else line
+        too. Each line is taken off the stream's buffer as it is yielded: a loop that stops early
+        leaves the rest for the next read. ``timeout`` bounds the wait for each line."""
+        size, pick = _size("max_size", max_size), self._timeouts.pick(timeout)
+        read_line, sock = self._reader.read_line, self.socket
+        while (line := read_line(sock, size, pick)) is not None:
+            yield line.decode(encoding) if encoding else line
 
     def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> Iterator[bytes]:
         """Yields whole messages split by ``framing`` (see socketeer.framing) until the stream
-        ends. The splitting runs in C++, one call per batch of messages. A stream that ends in
-        the middle of a message raises IncompleteReadError."""
+        ends. One C++ call per message, which only waits (GIL released) when no whole message is
+        buffered; each message is taken off the stream's buffer as it is yielded, so a loop that
+        stops early leaves the rest for the next read. A stream that ends in the middle of a
+        message raises IncompleteReadError. ``timeout`` bounds the wait for each message."""
         _check_framing(framing)
-        pick = self._timeouts.pick(timeout)
-        while True:
-            batch = self._reader.read_frames(self.socket, framing, pick)
-            if not batch:
-                return
-            yield from batch
+        read_frame, sock, pick = self._reader.read_frame, self.socket, self._timeouts.pick(timeout)
+        while (message := read_frame(sock, framing, pick)) is not None:
+            yield message
 
     # --- ending ----------------------------------------------------------------------------
 
@@ -215,6 +204,33 @@ class Stream(Closeable):
         return html_table("socketeer.Stream", rows)
 
 
+class AcceptBackoff:
+    """An accept loop's answer to a failed accept, shared by Listener and aio.Listener: the C++
+    Server's policy (``_core.AcceptBackoff``), plus one log line when accepting pauses and one
+    when it works again, not one per failure."""
+
+    def __init__(self, endpoint: Any):
+        self._policy = _core.AcceptBackoff()
+        self._endpoint = endpoint
+
+    def after(self, error: OSError) -> float:
+        """Seconds to stop accepting after ``error`` (0.0: accept again at once); re-raises an
+        error that no waiting cures."""
+        pause = self._policy.failed(error.errno or 0)
+        if pause is None:
+            raise error
+        if pause and self._policy.pauses == 1:
+            log.warning("accept on %s: %s; accepting pauses (retried every %g s) while the open "
+                        "connections are served", self._endpoint, error.strerror, pause)
+        return pause
+
+    def accepted(self) -> None:
+        """An accept worked."""
+        pauses = self._policy.succeeded()
+        if pauses:
+            log.info("accept on %s works again after %d pauses", self._endpoint, pauses)
+
+
 class Listener(Closeable, _Bound):
     """A listening socket. ``accept()`` returns Streams; ``close()`` from any thread wakes a
     blocked ``accept()``, which then raises OSError(EBADF)."""
@@ -231,12 +247,19 @@ class Listener(Closeable, _Bound):
 
     def accept(self, timeout: Optional[float] = None) -> Stream:
         """The next incoming connection as a Stream (TimeoutError after ``timeout`` seconds)."""
+        with self._waiter():
+            return self._accept(timeout)
+
+    @contextlib.contextmanager
+    def _waiter(self) -> Iterator[None]:
+        """Counts a thread waiting on the listener's fds, which close() waits for before it
+        closes them; raises EBADF if the listener is closed already."""
         with self._lock:
             if self._closed:
                 raise OSError(errno.EBADF, "listener is closed", f"accept on {self._endpoint}")
             self._waiting += 1
         try:
-            return self._accept(timeout)
+            yield
         finally:
             with self._lock:
                 self._waiting -= 1
@@ -260,21 +283,39 @@ class Listener(Closeable, _Bound):
             if not poller.poll(wait_ms) and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(errno.ETIMEDOUT, "timed out", f"accept on {self._endpoint}")
 
+    def _pause(self, seconds: float) -> None:
+        """Sleeps ``seconds``, or less when close() comes first (the next accept says so)."""
+        with contextlib.suppress(OSError), self._waiter():
+            poller = select.poll()
+            poller.register(self._wake, select.POLLIN)
+            poller.poll(int(seconds * 1000 + 0.999))
+
     def __iter__(self) -> Iterator[Stream]:
-        """Incoming streams, until the listener is closed."""
+        """Incoming streams, until the listener is closed. A failed accept does not end it
+        when the Server would go on either (the same policy, AcceptBackoff): a connection
+        aborted before it was taken is skipped, and running out of fds (EMFILE ...) pauses
+        accepting for a moment, again and again until an fd is free (logged once, on the
+        "socketeer" logger). Other errors are raised."""
+        backoff = AcceptBackoff(self._endpoint)
         while True:
             try:
-                yield self.accept()
+                stream = self.accept()
             except OSError as error:
                 if self._closed and error.errno == errno.EBADF:
                     return
-                raise
+                pause = backoff.after(error)
+                if pause:
+                    self._pause(pause)
+                continue
+            backoff.accepted()
+            yield stream
 
     def serve(self, handler: Callable[[Stream], Any], *, threads: int = 8) -> None:
         """Runs ``handler(stream)`` for every connection on a pool of ``threads`` threads until
         the listener is closed (from another thread or by Ctrl-C). The stream is closed when the
         handler returns; an exception in a handler is logged with its traceback and closes only
-        that connection."""
+        that connection. Out of fds, it keeps serving the open connections and accepts again once
+        fds are free (see ``__iter__``)."""
 
         def run(stream: Stream) -> None:
             with stream:
