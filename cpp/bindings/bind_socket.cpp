@@ -64,8 +64,8 @@ std::vector<ControlMessage> control_from_python(py::handle ancdata) {
 
 void bind_lifecycle(py::class_<Socket>& cls) {
   cls.def(py::init<int, int, int>(), py::arg("family"), py::arg("type"), py::arg("proto") = 0)
-      .def(py::init([](Socket& other) { return Socket(std::move(other)); }), py::arg("other"),
-           "Takes over another Socket's fd (the other is left closed).")
+      .def(py::init([](Socket& other) { return Socket::take(other); }), py::arg("other"),
+           "Takes over another Socket's fd (the other is left closed); EBUSY while a call waits on it.")
       .def_static("adopt", &Socket::adopt, py::arg("fileno"),
                   "Takes ownership of an open socket fd; raises (leaving it open) if it is not a socket.")
       .def_static("pair", &Socket::pair, py::arg("family"), py::arg("type"), py::arg("proto") = 0)
@@ -74,7 +74,10 @@ void bind_lifecycle(py::class_<Socket>& cls) {
       .def_property_readonly("proto", &Socket::protocol)
       .def_property_readonly("closed", &Socket::closed)
       .def("_close", &Socket::close)
-      .def("detach", [](Socket& self) { return self.detach().release(); })
+      .def("detach", [](Socket& self) { return self.detach().release(); },
+           "Gives up the fd without closing it and returns it (-1 if closed); the socket is left\n"
+           "closed. Raises OSError(EBUSY) while a call is blocked on the socket in another thread:\n"
+           "the fd's new owner could close it, and its number be reused, under that call.")
       .def("_dup", &Socket::dup)
       .def("bind", [](Socket& self, py::handle address) { self.bind(to_address(self.family(), address)); })
       .def("listen", [](Socket& self, int backlog) { self.listen(backlog); }, py::arg("backlog") = 128)
