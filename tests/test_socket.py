@@ -19,6 +19,8 @@ import textwrap
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import socketeer
 from socketeer import Address, InetAddress, Socket, TcpState, UnixAddress
@@ -175,6 +177,24 @@ def test_more_fds_than_maxfds_closes_the_arrived_ones_and_raises(pair, pipe):
     assert "maxfds=1" in str(caught.value) and "MSG_CTRUNC" in str(caught.value)
 
 
+@pytest.mark.parametrize("maxfds", [1, 3, 5])
+def test_recv_fds_never_returns_more_than_maxfds(pair, pipe, maxfds):
+    """CMSG_SPACE rounds the control buffer up to 8 bytes, so an odd maxfds leaves room for one
+    fd more: maxfds + 1 fds must still be EMSGSIZE, never a list longer than asked for. The
+    fd-leak guard checks that every fd that did arrive was closed."""
+    a, b = pair
+    a.send_fds(b"x", [pipe[0]] * (maxfds + 1))
+    with pytest.raises(OSError) as caught:
+        b.recv_fds(10, maxfds)
+    assert caught.value.errno == errno.EMSGSIZE
+    assert f"maxfds={maxfds}" in str(caught.value)
+    a.send_fds(b"y", [pipe[0]] * maxfds)  # exactly maxfds: all of them
+    data, fds, flags, _ = b.recv_fds(10, maxfds)
+    for fd in fds:
+        os.close(fd)
+    assert (data, len(fds), flags) == (b"y", maxfds, 0)
+
+
 def test_recv_fds_over_dgram_with_an_address(closing, short_tmp, pipe):
     receiver = closing(Socket(socket.AF_UNIX, socket.SOCK_DGRAM))
     receiver.bind(str(short_tmp / "r"))
@@ -195,6 +215,87 @@ def test_fds_received_with_recvmsg_are_cloexec(pair, pipe):
         assert os.get_inheritable(fd) is False
     finally:
         os.close(fd)
+
+
+def _received_fds(ancdata) -> list[int]:
+    fds = []
+    for level, kind, raw in ancdata:
+        assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+        fds.extend(array.array("i", raw[:len(raw) - len(raw) % 4]))
+    return fds
+
+
+def _open_fd_numbers() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+KINDS = st.sampled_from([socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET])
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=KINDS, sent=st.integers(0, 9), maxfds=st.integers(0, 9), payload=st.binary(min_size=1, max_size=300),
+       bufsize=st.integers(1, 400))
+def test_recv_fds_fuzz_never_more_fds_than_asked_and_none_leaked(kind, sent, maxfds, payload, bufsize):
+    read_end, write_end = os.pipe()
+    a, b = socketeer.socketpair(socket.AF_UNIX, kind)
+    try:
+        a.send_fds(payload, [read_end] * sent)
+        before = _open_fd_numbers()
+        if sent > maxfds:
+            with pytest.raises(OSError) as caught:
+                b.recv_fds(bufsize, maxfds)
+            assert caught.value.errno == errno.EMSGSIZE
+            assert _open_fd_numbers() == before  # the fds that arrived were closed
+            return
+        data, fds, flags, _ = b.recv_fds(bufsize, maxfds)
+        try:
+            assert len(fds) == sent
+            assert all(os.fstat(fd).st_ino == os.fstat(read_end).st_ino for fd in fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert _open_fd_numbers() == before
+        if kind == socket.SOCK_STREAM:
+            assert 1 <= len(data) <= bufsize and payload.startswith(data)
+        else:
+            assert data == payload[:bufsize]
+            assert bool(flags & socket.MSG_TRUNC) == (len(payload) > bufsize)
+    finally:
+        for sock in (a, b):
+            sock.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=KINDS, sent=st.integers(0, 9), ancbufsize=st.integers(0, 120), payload=st.binary(min_size=1, max_size=300),
+       bufsize=st.integers(0, 400))
+def test_recvmsg_fuzz_ancillary_data_as_the_stdlib_parses_it(kind, sent, ancbufsize, payload, bufsize):
+    """Any ancbufsize, any number of fds: the same data, flags and fd count as the stdlib's
+    recvmsg on the same input (the kernel closes the fds that do not fit), and no fd leaked."""
+    if kind == socket.SOCK_STREAM:
+        bufsize = max(bufsize, 1)  # a 0-byte read of a stream answers 0 without reading
+    read_end, write_end = os.pipe()
+    outcomes = []
+    try:
+        for make_pair in (socket.socketpair, socketeer.socketpair):
+            a, b = make_pair(socket.AF_UNIX, kind)
+            with a, b:
+                control = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [read_end] * sent))] if sent else []
+                a.sendmsg([payload], control)
+                before = _open_fd_numbers()
+                data, ancdata, flags, _ = b.recvmsg(bufsize, ancbufsize)
+                fds = _received_fds(ancdata)
+                for fd in fds:
+                    os.close(fd)
+                assert _open_fd_numbers() == before
+                outcomes.append((data, len(fds), [len(raw) for _, _, raw in ancdata], flags))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    stdlib, ours = outcomes
+    assert ours == stdlib
+    assert ours[1] <= sent
 
 
 # --- CLOEXEC everywhere -------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ std::string on_target(const Address& address) { return "on " + to_string(address
 
 bool would_block(int code) { return code == EAGAIN || code == EWOULDBLOCK; }
 
+// The kernel's SCM_MAX_FD: no message carries more fds, so no control buffer needs more room.
+constexpr size_t kMaxFdsPerMessage = 253;
+
 [[noreturn]] void throw_closed(const char* operation) { throw Error(EBADF, operation, {}, "socket is closed"); }
 
 // Where a timed-out call was going, for its error: "from"/"to" the peer of a connected socket,
@@ -87,11 +90,16 @@ void pack_control(std::span<const ControlMessage> control, msghdr& header, std::
   }
 }
 
+// The control messages the kernel wrote (msg_controllen is what it used). A truncated last one
+// (MSG_CTRUNC) is cut at the end of the buffer; a malformed length ends the list.
 std::vector<ControlMessage> unpack_control(msghdr& header) {
   std::vector<ControlMessage> messages;
+  auto end = static_cast<const char*>(header.msg_control) + header.msg_controllen;
   for (cmsghdr* item = CMSG_FIRSTHDR(&header); item; item = CMSG_NXTHDR(&header, item)) {
     auto data = reinterpret_cast<const char*>(CMSG_DATA(item));
-    size_t size = item->cmsg_len - (data - reinterpret_cast<const char*>(item));
+    auto start = reinterpret_cast<const char*>(item);
+    if (item->cmsg_len < CMSG_LEN(0) || data > end) break;
+    size_t size = std::min<size_t>(item->cmsg_len - (data - start), end - data);
     messages.push_back({item->cmsg_level, item->cmsg_type, std::string(data, size)});
   }
   return messages;
@@ -521,9 +529,12 @@ std::optional<ReceivedMessage> Socket::recv_msg(std::span<const iovec> buffers, 
                          header.msg_flags & ~MSG_CMSG_CLOEXEC, name_of(from)};
 }
 
+// CMSG_SPACE pads the room to a multiple of 8 bytes, so an odd max_fds leaves room for one fd
+// more: the count is checked here, not left to the kernel's MSG_CTRUNC.
 std::optional<ReceivedFds> Socket::recv_fds(void* buffer, size_t size, size_t max_fds, int flags) {
   iovec data{buffer, size};
-  auto message = recv_msg(std::span(&data, 1), CMSG_SPACE(max_fds * sizeof(int)), flags);
+  size_t room = std::min(max_fds, kMaxFdsPerMessage);
+  auto message = recv_msg(std::span(&data, 1), CMSG_SPACE(room * sizeof(int)), flags);
   if (!message) return std::nullopt;
   ReceivedFds received{message->size, {}, message->flags, std::move(message->address)};
   for (const auto& item : message->control) {
@@ -534,10 +545,11 @@ std::optional<ReceivedFds> Socket::recv_fds(void* buffer, size_t size, size_t ma
       received.fds.emplace_back(fd);  // owned from here on: closed if we throw below
     }
   }
-  if (received.flags & MSG_CTRUNC)
+  bool truncated = received.flags & MSG_CTRUNC;
+  if (truncated || received.fds.size() > max_fds)
     throw Error(EMSGSIZE, "recv_fds", {},
                 "more file descriptors were sent than maxfds=" + std::to_string(max_fds) +
-                    " (MSG_CTRUNC); the " + std::to_string(received.fds.size()) +
+                    (truncated ? " (MSG_CTRUNC)" : "") + "; the " + std::to_string(received.fds.size()) +
                     " that arrived were closed");
   return received;
 }

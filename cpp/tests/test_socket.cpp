@@ -1,5 +1,5 @@
 // Socket: timeouts (and what their errors name), would-block results, close() racing calls
-// blocked in other threads, send_all over partial writes.
+// blocked in other threads, recv_fds truncation, send_all over partial writes.
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -326,6 +326,37 @@ TEST(many_threads_racing_close_leak_nothing) {
     for (auto& reader : readers) reader.join();
     CHECK_EQ(ended.load(), 3);
   }
+  CHECK_EQ(open_fds(), before);
+}
+
+// --- recv_fds -----------------------------------------------------------------------------------
+
+TEST(recv_fds_never_returns_more_than_max_fds) {
+  for (size_t max_fds : {1u, 3u, 5u}) {
+    auto [a, b] = Socket::pair(AF_UNIX, SOCK_STREAM);
+    std::vector<int> fds(max_fds + 1, a.fd());
+    a.send_fds("x", 1, fds, 0, std::nullopt);
+    size_t before = open_fds();
+    char buffer[4];
+    Error error = error_from([&, &b = b] { b.recv_fds(buffer, sizeof buffer, max_fds); });
+    CHECK_EQ(error.code_value(), EMSGSIZE);
+    CHECK_EQ(open_fds(), before);  // the fds that did arrive were closed
+    fds.pop_back();
+    a.send_fds("y", 1, fds, 0, std::nullopt);
+    auto received = b.recv_fds(buffer, sizeof buffer, max_fds);
+    CHECK_EQ(received->fds.size(), max_fds);
+  }
+}
+
+TEST(recv_fds_truncated_by_the_kernel_closes_what_arrived) {
+  auto [a, b] = Socket::pair(AF_UNIX, SOCK_DGRAM);
+  std::vector<int> fds(9, a.fd());
+  a.send_fds("x", 1, fds, 0, std::nullopt);
+  size_t before = open_fds();
+  char buffer[4];
+  Error error = error_from([&, &b = b] { b.recv_fds(buffer, sizeof buffer, 2); });
+  CHECK_EQ(error.code_value(), EMSGSIZE);
+  CHECK(std::string(error.reason()).find("MSG_CTRUNC") != std::string::npos);
   CHECK_EQ(open_fds(), before);
 }
 
