@@ -106,6 +106,8 @@ void bind_lifecycle(py::class_<Socket>& cls) {
       .def("shutdown", [](Socket& self, int how) { self.shutdown(how); }, py::arg("how"))
       .def("settimeout", [](Socket& self, py::handle value) { self.set_timeout(to_timeout(value)); }, py::arg("value"))
       .def("gettimeout", [](const Socket& self) { return from_timeout(self.timeout()); })
+      .def_property_readonly("timeout", [](const Socket& self) { return from_timeout(self.timeout()); },
+                             "The timeout in seconds, as gettimeout() (read-only, as socket.socket's).")
       .def("setblocking", [](Socket& self, bool flag) { self.set_timeout(flag ? Timeout() : Timeout(0ns)); }, py::arg("flag"))
       .def("getblocking", [](const Socket& self) { return !self.timeout() || *self.timeout() != 0ns; });
 }

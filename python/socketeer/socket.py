@@ -210,6 +210,14 @@ class Socket(_core.Socket):
         """A new Socket on a duplicate (CLOEXEC) fd, with the same timeout."""
         return self._wrap(self._dup())
 
+    def get_inheritable(self) -> bool:
+        """Whether a child process inherits the fd (False: every fd socketeer opens is CLOEXEC)."""
+        return os.get_inheritable(self.fileno())
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        """Lets a child process inherit the fd (True), or not (False), as ``socket.set_inheritable``."""
+        os.set_inheritable(self.fileno(), inheritable)
+
     # --- extras ----------------------------------------------------------------------------
 
     def send_fds(self, data: Any, fds: Sequence[int], flags: int = 0, address: Any = None) -> int:

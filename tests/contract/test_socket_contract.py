@@ -539,6 +539,35 @@ def test_timeout_accepts_ints_and_floats(impl):
     assert sock.gettimeout() == 2.0 and isinstance(sock.gettimeout(), float)
 
 
+@pytest.mark.parametrize("setting", [None, 0.0, 2.5], ids=["blocking", "nonblocking", "timeout"])
+def test_timeout_attribute_is_gettimeout_and_read_only(impl, setting):
+    sock = impl.make()
+    sock.settimeout(setting)
+    assert sock.timeout == sock.gettimeout() == setting
+    with pytest.raises(AttributeError):
+        sock.timeout = 1.0
+    assert sock.gettimeout() == setting
+
+
+def test_inheritable_is_false_by_default_and_can_be_set(impl):
+    sock = impl.make()
+    assert sock.get_inheritable() is False  # CLOEXEC, as every fd either library opens
+    sock.set_inheritable(True)
+    assert sock.get_inheritable() is True and os.get_inheritable(sock.fileno()) is True
+    sock.set_inheritable(False)
+    assert sock.get_inheritable() is False and os.get_inheritable(sock.fileno()) is False
+    assert [s.get_inheritable() for s in impl.socketpair()] == [False, False]
+
+
+def test_inheritable_on_a_closed_socket_raises_ebadf(impl):
+    sock = impl.make()
+    sock.close()
+    for call in (sock.get_inheritable, lambda: sock.set_inheritable(True)):
+        with pytest.raises(OSError) as caught:
+            call()
+        assert caught.value.errno == errno.EBADF
+
+
 def test_nonblocking_recv_and_accept_raise_blocking_io_error(impl):
     a, _ = impl.socketpair()
     a.setblocking(False)
