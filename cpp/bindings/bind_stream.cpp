@@ -3,15 +3,10 @@
 #include "bindings.hpp"
 #include "socketeer/framing.hpp"
 #include "socketeer/stream_reader.hpp"
+#include "timeouts.hpp"
 
 namespace socketeer::bindings {
 namespace {
-
-Timeout timeout_of(std::optional<double> seconds) {
-  if (!seconds) return std::nullopt;
-  if (*seconds < 0) throw py::value_error("timeout must be >= 0 or None");
-  return std::chrono::nanoseconds(static_cast<long long>(*seconds * 1e9));
-}
 
 py::bytes to_bytes(std::string_view view) { return py::bytes(view.data(), view.size()); }
 
@@ -71,22 +66,22 @@ void init_stream(py::module_& m) {
       .def_property_readonly("buffered", [](const StreamReader& r) { return to_bytes(r.buffered()); })
       .def_property_readonly("buffered_size", [](const StreamReader& r) { return r.buffered().size(); })
       .def_property_readonly("at_eof", &StreamReader::at_eof)
-      .def("read_some", [](StreamReader& r, Socket& s, size_t max, std::optional<double> timeout) {
-        return read_view([&] { return r.read_some(s, max, timeout_of(timeout)); });
+      .def("read_some", [](StreamReader& r, Socket& s, size_t max, TimeoutArg timeout) {
+        return read_view([&] { return r.read_some(s, max, timeout.value); });
       }, py::arg("socket"), py::arg("max"), py::arg("timeout") = py::none())
-      .def("read_exactly", [](StreamReader& r, Socket& s, size_t size, std::optional<double> timeout) {
-        return read_view([&] { return r.read_exactly(s, size, timeout_of(timeout)); });
+      .def("read_exactly", [](StreamReader& r, Socket& s, size_t size, TimeoutArg timeout) {
+        return read_view([&] { return r.read_exactly(s, size, timeout.value); });
       }, py::arg("socket"), py::arg("size"), py::arg("timeout") = py::none())
       .def("read_until", [](StreamReader& r, Socket& s, py::bytes delimiter, size_t max_size,
-                            std::optional<double> timeout) {
+                            TimeoutArg timeout) {
         std::string wanted = delimiter;
-        return read_view([&] { return r.read_until(s, wanted, max_size, timeout_of(timeout)); });
+        return read_view([&] { return r.read_until(s, wanted, max_size, timeout.value); });
       }, py::arg("socket"), py::arg("delimiter"), py::arg("max_size"), py::arg("timeout") = py::none())
-      .def("read_frames", [](StreamReader& r, Socket& s, const Framing& framing, std::optional<double> timeout) {
+      .def("read_frames", [](StreamReader& r, Socket& s, const Framing& framing, TimeoutArg timeout) {
         std::vector<std::string_view> views;
         {
           py::gil_scoped_release release;
-          views = r.read_frames(s, framing, timeout_of(timeout));
+          views = r.read_frames(s, framing, timeout.value);
         }
         py::list messages;
         for (auto view : views) messages.append(to_bytes(view));

@@ -20,6 +20,7 @@ void init_stream(py::module_& m);
 void init_server(py::module_& m);
 void init_proxy(py::module_& m);
 void init_poller(py::module_& m);
+void init_timeouts(py::module_& m);
 }  // namespace socketeer::bindings
 
 namespace socketeer {
