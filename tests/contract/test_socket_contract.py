@@ -808,6 +808,34 @@ def test_socketeer_errors_name_the_operation_and_the_address(stdlib, closing):
         a.send(b"x")
 
 
+def test_socketeer_timeouts_name_the_operation_and_the_address(stdlib, closing):
+    """The stdlib's socket timeout is TimeoutError("timed out") with no errno: ours keeps that
+    shape and says which call timed out, and where."""
+    ours = Factory(SOCKETEER, closing)
+    client, _ = ours.tcp_pair()
+    client.settimeout(0.01)
+    listener = ours.listener()
+    listener.settimeout(0.01)
+    udp = ours.make(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.01)
+    black_hole = full_backlog_listener(stdlib)
+    connecting = ours.make()
+    connecting.settimeout(0.05)
+    where = lambda sock_address: "%s:%d" % sock_address[:2]  # noqa: E731
+    cases = [
+        (lambda: client.recv(1), f"recv from {where(client.getpeername())}"),
+        (lambda: client.recvmsg(1), f"recvmsg from {where(client.getpeername())}"),
+        (lambda: client.sendall(b"x" * (32 << 20)), f"sendall to {where(client.getpeername())}"),
+        (listener.accept, f"accept on {where(listener.getsockname())}"),
+        (lambda: udp.recvfrom(1), f"recvfrom on {where(udp.getsockname())}"),
+        (lambda: connecting.connect(black_hole.getsockname()), f"connect to {where(black_hole.getsockname())}"),
+    ]
+    for call, expected in cases:
+        error = _expect_timeout(call)
+        assert error.errno is None and error.args == (f"timed out: '{expected}'",)
+
+
 def test_socketeer_rejects_a_too_long_unix_path_with_value_error(closing):
     """The stdlib raises OSError('AF_UNIX path too long'); socketeer a ValueError naming the limit."""
     long_path = "/tmp/" + "x" * 103  # 108 bytes
