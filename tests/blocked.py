@@ -23,6 +23,6 @@ def blocked_in(thread_id: int, table: dict[str, set[int]]) -> bool:
     try:
         with open(f"/proc/self/task/{thread_id}/syscall") as file:
             first = file.read().split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # the thread ended (before or while reading)
         return False
     return first.isdigit() and int(first) in numbers

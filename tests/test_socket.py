@@ -229,11 +229,11 @@ def _open_fd_numbers() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
-KINDS = st.sampled_from([socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET])
+UNIX_KINDS = st.sampled_from([socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET])
 
 
 @settings(max_examples=150, deadline=None)
-@given(kind=KINDS, sent=st.integers(0, 9), maxfds=st.integers(0, 9), payload=st.binary(min_size=1, max_size=300),
+@given(kind=UNIX_KINDS, sent=st.integers(0, 9), maxfds=st.integers(0, 9), payload=st.binary(min_size=1, max_size=300),
        bufsize=st.integers(1, 400))
 def test_recv_fds_fuzz_never_more_fds_than_asked_and_none_leaked(kind, sent, maxfds, payload, bufsize):
     read_end, write_end = os.pipe()
@@ -268,7 +268,7 @@ def test_recv_fds_fuzz_never_more_fds_than_asked_and_none_leaked(kind, sent, max
 
 
 @settings(max_examples=150, deadline=None)
-@given(kind=KINDS, sent=st.integers(0, 9), ancbufsize=st.integers(0, 120), payload=st.binary(min_size=1, max_size=300),
+@given(kind=UNIX_KINDS, sent=st.integers(0, 9), ancbufsize=st.integers(0, 120), payload=st.binary(min_size=1, max_size=300),
        bufsize=st.integers(0, 400))
 def test_recvmsg_fuzz_ancillary_data_as_the_stdlib_parses_it(kind, sent, ancbufsize, payload, bufsize):
     """Any ancbufsize, any number of fds: the same data, flags and fd count as the stdlib's
