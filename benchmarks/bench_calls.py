@@ -1,6 +1,7 @@
 """Per-call cost of socketeer's low-level layer against the stdlib's, side by side in one run.
 
     PYTHONPATH=python python3 benchmarks/bench_calls.py [--repeats 15] [--iterations N] [--json]
+                                                        [--nonblocking]
 
 Four calls, each on identical sockets made by each library:
   * send + recv_into of 64 B on a unix socketpair   (syscall-bound; goal <= 1.1x the stdlib)
@@ -11,7 +12,9 @@ Four calls, each on identical sockets made by each library:
 Each repeat times every case once per library, alternating which goes first, so both see
 the same noise. Reported: the median ns per call of each (net of the bare loop, measured in
 the same repeat) and the median of the per-repeat ratios socketeer / stdlib (< 1: socketeer
-is faster). Nothing here asserts: the numbers are for reading (see benchmarks/README.md).
+is faster). The sockets are blocking (the default); --nonblocking times the same calls on
+non-blocking ones (setblocking(False)), a different path in both libraries. Nothing here
+asserts: the numbers are for reading (see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class Result:
 class Sockets:
     """The sockets one library's loops run on: a socketpair and two bound UDP sockets."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, blocking: bool = True) -> None:
         make = module.Socket if module is socketeer else module.socket
         self.a, self.b = module.socketpair()
         self.udp_out = make(socket.AF_INET, socket.SOCK_DGRAM)
@@ -68,6 +71,8 @@ class Sockets:
         self.udp_in.bind(("127.0.0.1", 0))
         self.udp_out.bind(("127.0.0.1", 0))
         self.udp_to = self.udp_in.getsockname()  # the stdlib's tuple form, for both libraries
+        for sock in (self.a, self.b, self.udp_out, self.udp_in):
+            sock.setblocking(blocking)
 
     def close(self) -> None:
         for sock in (self.a, self.b, self.udp_out, self.udp_in):
@@ -110,9 +115,9 @@ def bare_loop(n: int) -> int:
     return time.perf_counter_ns() - start
 
 
-def measure(repeats: int, iterations: Optional[int]) -> tuple[list[Result], float]:
+def measure(repeats: int, iterations: Optional[int], blocking: bool = True) -> tuple[list[Result], float]:
     """Times every case `repeats` times per library (after one untimed warm-up round)."""
-    libraries = {"stdlib": Sockets(socket), "socketeer": Sockets(socketeer)}
+    libraries = {"stdlib": Sockets(socket, blocking), "socketeer": Sockets(socketeer, blocking)}
     counts = [iterations or default for _, default, _ in CASES]
     samples: dict[tuple[int, str], list[float]] = {}
     overheads: list[float] = []
@@ -143,8 +148,9 @@ def measure(repeats: int, iterations: Optional[int]) -> tuple[list[Result], floa
     return results, statistics.median(overheads)
 
 
-def print_table(results: list[Result], overhead: float, repeats: int) -> None:
+def print_table(results: list[Result], overhead: float, repeats: int, blocking: bool) -> None:
     print(f"socketeer {socketeer.__version__} vs stdlib socket; Python {platform.python_version()}; "
+          f"{'blocking' if blocking else 'non-blocking'} sockets; "
           f"median of {repeats} interleaved repeats; ns per call, net of a {overhead:.1f} ns loop")
     print()
     header = f"{'call':<38} {'stdlib':>10} {'socketeer':>10} {'ratio':>7}   {'goal':<7}"
@@ -162,16 +168,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--iterations", type=int, default=None,
                         help="calls per sample for every case (default: per case, ~20-40 ms a sample)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument("--nonblocking", action="store_true", help="time non-blocking sockets (setblocking(False))")
     args = parser.parse_args(argv)
     if args.repeats < 1 or (args.iterations is not None and args.iterations < 1):
         parser.error("--repeats and --iterations must be at least 1")
-    results, overhead = measure(args.repeats, args.iterations)
+    blocking = not args.nonblocking
+    results, overhead = measure(args.repeats, args.iterations, blocking)
     if args.json:
         print(json.dumps({"python": platform.python_version(), "socketeer": socketeer.__version__,
-                          "repeats": args.repeats, "loop_overhead_ns": overhead,
+                          "repeats": args.repeats, "blocking": blocking, "loop_overhead_ns": overhead,
                           "results": [dict(asdict(r), verdict=r.verdict) for r in results]}, indent=2))
     else:
-        print_table(results, overhead, args.repeats)
+        print_table(results, overhead, args.repeats, blocking)
     return 0
 
 

@@ -10,7 +10,6 @@ import errno
 import gc
 import importlib.util
 import os
-import platform
 import signal
 import socket
 import struct
@@ -20,9 +19,12 @@ import textwrap
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import socketeer
 from socketeer import Address, InetAddress, Socket, TcpState, UnixAddress
+from blocked import RECV, SOCKET_WAIT, blocked_in
 from subprocess_env import ROOT, child_env, run_with_sigpipe_at_default
 
 
@@ -175,6 +177,24 @@ def test_more_fds_than_maxfds_closes_the_arrived_ones_and_raises(pair, pipe):
     assert "maxfds=1" in str(caught.value) and "MSG_CTRUNC" in str(caught.value)
 
 
+@pytest.mark.parametrize("maxfds", [1, 3, 5])
+def test_recv_fds_never_returns_more_than_maxfds(pair, pipe, maxfds):
+    """CMSG_SPACE rounds the control buffer up to 8 bytes, so an odd maxfds leaves room for one
+    fd more: maxfds + 1 fds must still be EMSGSIZE, never a list longer than asked for. The
+    fd-leak guard checks that every fd that did arrive was closed."""
+    a, b = pair
+    a.send_fds(b"x", [pipe[0]] * (maxfds + 1))
+    with pytest.raises(OSError) as caught:
+        b.recv_fds(10, maxfds)
+    assert caught.value.errno == errno.EMSGSIZE
+    assert f"maxfds={maxfds}" in str(caught.value)
+    a.send_fds(b"y", [pipe[0]] * maxfds)  # exactly maxfds: all of them
+    data, fds, flags, _ = b.recv_fds(10, maxfds)
+    for fd in fds:
+        os.close(fd)
+    assert (data, len(fds), flags) == (b"y", maxfds, 0)
+
+
 def test_recv_fds_over_dgram_with_an_address(closing, short_tmp, pipe):
     receiver = closing(Socket(socket.AF_UNIX, socket.SOCK_DGRAM))
     receiver.bind(str(short_tmp / "r"))
@@ -195,6 +215,87 @@ def test_fds_received_with_recvmsg_are_cloexec(pair, pipe):
         assert os.get_inheritable(fd) is False
     finally:
         os.close(fd)
+
+
+def _received_fds(ancdata) -> list[int]:
+    fds = []
+    for level, kind, raw in ancdata:
+        assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+        fds.extend(array.array("i", raw[:len(raw) - len(raw) % 4]))
+    return fds
+
+
+def _open_fd_numbers() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+UNIX_KINDS = st.sampled_from([socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET])
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=UNIX_KINDS, sent=st.integers(0, 9), maxfds=st.integers(0, 9), payload=st.binary(min_size=1, max_size=300),
+       bufsize=st.integers(1, 400))
+def test_recv_fds_fuzz_never_more_fds_than_asked_and_none_leaked(kind, sent, maxfds, payload, bufsize):
+    read_end, write_end = os.pipe()
+    a, b = socketeer.socketpair(socket.AF_UNIX, kind)
+    try:
+        a.send_fds(payload, [read_end] * sent)
+        before = _open_fd_numbers()
+        if sent > maxfds:
+            with pytest.raises(OSError) as caught:
+                b.recv_fds(bufsize, maxfds)
+            assert caught.value.errno == errno.EMSGSIZE
+            assert _open_fd_numbers() == before  # the fds that arrived were closed
+            return
+        data, fds, flags, _ = b.recv_fds(bufsize, maxfds)
+        try:
+            assert len(fds) == sent
+            assert all(os.fstat(fd).st_ino == os.fstat(read_end).st_ino for fd in fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert _open_fd_numbers() == before
+        if kind == socket.SOCK_STREAM:
+            assert 1 <= len(data) <= bufsize and payload.startswith(data)
+        else:
+            assert data == payload[:bufsize]
+            assert bool(flags & socket.MSG_TRUNC) == (len(payload) > bufsize)
+    finally:
+        for sock in (a, b):
+            sock.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=UNIX_KINDS, sent=st.integers(0, 9), ancbufsize=st.integers(0, 120), payload=st.binary(min_size=1, max_size=300),
+       bufsize=st.integers(0, 400))
+def test_recvmsg_fuzz_ancillary_data_as_the_stdlib_parses_it(kind, sent, ancbufsize, payload, bufsize):
+    """Any ancbufsize, any number of fds: the same data, flags and fd count as the stdlib's
+    recvmsg on the same input (the kernel closes the fds that do not fit), and no fd leaked."""
+    if kind == socket.SOCK_STREAM:
+        bufsize = max(bufsize, 1)  # a 0-byte read of a stream answers 0 without reading
+    read_end, write_end = os.pipe()
+    outcomes = []
+    try:
+        for make_pair in (socket.socketpair, socketeer.socketpair):
+            a, b = make_pair(socket.AF_UNIX, kind)
+            with a, b:
+                control = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [read_end] * sent))] if sent else []
+                a.sendmsg([payload], control)
+                before = _open_fd_numbers()
+                data, ancdata, flags, _ = b.recvmsg(bufsize, ancbufsize)
+                fds = _received_fds(ancdata)
+                for fd in fds:
+                    os.close(fd)
+                assert _open_fd_numbers() == before
+                outcomes.append((data, len(fds), [len(raw) for _, _, raw in ancdata], flags))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    stdlib, ours = outcomes
+    assert ours == stdlib
+    assert ours[1] <= sent
 
 
 # --- CLOEXEC everywhere -------------------------------------------------------------------------------
@@ -499,18 +600,9 @@ def test_closed_socket_does_not_warn(recwarn):
 
 # --- the GIL and signals around blocking calls -----------------------------------------------------------
 
-# recvfrom (a blocking recv), poll and ppoll (a recv with a timeout waits in poll first)
-RECV_SYSCALLS = {"x86_64": {45, 7, 271}, "aarch64": {207, 73}}
-
-
 def in_recv_syscall(thread_id: int) -> bool:
-    """True while the thread is blocked in the kernel receiving (from /proc, no guessing)."""
-    numbers = RECV_SYSCALLS.get(platform.machine())
-    if numbers is None:
-        pytest.skip(f"no recvfrom syscall number known for {platform.machine()}")
-    with open(f"/proc/self/task/{thread_id}/syscall") as file:
-        first = file.read().split()[0]
-    return first.isdigit() and int(first) in numbers
+    """True while the thread is blocked in the kernel receiving (recvfrom, or poll for a timeout)."""
+    return blocked_in(thread_id, RECV)
 
 
 def test_blocking_recv_releases_the_gil(pair, wait_until):
@@ -702,3 +794,235 @@ def test_raw_socket_without_privileges_raises_permission_error():
                           timeout=60, cwd="/")
     assert done.returncode == 0, done.stderr
     assert "Operation not permitted" in done.stdout and "SOCK_RAW" in done.stdout
+
+
+# --- close() racing a call blocked in another thread ---------------------------------------------------
+#
+# The blocked call must end with EBADF, promptly, and never touch the fd's next owner: the fd number
+# stays taken until every call that may be using it has left (close() wakes them with shutdown()).
+
+def in_socket_wait(thread_id: int) -> bool:
+    """True while the thread is blocked in the kernel in a socket call or a poll."""
+    return blocked_in(thread_id, SOCKET_WAIT)
+
+
+class BlockedCall:
+    """call() in a thread of its own; .result / .error once it has ended."""
+
+    def __init__(self, call, wait_until):
+        self.result = self.error = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+        wait_until(lambda: in_socket_wait(self._thread.native_id) or not self._thread.is_alive(), timeout=10,
+                   what="the call to block")
+        assert self._thread.is_alive(), f"the call ended at once: {self.result!r} {self.error!r}"
+
+    def _run(self, call):
+        self._started.set()
+        try:
+            self.result = call()
+        except BaseException as error:  # noqa: BLE001 - the outcome is what the test checks
+            self.error = error
+
+    def in_flight(self) -> bool:
+        return self._thread.is_alive() and in_socket_wait(self._thread.native_id)
+
+    def join(self, timeout: float = 10) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the blocked call did not end after close()"
+
+
+def take_fd_number(number: int, make, closing, wait_until, blocked: BlockedCall):
+    """Makes sockets with make() (a list of them each time) until one gets fd `number`, keeping
+    the others open so each make() takes new numbers; returns (the one with `number`, the rest of
+    its list). The number must not come back while the blocked call may still use it."""
+    found = []
+
+    def attempt():
+        made = [closing(sock) for sock in make()]
+        for sock in made:
+            if sock.fileno() == number:
+                assert not blocked.in_flight(), f"fd {number} was reused while the blocked call still waits on it"
+                found.append((sock, [other for other in made if other is not sock]))
+                return True
+        return False
+
+    wait_until(attempt, timeout=10, what=f"fd {number} to be free again")
+    return found[0]
+
+
+def pair_owner(closing, wait_until, blocked, number):
+    """The fd's next owner is one end of a new socketpair: its data must reach it intact."""
+    owner, [peer] = take_fd_number(number, socketeer.socketpair, closing, wait_until, blocked)
+    peer.sendall(b"for the new owner")
+    owner.settimeout(5)
+    assert owner.recv(100) == b"for the new owner"
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(100)  # nothing from the old call reached the new owner's peer either
+
+
+def listener_owner(closing, wait_until, blocked, number):
+    """The fd's next owner is a new listener: its connection must not be accepted by the old call."""
+    def make():
+        sock = Socket()
+        sock.bind("127.0.0.1:0")
+        sock.listen()
+        return [sock]
+
+    owner, _ = take_fd_number(number, make, closing, wait_until, blocked)
+    client = closing(Socket())
+    client.connect(owner.local_address)
+    owner.settimeout(5)
+    accepted, peer = owner.accept()
+    closing(accepted)
+    assert peer == client.getsockname()
+
+
+def udp_owner(closing, wait_until, blocked, number):
+    """The fd's next owner is a bound UDP socket: its datagram must reach it."""
+    def make():
+        sock = Socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind("127.0.0.1:0")
+        return [sock]
+
+    owner, _ = take_fd_number(number, make, closing, wait_until, blocked)
+    sender = closing(Socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sender.sendto(b"for the new owner", owner.local_address)
+    owner.settimeout(5)
+    assert owner.recvfrom(100)[0] == b"for the new owner"
+
+
+def blocked_recv(closing, timeout, method):
+    a, b = socketeer.socketpair()
+    closing(a), closing(b)
+    a.settimeout(timeout)
+    calls = {"recv": lambda: a.recv(100), "recv_into": lambda: a.recv_into(bytearray(100)),
+             "recvmsg": lambda: a.recvmsg(100)}
+    return a, calls[method], b.close, pair_owner
+
+
+def blocked_recvfrom(closing, timeout):
+    sock = closing(Socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sock.bind("127.0.0.1:0")
+    sock.settimeout(timeout)
+    address = sock.getsockname()
+
+    def poke():  # wakes the old code's call, which waits on the old socket forever
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"poke", address)
+
+    return sock, lambda: sock.recvfrom(100), poke, udp_owner
+
+
+def blocked_accept(closing, timeout):
+    listener = closing(Socket())
+    listener.bind("127.0.0.1:0")
+    listener.listen()
+    listener.settimeout(timeout)
+    address = listener.getsockname()
+
+    def poke():
+        with contextlib.suppress(OSError), socket.create_connection(address, timeout=1):
+            pass
+
+    return listener, lambda: listener.accept()[0].close(), poke, listener_owner
+
+
+def blocked_sendall(closing, timeout):
+    a, b = socketeer.socketpair()
+    closing(a), closing(b)
+    a.settimeout(timeout)
+    return a, lambda: a.sendall(b"x" * (32 << 20)), b.close, pair_owner
+
+
+def blocked_connect(closing, timeout):
+    black_hole = closing(socket.socket())
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(0)
+    closing(socket.create_connection(black_hole.getsockname()))  # fills the accept queue: SYNs are dropped
+    sock = closing(Socket())
+    sock.settimeout(timeout)
+    return sock, lambda: sock.connect(black_hole.getsockname()), black_hole.close, pair_owner
+
+
+BLOCKED_CALLS = {
+    "recv-timeout": lambda c: blocked_recv(c, 5, "recv"),
+    "recv-blocking": lambda c: blocked_recv(c, None, "recv"),
+    "recv_into-timeout": lambda c: blocked_recv(c, 5, "recv_into"),
+    "recv_into-blocking": lambda c: blocked_recv(c, None, "recv_into"),
+    "recvmsg-timeout": lambda c: blocked_recv(c, 5, "recvmsg"),
+    "recvfrom-timeout": lambda c: blocked_recvfrom(c, 5),
+    "recvfrom-blocking": lambda c: blocked_recvfrom(c, None),
+    "accept-timeout": lambda c: blocked_accept(c, 5),
+    "accept-blocking": lambda c: blocked_accept(c, None),
+    "sendall-timeout": lambda c: blocked_sendall(c, 5),
+    "sendall-blocking": lambda c: blocked_sendall(c, None),
+    "connect-timeout": lambda c: blocked_connect(c, 5),
+    "connect-blocking": lambda c: blocked_connect(c, None),
+}
+
+
+@pytest.mark.parametrize("case", BLOCKED_CALLS)
+def test_close_ends_a_call_blocked_in_another_thread_with_ebadf(case, closing, wait_until):
+    """The stdlib's recv with a timeout ends only when the timeout expires (and one on a blocking
+    socket never does); ours ends at once with EBADF, and the fd's next owner is untouched."""
+    sock, call, poke, next_owner = BLOCKED_CALLS[case](closing)
+    number = sock.fileno()
+    blocked = BlockedCall(call, wait_until)
+    try:
+        sock.close()
+        assert sock.fileno() == -1 and sock.closed
+        next_owner(closing, wait_until, blocked, number)
+        blocked.join(10)
+    finally:
+        if blocked.in_flight():  # the old code: unstick the thread so the test ends
+            poke()
+    assert blocked.result is None, f"the closed socket's call returned {blocked.result!r}"
+    assert isinstance(blocked.error, OSError) and blocked.error.errno == errno.EBADF, repr(blocked.error)
+    assert "socket is closed" in str(blocked.error)
+
+
+def test_the_fd_number_stays_taken_while_a_blocked_call_is_in_flight(pair, wait_until):
+    """Deterministic: the main thread blocks in recv; a signal handler runs inside that call (after
+    EINTR) and closes the socket there. Until the call has left, the number must stay ours."""
+    a, b = pair
+    a.settimeout(5)
+    number, inode = a.fileno(), os.fstat(a.fileno()).st_ino
+    seen = {}
+
+    def close_inside_the_call(signum, frame):
+        a.close()
+        x, y = socketeer.socketpair()  # would take `number` if it were free
+        seen["new"] = (x.fileno(), y.fileno())
+        x.close(), y.close()
+        seen["inode"] = os.fstat(number).st_ino
+
+    with sigalrm_once_blocked(close_inside_the_call, wait_until), pytest.raises(OSError) as caught:
+        a.recv(100)
+    assert caught.value.errno == errno.EBADF
+    assert number not in seen["new"] and seen["inode"] == inode
+    with pytest.raises(OSError):
+        os.fstat(number)  # closed by the call as it left
+
+
+def test_detach_is_refused_while_a_call_is_blocked(pair, wait_until):
+    """detach() would hand over an fd a call still waits on (its new owner could close it and
+    the number be reused under the call): it raises EBUSY and the socket stays as it was."""
+    a, b = pair
+    a.settimeout(5)
+    blocked = BlockedCall(lambda: a.recv(100), wait_until)
+    try:
+        with pytest.raises(OSError) as caught:
+            a.detach()
+        assert caught.value.errno == errno.EBUSY and "detach" in str(caught.value)
+        assert a.fileno() >= 0
+        b.send(b"still ours")
+        blocked.join(10)
+    finally:
+        if blocked.in_flight():
+            b.send(b"x")
+    assert blocked.result == b"still ours"
+    os.close(a.detach())  # nothing waits any more: detach works

@@ -1,4 +1,6 @@
 // The one place where C++ errors become Python exceptions:
+//   socketeer::TimedOut        -> TimeoutError("timed out: 'recv from 127.0.0.1:5000'"), errno
+//                                 None, as the stdlib's socket timeout
 //   socketeer::Error           -> the OSError subclass for its errno (OSError(errno, ...) itself
 //                                 picks ConnectionRefusedError, TimeoutError, BlockingIOError ...)
 //                                 with the stdlib's strerror; the operation and address go in
@@ -20,9 +22,10 @@ namespace {
 
 void raise_os_error(const Error& error) {
   // The stdlib's socket timeout is TimeoutError("timed out") with no errno; keep that shape
-  // (code that checks errno is None still works) and name the operation in the message.
+  // (code that checks errno is None still works) and name the operation and, where there is
+  // one, the address: "timed out: 'recv from 127.0.0.1:5000'".
   if (dynamic_cast<const TimedOut*>(&error)) {
-    PyErr_SetString(PyExc_TimeoutError, ("timed out: '" + error.operation() + "'").c_str());
+    PyErr_SetString(PyExc_TimeoutError, ("timed out: '" + error.context() + "'").c_str());
     return;
   }
   py::object exception = py::reinterpret_steal<py::object>(PyObject_CallFunction(

@@ -6,13 +6,13 @@
 // fixed-size object that is not tracked by the garbage collector. _select() does the same for
 // socketeer.selectors, building the (SelectorKey, events) pairs of the stdlib's select() with a
 // dict lookup per event and no Python frame.
-#include <cmath>
 
 #include "bindings.hpp"
 #include "fast_method.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/poller.hpp"
 #include "socketeer/timer.hpp"
+#include "timeouts.hpp"
 
 namespace socketeer::bindings {
 namespace {
@@ -125,25 +125,9 @@ PyType_Spec poll_event_spec = {"socketeer._core.PollEvent", sizeof(PollEventObje
 
 // --- conversions -------------------------------------------------------------------------------
 
-// The selectors module's timeout rules: None blocks, anything <= 0 polls without waiting, the
-// rest is rounded up (to whole milliseconds by the core).
-Timeout poll_timeout(PyObject* value) {
-  if (!value || value == Py_None) return std::nullopt;
-  double seconds = PyFloat_AsDouble(value);
-  if (seconds == -1.0 && PyErr_Occurred()) throw py::error_already_set();
-  if (std::isnan(seconds)) throw py::value_error("Invalid value NaN (not a number)");
-  if (seconds <= 0) return nanoseconds(0);
-  if (seconds > 1e9) return std::nullopt;  // over 30 years: as good as forever
-  return nanoseconds(static_cast<long long>(std::ceil(seconds * 1e9)));
-}
-
-nanoseconds duration_arg(PyObject* value, nanoseconds fallback) {
-  if (!value || value == Py_None) return fallback;
-  double seconds = PyFloat_AsDouble(value);
-  if (seconds == -1.0 && PyErr_Occurred()) throw py::error_already_set();
-  if (std::isnan(seconds) || seconds > 1e9) throw py::value_error("timer duration out of range");
-  return nanoseconds(static_cast<long long>(std::ceil(seconds * 1e9)));
-}
+// The selectors module's timeout rules on top of the bindings' (timeouts.hpp): None blocks,
+// anything <= 0 polls without waiting, the rest is rounded up (to whole milliseconds by the core).
+Timeout poll_timeout(PyObject* value) { return timeout_arg(value, "timeout", NonPositive::no_wait); }
 
 std::span<const Event> poll_without_gil(Poller& poller, Timeout timeout) {
   ReleaseGil release;
@@ -302,7 +286,12 @@ void bind_timer_class(py::module_& m) {
       .def(
           "set",
           [](Timer& self, py::handle delay, py::handle interval) {
-            self.arm(duration_arg(delay.ptr(), nanoseconds(0)), duration_arg(interval.ptr(), nanoseconds(0)));
+            // A delay of forever (None, or beyond the bound) never comes: the timer stays
+            // disarmed; a period of forever is no period (one-shot).
+            Timeout first = timeout_arg(delay.ptr(), "delay", NonPositive::no_wait);
+            Timeout every = timeout_arg(interval.ptr(), "interval");
+            if (first) self.arm(*first, every.value_or(nanoseconds(0)));
+            else self.disarm();
           },
           py::arg("delay"), py::arg("interval") = py::none())
       .def("cancel", &Timer::disarm)

@@ -2,13 +2,10 @@
 // gives it its Python API.
 #include "bindings.hpp"
 #include "socketeer/fault_proxy.hpp"
+#include "timeouts.hpp"
 
 namespace socketeer::bindings {
 namespace {
-
-std::chrono::nanoseconds seconds(double value) {
-  return std::chrono::nanoseconds(static_cast<long long>(value * 1e9));
-}
 
 double in_seconds(std::chrono::nanoseconds value) { return std::chrono::duration<double>(value).count(); }
 
@@ -17,11 +14,11 @@ Faults faults_from(const py::dict& d) {
   for (auto [key, value] : d) {
     std::string name = py::str(key);
     if (name == "probability") f.probability = value.cast<double>();
-    else if (name == "latency") f.latency = seconds(value.cast<double>());
-    else if (name == "jitter") f.jitter = seconds(value.cast<double>());
+    else if (name == "latency") f.latency = duration_arg(value.ptr(), "latency");
+    else if (name == "jitter") f.jitter = duration_arg(value.ptr(), "jitter");
     else if (name == "bandwidth") f.bandwidth = value.cast<uint64_t>();
     else if (name == "slice_size") f.slice_size = value.cast<size_t>();
-    else if (name == "slice_delay") f.slice_delay = seconds(value.cast<double>());
+    else if (name == "slice_delay") f.slice_delay = duration_arg(value.ptr(), "slice_delay");
     else if (name == "reset_after") f.reset_after = value.cast<int64_t>();
     else if (name == "close_after") f.close_after = value.cast<int64_t>();
     else if (name == "half_close") f.half_close = value.cast<bool>();

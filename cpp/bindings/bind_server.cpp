@@ -7,6 +7,7 @@
 #include "fast_method.hpp"
 #include "lent_view.hpp"
 #include "socketeer/reactor.hpp"
+#include "timeouts.hpp"
 
 namespace socketeer::bindings {
 namespace {
@@ -306,7 +307,7 @@ class PythonDispatcher : public Dispatcher {
 
 
 ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
-                            std::optional<double> idle, size_t datagram_batch, size_t datagram_size,
+                            py::handle idle, size_t datagram_batch, size_t datagram_size,
                             bool tune_allocator, bool udp_gso) {
   ReactorOptions options;
   options.tune_allocator = tune_allocator;
@@ -315,7 +316,7 @@ ReactorOptions make_options(std::optional<Framing> framing, size_t read_buffer, 
   options.read_buffer = read_buffer;
   options.high_watermark = high;
   options.low_watermark = low;
-  if (idle) options.idle_timeout = std::chrono::nanoseconds(static_cast<long long>(*idle * 1e9));
+  options.idle_timeout = timeout_arg(idle.ptr(), "idle_timeout");
   options.datagram_batch = datagram_batch;
   options.datagram_size = datagram_size;
   return options;
@@ -404,7 +405,7 @@ void init_server(py::module_& m) {
   add_fast_methods(endpoint_class, endpoint_methods);
   py::class_<ReactorBox>(m, "Reactor", "The C++ event loop behind socketeer.Server.")
       .def(py::init([](std::optional<Framing> framing, size_t read_buffer, size_t high, size_t low,
-                       std::optional<double> idle, size_t datagram_batch, size_t datagram_size,
+                       py::handle idle, size_t datagram_batch, size_t datagram_size,
                        bool tune_allocator, bool udp_gso) {
              auto box = std::make_unique<ReactorBox>();
              box->reactor = std::make_unique<Reactor>(make_options(framing, read_buffer, high, low, idle, datagram_batch,

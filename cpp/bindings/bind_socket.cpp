@@ -2,12 +2,10 @@
 //
 // Every call that can block runs with the GIL released. Hot methods take buffers through the
 // buffer protocol (no copies, no allocation) and have exactly one signature (no overload sets).
-#include <cmath>
-
 #include "bindings.hpp"
-#include "socketeer/socket.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/socket.hpp"
+#include "timeouts.hpp"
 
 namespace socketeer::bindings {
 namespace {
@@ -22,21 +20,6 @@ template <typename T>
 T ready_or_raise(std::optional<T>&& result, const char* operation) {
   if (!result) would_block(operation);
   return std::move(*result);
-}
-
-Timeout to_timeout(py::handle value) {
-  if (value.is_none()) return std::nullopt;
-  double seconds = PyFloat_AsDouble(value.ptr());
-  if (seconds == -1.0 && PyErr_Occurred()) throw py::error_already_set();
-  if (std::isnan(seconds)) throw py::value_error("Invalid value NaN (not a number)");
-  if (seconds < 0) throw py::value_error("Timeout value out of range");
-  if (seconds > 1e9) return std::chrono::nanoseconds(1'000'000'000LL * 1'000'000'000LL);
-  return std::chrono::nanoseconds(static_cast<long long>(std::ceil(seconds * 1e9)));
-}
-
-py::object from_timeout(Timeout timeout) {
-  if (!timeout) return py::none();
-  return py::float_(std::chrono::duration<double>(*timeout).count());
 }
 
 py::object optional_tuple(const std::optional<Address>& address) {
@@ -64,8 +47,8 @@ std::vector<ControlMessage> control_from_python(py::handle ancdata) {
 
 void bind_lifecycle(py::class_<Socket>& cls) {
   cls.def(py::init<int, int, int>(), py::arg("family"), py::arg("type"), py::arg("proto") = 0)
-      .def(py::init([](Socket& other) { return Socket(std::move(other)); }), py::arg("other"),
-           "Takes over another Socket's fd (the other is left closed).")
+      .def(py::init([](Socket& other) { return Socket::take(other); }), py::arg("other"),
+           "Takes over another Socket's fd (the other is left closed); EBUSY while a call waits on it.")
       .def_static("adopt", &Socket::adopt, py::arg("fileno"),
                   "Takes ownership of an open socket fd; raises (leaving it open) if it is not a socket.")
       .def_static("pair", &Socket::pair, py::arg("family"), py::arg("type"), py::arg("proto") = 0)
@@ -74,7 +57,10 @@ void bind_lifecycle(py::class_<Socket>& cls) {
       .def_property_readonly("proto", &Socket::protocol)
       .def_property_readonly("closed", &Socket::closed)
       .def("_close", &Socket::close)
-      .def("detach", [](Socket& self) { return self.detach().release(); })
+      .def("detach", [](Socket& self) { return self.detach().release(); },
+           "Gives up the fd without closing it and returns it (-1 if closed); the socket is left\n"
+           "closed. Raises OSError(EBUSY) while a call is blocked on the socket in another thread:\n"
+           "the fd's new owner could close it, and its number be reused, under that call.")
       .def("_dup", &Socket::dup)
       .def("bind", [](Socket& self, py::handle address) { self.bind(to_address(self.family(), address)); })
       .def("listen", [](Socket& self, int backlog) { self.listen(backlog); }, py::arg("backlog") = 128)
@@ -101,8 +87,16 @@ void bind_lifecycle(py::class_<Socket>& cls) {
              return self.connect_ex(target);
            })
       .def("shutdown", [](Socket& self, int how) { self.shutdown(how); }, py::arg("how"))
-      .def("settimeout", [](Socket& self, py::handle value) { self.set_timeout(to_timeout(value)); }, py::arg("value"))
-      .def("gettimeout", [](const Socket& self) { return from_timeout(self.timeout()); })
+      .def("settimeout", [](Socket& self, py::handle value) { self.set_timeout(timeout_arg(value.ptr(), "timeout")); },
+           py::arg("value"),
+           "Seconds each blocking call may wait (TimeoutError after), as socket.settimeout: None blocks\n"
+           "(a blocking fd), 0 makes the socket non-blocking, a positive value waits with poll() on a\n"
+           "non-blocking fd. More than 1e9 s (31.7 years; inf too) is no timeout at all: the same as\n"
+           "None, and gettimeout() says None (the stdlib raises OverflowError). ValueError for NaN or a\n"
+           "negative value, TypeError for what is not a number.")
+      .def("gettimeout", [](const Socket& self) { return timeout_to_python(self.timeout()); })
+      .def_property_readonly("timeout", [](const Socket& self) { return timeout_to_python(self.timeout()); },
+                             "The timeout in seconds, as gettimeout() (read-only, as socket.socket's).")
       .def("setblocking", [](Socket& self, bool flag) { self.set_timeout(flag ? Timeout() : Timeout(0ns)); }, py::arg("flag"))
       .def("getblocking", [](const Socket& self) { return !self.timeout() || *self.timeout() != 0ns; });
 }

@@ -10,23 +10,10 @@
 #include "fast_method.hpp"
 #include "socketeer/framing.hpp"
 #include "socketeer/stream_reader.hpp"
+#include "timeouts.hpp"
 
 namespace socketeer::bindings {
 namespace {
-
-Timeout timeout_of(std::optional<double> seconds) {
-  if (!seconds) return std::nullopt;
-  if (*seconds < 0) throw py::value_error("timeout must be >= 0 or None");
-  return std::chrono::nanoseconds(static_cast<long long>(*seconds * 1e9));
-}
-
-// A fast method's timeout argument (absent or None: wait forever), converted by timeout_of.
-Timeout timeout_arg(PyObject* value) {
-  if (!value || value == Py_None) return timeout_of(std::nullopt);
-  double seconds = PyFloat_AsDouble(value);
-  if (seconds == -1.0 && PyErr_Occurred()) throw py::error_already_set();
-  return timeout_of(seconds);
-}
 
 // A fast method's max_size argument (the stdlib's "n" format, and never negative).
 size_t max_size_arg(PyObject* value) {
@@ -61,7 +48,7 @@ PyObject* read_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
     StreamReader& reader = *cpp_self<StreamReader>(self);
     Socket& socket = cpp_arg<Socket>(a.values[0], "read_frame", "socket");
     const Framing& framing = cpp_arg<Framing>(a.values[1], "read_frame", "framing");
-    Timeout timeout = timeout_arg(a.values[2]);
+    Timeout timeout = timeout_arg(a.values[2], "timeout");
     return take_else_read(
                reader, [&] { return reader.take_frame(framing); },
                [&] { return reader.read_frame(socket, framing, timeout); })
@@ -77,7 +64,7 @@ PyObject* read_line(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyO
     StreamReader& reader = *cpp_self<StreamReader>(self);
     Socket& socket = cpp_arg<Socket>(a.values[0], "read_line", "socket");
     size_t max_size = max_size_arg(a.values[1]);
-    Timeout timeout = timeout_arg(a.values[2]);
+    Timeout timeout = timeout_arg(a.values[2], "timeout");
     return take_else_read(
                reader, [&] { return reader.take_line(max_size); },
                [&] { return reader.read_line(socket, max_size, timeout); })
@@ -183,20 +170,20 @@ void init_stream(py::module_& m) {
         return r.fill_now(s);
       }, py::arg("socket"), "One receive that never waits: bytes read, 0 at end of stream, None if nothing is there.")
       // Blocking: from the buffer if it holds the result, else waiting with the GIL released.
-      .def("read_some", [](StreamReader& r, Socket& s, size_t max, std::optional<double> timeout) {
-        Timeout wait = timeout_of(timeout);
+      .def("read_some", [](StreamReader& r, Socket& s, size_t max, TimeoutArg timeout) {
+        Timeout wait = timeout.value;
         return take_else_read(r, [&] { return r.take_some(max); },
                               [&] { return std::optional(r.read_some(s, max, wait)); });
       }, py::arg("socket"), py::arg("max"), py::arg("timeout") = py::none())
-      .def("read_exactly", [](StreamReader& r, Socket& s, size_t size, std::optional<double> timeout) {
-        Timeout wait = timeout_of(timeout);
+      .def("read_exactly", [](StreamReader& r, Socket& s, size_t size, TimeoutArg timeout) {
+        Timeout wait = timeout.value;
         return take_else_read(r, [&] { return r.take_exactly(size); },
                               [&] { return std::optional(r.read_exactly(s, size, wait)); });
       }, py::arg("socket"), py::arg("size"), py::arg("timeout") = py::none())
       .def("read_until", [](StreamReader& r, Socket& s, py::bytes delimiter, size_t max_size,
-                            std::optional<double> timeout) {
+                            TimeoutArg timeout) {
         std::string_view wanted(delimiter);
-        Timeout wait = timeout_of(timeout);
+        Timeout wait = timeout.value;
         return take_else_read(r, [&] { return r.take_until(wanted, max_size); },
                               [&] { return std::optional(r.read_until(s, wanted, max_size, wait)); });
       }, py::arg("socket"), py::arg("delimiter"), py::arg("max_size"), py::arg("timeout") = py::none());

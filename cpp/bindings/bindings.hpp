@@ -21,6 +21,7 @@ void init_server(py::module_& m);
 void init_proxy(py::module_& m);
 void init_poller(py::module_& m);
 void init_accept(py::module_& m);
+void init_timeouts(py::module_& m);
 }  // namespace socketeer::bindings
 
 namespace socketeer {

@@ -3,6 +3,7 @@
 PYBIND11_MODULE(_core, m) {
   m.doc() = "socketeer's C++ core: sockets, addresses and polling. Use the socketeer package.";
   socketeer::bindings::init_errors(m);
+  socketeer::bindings::init_timeouts(m);
   socketeer::bindings::init_address(m);
   socketeer::bindings::init_socket(m);
   socketeer::bindings::init_stream(m);

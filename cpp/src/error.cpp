@@ -23,8 +23,8 @@ void throw_error(int code, std::string_view operation, std::string_view target) 
   throw Error(code, std::string(operation), std::string(target));
 }
 
-void throw_timeout(std::string_view operation) {
-  throw TimedOut(ETIMEDOUT, std::string(operation), {}, "timed out");
+void throw_timeout(std::string_view operation, std::string_view target) {
+  throw TimedOut(ETIMEDOUT, std::string(operation), std::string(target), "timed out");
 }
 
 }  // namespace socketeer

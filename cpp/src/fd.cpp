@@ -8,7 +8,7 @@
 namespace socketeer {
 
 void Fd::reset(int fd) noexcept {
-  int old = std::exchange(fd_, fd);
+  int old = fd_.exchange(fd, std::memory_order_acq_rel);
   // Never retry close() on EINTR: on Linux the fd is released even then, and a retry could
   // close an fd another thread has just been given.
   if (old >= 0) ::close(old);

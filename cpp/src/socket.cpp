@@ -27,6 +27,27 @@ std::string on_target(const Address& address) { return "on " + to_string(address
 
 bool would_block(int code) { return code == EAGAIN || code == EWOULDBLOCK; }
 
+// The kernel's SCM_MAX_FD: no message carries more fds, so no control buffer needs more room.
+constexpr size_t kMaxFdsPerMessage = 253;
+
+[[noreturn]] void throw_closed(const char* operation) { throw Error(EBADF, operation, {}, "socket is closed"); }
+
+// Where a timed-out call was going, for its error: "from"/"to" the peer of a connected socket,
+// else "on" the bound address; nothing for an unnamed one (a socketpair) or a family without
+// an Address type.
+std::string target_of(int fd, short events) {
+  try {
+    AddressBuffer name;
+    if (::getpeername(fd, name.get(), &name.length) == 0 && name.length > sizeof(sa_family_t))
+      return ((events & POLLOUT) ? "to " : "from ") + to_string(name.address());
+    name = AddressBuffer{};
+    if (::getsockname(fd, name.get(), &name.length) == 0 && name.length > sizeof(sa_family_t))
+      return on_target(name.address());
+  } catch (const std::exception&) {  // no Address for this family: the operation alone
+  }
+  return {};
+}
+
 // What a call made with MSG_DONTWAIT returned: its count, or nullopt when it would have blocked.
 std::optional<size_t> dontwait_result(ssize_t n, std::string_view operation) {
   if (n >= 0) return static_cast<size_t>(n);
@@ -34,16 +55,20 @@ std::optional<size_t> dontwait_result(ssize_t n, std::string_view operation) {
   throw_error(errno, operation);
 }
 
-// Waits with poll() until fd is ready; false on timeout. EINTR recomputes the time left.
+// Waits with poll() until fd is ready; false once the timeout has passed. EINTR, and a poll
+// cut short by the int milliseconds poll() takes (24.8 days), go on with the time left.
 bool poll_fd(int fd, short events, Timeout timeout) {
   pollfd entry{fd, events, 0};
   auto end = timeout ? Clock::now() + *timeout : Clock::time_point::max();
   for (;;) {
     int ready = ::poll(&entry, 1, timeout_to_ms(timeout));
-    if (ready >= 0) return ready > 0;
-    if (errno != EINTR) throw_error(errno, "poll");
-    on_interrupt();
-    if (timeout) timeout = std::max(0ns, std::chrono::duration_cast<std::chrono::nanoseconds>(end - Clock::now()));
+    if (ready > 0) return true;
+    if (ready < 0 && errno != EINTR) throw_error(errno, "poll");
+    if (ready < 0) on_interrupt();
+    if (!timeout) continue;
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(end - Clock::now());
+    if (ready == 0 && left <= 0ns) return false;
+    timeout = std::max(0ns, left);
   }
 }
 
@@ -67,11 +92,16 @@ void pack_control(std::span<const ControlMessage> control, msghdr& header, std::
   }
 }
 
+// The control messages the kernel wrote (msg_controllen is what it used). A truncated last one
+// (MSG_CTRUNC) is cut at the end of the buffer; a malformed length ends the list.
 std::vector<ControlMessage> unpack_control(msghdr& header) {
   std::vector<ControlMessage> messages;
+  auto end = static_cast<const char*>(header.msg_control) + header.msg_controllen;
   for (cmsghdr* item = CMSG_FIRSTHDR(&header); item; item = CMSG_NXTHDR(&header, item)) {
     auto data = reinterpret_cast<const char*>(CMSG_DATA(item));
-    size_t size = item->cmsg_len - (data - reinterpret_cast<const char*>(item));
+    auto start = reinterpret_cast<const char*>(item);
+    if (item->cmsg_len < CMSG_LEN(0) || data > end) break;
+    size_t size = std::min<size_t>(item->cmsg_len - (data - start), end - data);
     messages.push_back({item->cmsg_level, item->cmsg_type, std::string(data, size)});
   }
   return messages;
@@ -83,6 +113,39 @@ std::optional<Address> name_of(const AddressBuffer& name) {
 }
 
 }  // namespace
+
+// A call that may wait: counted in calls_ from construction to destruction, so that close()
+// leaves the fd open, and its number taken, until the call has gone.
+class Socket::Waiting {
+ public:
+  Waiting(const Socket& socket, const char* operation) : socket_(socket), operation_(operation) {
+    uint32_t before = socket.calls_.fetch_add(1, std::memory_order_acquire);
+    fd_ = socket.fd_.get();  // stays open while we are counted, unless closing had begun
+    if ((before & kClosing) || fd_ < 0) [[unlikely]] {
+      socket.leave();
+      throw_closed(operation);
+    }
+  }
+  ~Waiting() { socket_.leave(); }
+  Waiting(const Waiting&) = delete;
+  Waiting& operator=(const Waiting&) = delete;
+
+  int fd() const noexcept { return fd_; }
+  bool closing() const noexcept { return socket_.calls_.load(std::memory_order_acquire) & kClosing; }
+  // EBADF once close() has begun: nothing the call does after that may be handed out.
+  void check() const {
+    if (closing()) [[unlikely]] throw_closed(operation_);
+  }
+
+ private:
+  const Socket& socket_;
+  const char* operation_;
+  int fd_ = -1;
+};
+
+void Socket::leave() const noexcept {
+  if (calls_.fetch_sub(1, std::memory_order_acq_rel) == (kClosing | 1)) retired_.reset();
+}
 
 int timeout_to_ms(Timeout timeout) {
   if (!timeout) return -1;
@@ -105,11 +168,38 @@ Socket::Socket(int family, int type, int protocol)
     throw_error(code, "socket", what.append(")"));
   }
   fd_.reset(fd);
-  if (type & SOCK_NONBLOCK) timeout_ = 0ns;
+  if (type & SOCK_NONBLOCK) set_timeout_value(0ns);
 }
 
 Socket::Socket(Fd fd, int family, int type, int protocol)
     : fd_(std::move(fd)), family_(family), type_(type), protocol_(protocol) {}
+
+Socket::Socket(Socket&& other) noexcept
+    : fd_(std::move(other.fd_)),
+      family_(other.family_),
+      type_(other.type_),
+      protocol_(other.protocol_),
+      timeout_ns_(other.timeout_ns_.load(std::memory_order_relaxed)) {}
+
+Socket& Socket::operator=(Socket&& other) noexcept {
+  if (this != &other) {
+    fd_ = std::move(other.fd_);
+    retired_.reset();
+    calls_.store(0, std::memory_order_relaxed);
+    family_ = other.family_;
+    type_ = other.type_;
+    protocol_ = other.protocol_;
+    timeout_ns_.store(other.timeout_ns_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  return *this;
+}
+
+Socket Socket::take(Socket& other) {
+  Timeout timeout = other.timeout();
+  Socket taken(other.detach(), other.family_, other.type_, other.protocol_);
+  taken.set_timeout_value(timeout);
+  return taken;
+}
 
 Socket Socket::adopt(int fd) {
   auto option = [fd](int name) {
@@ -121,7 +211,7 @@ Socket Socket::adopt(int fd) {
   int family = option(SO_DOMAIN), type = option(SO_TYPE), protocol = option(SO_PROTOCOL);
   int flags = check(::fcntl(fd, F_GETFL), "fcntl");
   Socket adopted(Fd(fd), family, type, protocol);
-  if (flags & O_NONBLOCK) adopted.timeout_ = 0ns;
+  if (flags & O_NONBLOCK) adopted.set_timeout_value(0ns);
   return adopted;
 }
 
@@ -132,13 +222,17 @@ std::pair<Socket, Socket> Socket::pair(int family, int type, int protocol) {
   int clean_type = type & ~kSocketTypeFlags;
   std::pair<Socket, Socket> sockets{Socket(Fd(fds[0]), family, clean_type, protocol),
                                     Socket(Fd(fds[1]), family, clean_type, protocol)};
-  if (type & SOCK_NONBLOCK) sockets.first.timeout_ = sockets.second.timeout_ = 0ns;
+  if (type & SOCK_NONBLOCK) {
+    sockets.first.set_timeout_value(0ns);
+    sockets.second.set_timeout_value(0ns);
+  }
   return sockets;
 }
 
 int Socket::checked_fd(const char* operation) const {
-  if (!fd_.valid()) throw Error(EBADF, operation, {}, "socket is closed");
-  return fd_.get();
+  int fd = fd_.get();
+  if (fd < 0) throw_closed(operation);
+  return fd;
 }
 
 void Socket::set_timeout(Timeout timeout) {
@@ -146,42 +240,87 @@ void Socket::set_timeout(Timeout timeout) {
   int flags = check(::fcntl(fd, F_GETFL), "fcntl");
   int wanted = timeout ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   if (wanted != flags) check(::fcntl(fd, F_SETFL, wanted), "fcntl");
-  timeout_ = timeout;
+  set_timeout_value(timeout);
 }
 
-void Socket::close() { fd_.close(); }
+// Sets closing and counts itself in, so the fd stays ours while it shuts the socket down; then
+// whoever leaves last, this call or a woken one, closes it.
+void Socket::close() {
+  uint32_t state = calls_.load(std::memory_order_relaxed);
+  do {
+    if (state & kClosing) return;  // closed already, or another thread is closing it
+  } while (!calls_.compare_exchange_weak(state, (state | kClosing) + 1, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed));
+  retired_.reset(fd_.release());
+  // Wakes the waiting calls. Its error is of no interest: on an unconnected UDP socket it is
+  // ENOTCONN, and the sleepers are woken all the same.
+  if (state & kCallCount) ::shutdown(retired_.get(), SHUT_RDWR);
+  if (calls_.fetch_sub(1, std::memory_order_acq_rel) == (kClosing | 1)) retired_.close();
+}
+
+Fd Socket::detach() {
+  uint32_t state = calls_.load(std::memory_order_relaxed);
+  do {
+    if (state & kClosing) return Fd();
+    if (state & kCallCount)
+      throw Error(EBUSY, "detach", {}, "a call on the socket is waiting in another thread");
+  } while (!calls_.compare_exchange_weak(state, kClosing, std::memory_order_acq_rel, std::memory_order_relaxed));
+  return Fd(fd_.release());
+}
 
 Socket Socket::dup() const {
   Socket copy(dup_cloexec(checked_fd("dup")), family_, type_, protocol_);
-  copy.timeout_ = timeout_;
+  copy.set_timeout_value(timeout());
   return copy;
 }
 
 void Socket::shutdown(int how) { check(::shutdown(checked_fd("shutdown"), how), "shutdown"); }
 
-bool Socket::wait(short events, Timeout timeout) const {
-  return poll_fd(checked_fd("wait"), events, timeout);
+bool Socket::wait(short events, Timeout timeout, const char* operation) const {
+  Waiting waiting(*this, operation);
+  bool ready = poll_fd(waiting.fd(), events, timeout);
+  waiting.check();
+  return ready;
+}
+
+void Socket::wait_ready(const Waiting& waiting, short events, Deadline& deadline, const char* operation,
+                        const Address* to) const {
+  for (;;) {
+    Timeout left = deadline.left();
+    if (left && *left <= 0ns) throw_timeout(operation, to ? to_target(*to) : target_of(waiting.fd(), events));
+    bool ready = poll_fd(waiting.fd(), events, left);
+    waiting.check();
+    if (ready) return;
+  }
 }
 
 // --- I/O with CPython's timeout semantics ----------------------------------------------------
 
-template <typename Call>
-std::optional<ssize_t> Socket::io(short events, const char* operation, Call&& call) {
-  int fd = checked_fd(operation);
-  Deadline deadline(timeout_);
+// With a timeout of zero the call cannot wait: one try, the fd only loaded. Otherwise it is a
+// call that may wait, registered for close() (see socket.hpp).
+template <typename Call, typename Discard>
+std::optional<ssize_t> Socket::io(short events, const char* operation, Call&& call, Discard&& discard) {
+  Timeout timeout = this->timeout();
+  std::optional<Waiting> waiting;
+  int fd = timeout && *timeout == 0ns ? checked_fd(operation) : waiting.emplace(*this, operation).fd();
+  Deadline deadline(timeout);
   for (;;) {
     ssize_t n = call(fd);
-    if (n >= 0) return n;
     int code = errno;
+    if (waiting && waiting->closing()) [[unlikely]] {
+      if (n >= 0) discard(n);
+      throw_closed(operation);
+    }
+    if (n >= 0) return n;
     if (code == EINTR) {
       on_interrupt();
+      if (!waiting) fd = checked_fd(operation);  // the handler may have closed it
       continue;
     }
-    if (!would_block(code) || !timeout_ || *timeout_ == 0ns) {
-      if (would_block(code)) return std::nullopt;
-      return -code;  // the caller names its target in the error
-    }
-    if (!poll_fd(fd, events, deadline.remaining(operation))) throw_timeout(operation);
+    if (!would_block(code)) return -code;  // the caller names its target in the error
+    // Would-block on a blocking fd: O_NONBLOCK was set behind our back (a dup's owner).
+    if (!waiting || !timeout) return std::nullopt;
+    wait_ready(*waiting, events, deadline, operation);
   }
 }
 
@@ -194,10 +333,13 @@ void Socket::listen(int backlog) { check(::listen(checked_fd("listen"), backlog)
 
 std::optional<std::pair<Socket, Address>> Socket::accept() {
   AddressBuffer peer;
-  auto n = io(POLLIN, "accept", [&](int fd) {
-    peer.length = sizeof peer.storage;
-    return static_cast<ssize_t>(::accept4(fd, peer.get(), &peer.length, SOCK_CLOEXEC));
-  });
+  auto n = io(
+      POLLIN, "accept",
+      [&](int fd) {
+        peer.length = sizeof peer.storage;
+        return static_cast<ssize_t>(::accept4(fd, peer.get(), &peer.length, SOCK_CLOEXEC));
+      },
+      [](ssize_t accepted) { Fd(static_cast<int>(accepted)).reset(); });  // accepted after close began
   if (!n) return std::nullopt;
   if (*n < 0) throw_error(static_cast<int>(-*n), "accept");
   Socket accepted(Fd(static_cast<int>(*n)), family_, type_, protocol_);
@@ -210,20 +352,23 @@ std::optional<std::pair<Socket, Address>> Socket::accept() {
 // A blocking connect interrupted by a signal also goes on in the background (retrying would
 // give EALREADY), so it is finished the same way.
 void Socket::connect(const Address& address) {
-  int fd = checked_fd("connect");
-  if (::connect(fd, sockaddr_of(address), length_of(address)) == 0) return;
-  int code = errno;
-  bool in_progress = code == EINPROGRESS || code == EINTR;
-  if (!in_progress || (timeout_ && *timeout_ == 0ns))
-    throw_error(code, "connect", to_target(address));
-  if (code == EINTR) on_interrupt();
-  Deadline deadline(timeout_);
-  for (;;) {
-    Timeout left = deadline.remaining("connect");
-    if (poll_fd(fd, POLLOUT, left)) break;
-    if (left) throw_timeout("connect " + to_target(address));
+  Timeout timeout = this->timeout();
+  if (timeout && *timeout == 0ns) {
+    check_with(::connect(checked_fd("connect"), sockaddr_of(address), length_of(address)), "connect",
+               [&] { return to_target(address); });
+    return;
   }
-  code = get_option(SOL_SOCKET, SO_ERROR);
+  Waiting waiting(*this, "connect");
+  int result = ::connect(waiting.fd(), sockaddr_of(address), length_of(address));
+  int code = errno;
+  waiting.check();
+  if (result == 0) return;
+  if (code != EINPROGRESS && code != EINTR) throw_error(code, "connect", to_target(address));
+  if (code == EINTR) on_interrupt();
+  Deadline deadline(timeout);
+  wait_ready(waiting, POLLOUT, deadline, "connect", &address);
+  socklen_t size = sizeof code;
+  check(::getsockopt(waiting.fd(), SOL_SOCKET, SO_ERROR, &code, &size), "getsockopt(SO_ERROR)");
   if (code != 0) throw_error(code, "connect", to_target(address));
 }
 
@@ -258,22 +403,26 @@ std::optional<size_t> Socket::send_to(const void* data, size_t size, int flags, 
 // call (CPython >= 3.5); a non-blocking socket raises would-block as soon as the buffer is full.
 void Socket::send_all(const void* data, size_t size, int flags) {
   auto bytes = static_cast<const char*>(data);
-  int fd = checked_fd("sendall");
-  Deadline deadline(timeout_);
+  Timeout timeout = this->timeout();
+  std::optional<Waiting> waiting;
+  int fd = timeout && *timeout == 0ns ? checked_fd("sendall") : waiting.emplace(*this, "sendall").fd();
+  Deadline deadline(timeout);
   while (size > 0) {
     ssize_t n = ::send(fd, bytes, size, flags | MSG_NOSIGNAL);
+    int code = errno;
+    if (waiting) waiting->check();
     if (n >= 0) {
       bytes += n;
       size -= static_cast<size_t>(n);
       continue;
     }
-    int code = errno;
     if (code == EINTR) {
       on_interrupt();
+      if (!waiting) fd = checked_fd("sendall");
       continue;
     }
-    if (!would_block(code) || !timeout_ || *timeout_ == 0ns) throw_error(code, "sendall");
-    if (!poll_fd(fd, POLLOUT, deadline.remaining("sendall"))) throw_timeout("sendall");
+    if (!would_block(code) || !waiting || !timeout) throw_error(code, "sendall");
+    wait_ready(*waiting, POLLOUT, deadline, "sendall");
   }
 }
 
@@ -394,9 +543,12 @@ std::optional<ReceivedMessage> Socket::recv_msg(std::span<const iovec> buffers, 
                          header.msg_flags & ~MSG_CMSG_CLOEXEC, name_of(from)};
 }
 
+// CMSG_SPACE pads the room to a multiple of 8 bytes, so an odd max_fds leaves room for one fd
+// more: the count is checked here, not left to the kernel's MSG_CTRUNC.
 std::optional<ReceivedFds> Socket::recv_fds(void* buffer, size_t size, size_t max_fds, int flags) {
   iovec data{buffer, size};
-  auto message = recv_msg(std::span(&data, 1), CMSG_SPACE(max_fds * sizeof(int)), flags);
+  size_t room = std::min(max_fds, kMaxFdsPerMessage);
+  auto message = recv_msg(std::span(&data, 1), CMSG_SPACE(room * sizeof(int)), flags);
   if (!message) return std::nullopt;
   ReceivedFds received{message->size, {}, message->flags, std::move(message->address)};
   for (const auto& item : message->control) {
@@ -407,10 +559,11 @@ std::optional<ReceivedFds> Socket::recv_fds(void* buffer, size_t size, size_t ma
       received.fds.emplace_back(fd);  // owned from here on: closed if we throw below
     }
   }
-  if (received.flags & MSG_CTRUNC)
+  bool truncated = received.flags & MSG_CTRUNC;
+  if (truncated || received.fds.size() > max_fds)
     throw Error(EMSGSIZE, "recv_fds", {},
                 "more file descriptors were sent than maxfds=" + std::to_string(max_fds) +
-                    " (MSG_CTRUNC); the " + std::to_string(received.fds.size()) +
+                    (truncated ? " (MSG_CTRUNC)" : "") + "; the " + std::to_string(received.fds.size()) +
                     " that arrived were closed");
   return received;
 }

@@ -88,12 +88,8 @@ class _Io:
         self.close()
 
     def _deadline(self, timeout: Any) -> Optional[float]:
-        seconds = self.timeout if timeout is _DEFAULT else timeout
-        if seconds is None:
-            return None
-        if seconds < 0:
-            raise ValueError("timeout must be >= 0 or None")
-        return asyncio.get_running_loop().time() + seconds
+        seconds = _core.timeout_seconds(self.timeout if timeout is _DEFAULT else timeout)
+        return None if seconds is None else asyncio.get_running_loop().time() + seconds
 
     async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True) -> None:
         """Waits until the socket is readable (writable), or raises TimeoutError at the deadline;
@@ -481,6 +477,7 @@ async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) ->
     """A Stream for ``tcp://``, ``unix:`` and ``unix+seqpacket:``, a connected Datagram for
     ``udp://`` and ``unix+dgram:``. Several addresses: Happy Eyeballs (RFC 8305), as the sync
     connect. ``timeout`` bounds the whole attempt, name resolution included."""
+    timeout = _core.timeout_seconds(timeout)  # the bindings' rules for every timeout
     parsed = parse_endpoint(endpoint)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout

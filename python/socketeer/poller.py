@@ -201,7 +201,8 @@ class Timer(_Resource, _core.Timer):
 
     ``Timer(delay, interval=None)`` expires ``delay`` seconds from now, then every
     ``interval`` seconds if one is given; ``Timer()`` starts disarmed. ``set(delay,
-    interval=None)`` re-arms it (a delay <= 0 expires at once), ``cancel()`` disarms it.
+    interval=None)`` re-arms it (a delay <= 0 expires at once; None, or more than 1e9 s,
+    never comes and leaves it disarmed), ``cancel()`` disarms it.
     The fd is readable once the timer has expired; ``read()`` returns the number of
     expirations since the last read (0 if none; it never blocks) and makes it unreadable.
     Read it after each event: level-triggered, an unread timer is reported on every poll;

@@ -185,7 +185,14 @@ class Socket(_core.Socket):
 
     def close(self) -> None:
         """Closes the socket (idempotent). With files from makefile() still open, the fd is
-        closed when the last of them is."""
+        closed when the last of them is.
+
+        A call blocked on the socket in another thread (``recv``, ``accept``, ``sendall``,
+        ``connect`` ..., with a timeout or without) is woken at once and raises OSError(EBADF);
+        it never returns data, or a connection, that came after close() began. To wake it the
+        socket is shut down (``SHUT_RDWR``): the peer sees the end of the stream, and so do
+        ``dup()``s of the socket. The fd number stays taken until that call has left, so it
+        cannot be handed to a new socket under it."""
         self._closed = True
         if self._io_refs <= 0:
             self._close()
@@ -208,6 +215,14 @@ class Socket(_core.Socket):
     def dup(self) -> "Socket":
         """A new Socket on a duplicate (CLOEXEC) fd, with the same timeout."""
         return self._wrap(self._dup())
+
+    def get_inheritable(self) -> bool:
+        """Whether a child process inherits the fd (False: every fd socketeer opens is CLOEXEC)."""
+        return os.get_inheritable(self.fileno())
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        """Lets a child process inherit the fd (True), or not (False), as ``socket.set_inheritable``."""
+        os.set_inheritable(self.fileno(), inheritable)
 
     # --- extras ----------------------------------------------------------------------------
 

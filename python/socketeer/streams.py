@@ -266,7 +266,8 @@ class Listener(Closeable, _Bound):
                 self._lock.notify_all()
 
     def _accept(self, timeout: Optional[float]) -> Stream:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        seconds = _core.timeout_seconds(timeout)  # the bindings' rules for every timeout
+        deadline = None if seconds is None else time.monotonic() + seconds
         poller = select.poll()
         poller.register(self.socket.fileno(), select.POLLIN)
         poller.register(self._wake, select.POLLIN)
@@ -279,8 +280,7 @@ class Listener(Closeable, _Bound):
                 return Stream(sock)
             except BlockingIOError:
                 pass
-            wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-            if not poller.poll(wait_ms) and deadline is not None and time.monotonic() >= deadline:
+            if not poller.poll(_poll_ms(deadline)) and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(errno.ETIMEDOUT, "timed out", f"accept on {self._endpoint}")
 
     def _pause(self, seconds: float) -> None:
@@ -472,6 +472,7 @@ def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Any:
     next address is tried 250 ms after the previous one started (or at once when it failed),
     and the first to succeed wins. ``timeout`` bounds the whole attempt.
     """
+    timeout = _core.timeout_seconds(timeout)  # the bindings' rules for every timeout
     parsed = parse_endpoint(endpoint)
     addresses = parsed.addresses()
     if parsed.kind == SOCK_DGRAM:
@@ -528,8 +529,7 @@ def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Op
             if deadline is not None and now >= deadline:
                 raise TimeoutError(errno.ETIMEDOUT, "timed out", f"connect to {endpoint}")
             waits = [t for t in (next_start if addresses else None, deadline) if t is not None]
-            wait_ms = None if not waits else max(0, int((min(waits) - now) * 1000 + 0.999))
-            for fd, _ in poller.poll(wait_ms):
+            for fd, _ in poller.poll(_poll_ms(min(waits)) if waits else None):
                 sock = pending.pop(fd)
                 poller.unregister(fd)
                 code = sock.getsockopt(SOL_SOCKET, 4)  # SO_ERROR
@@ -543,6 +543,14 @@ def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Op
     finally:
         for sock in pending.values():
             sock.close()
+
+
+def _poll_ms(deadline: Optional[float]) -> Optional[int]:
+    """select.poll()'s timeout until a time.monotonic() deadline: rounded up, and at most the
+    int it takes (a longer wait returns early and the caller polls again)."""
+    if deadline is None:
+        return None
+    return min(max(0, int((deadline - time.monotonic()) * 1000 + 0.999)), 2**31 - 1)
 
 
 def _combined(errors: list[OSError], endpoint: Endpoint) -> OSError:

@@ -612,6 +612,35 @@ def test_timeout_accepts_ints_and_floats(impl):
     assert sock.gettimeout() == 2.0 and isinstance(sock.gettimeout(), float)
 
 
+@pytest.mark.parametrize("setting", [None, 0.0, 2.5], ids=["blocking", "nonblocking", "timeout"])
+def test_timeout_attribute_is_gettimeout_and_read_only(impl, setting):
+    sock = impl.make()
+    sock.settimeout(setting)
+    assert sock.timeout == sock.gettimeout() == setting
+    with pytest.raises(AttributeError):
+        sock.timeout = 1.0
+    assert sock.gettimeout() == setting
+
+
+def test_inheritable_is_false_by_default_and_can_be_set(impl):
+    sock = impl.make()
+    assert sock.get_inheritable() is False  # CLOEXEC, as every fd either library opens
+    sock.set_inheritable(True)
+    assert sock.get_inheritable() is True and os.get_inheritable(sock.fileno()) is True
+    sock.set_inheritable(False)
+    assert sock.get_inheritable() is False and os.get_inheritable(sock.fileno()) is False
+    assert [s.get_inheritable() for s in impl.socketpair()] == [False, False]
+
+
+def test_inheritable_on_a_closed_socket_raises_ebadf(impl):
+    sock = impl.make()
+    sock.close()
+    for call in (sock.get_inheritable, lambda: sock.set_inheritable(True)):
+        with pytest.raises(OSError) as caught:
+            call()
+        assert caught.value.errno == errno.EBADF
+
+
 def test_nonblocking_recv_and_accept_raise_blocking_io_error(impl):
     a, _ = impl.socketpair()
     a.setblocking(False)
@@ -940,6 +969,34 @@ def test_socketeer_errors_name_the_operation_and_the_address(stdlib, closing):
         a, b = ours.socketpair()
         b.close()
         a.send(b"x")
+
+
+def test_socketeer_timeouts_name_the_operation_and_the_address(stdlib, closing):
+    """The stdlib's socket timeout is TimeoutError("timed out") with no errno: ours keeps that
+    shape and says which call timed out, and where."""
+    ours = Factory(SOCKETEER, closing)
+    client, _ = ours.tcp_pair()
+    client.settimeout(0.01)
+    listener = ours.listener()
+    listener.settimeout(0.01)
+    udp = ours.make(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.01)
+    black_hole = full_backlog_listener(stdlib)
+    connecting = ours.make()
+    connecting.settimeout(0.05)
+    where = lambda sock_address: "%s:%d" % sock_address[:2]  # noqa: E731
+    cases = [
+        (lambda: client.recv(1), f"recv from {where(client.getpeername())}"),
+        (lambda: client.recvmsg(1), f"recvmsg from {where(client.getpeername())}"),
+        (lambda: client.sendall(b"x" * (32 << 20)), f"sendall to {where(client.getpeername())}"),
+        (listener.accept, f"accept on {where(listener.getsockname())}"),
+        (lambda: udp.recvfrom(1), f"recvfrom on {where(udp.getsockname())}"),
+        (lambda: connecting.connect(black_hole.getsockname()), f"connect to {where(black_hole.getsockname())}"),
+    ]
+    for call, expected in cases:
+        error = _expect_timeout(call)
+        assert error.errno is None and error.args == (f"timed out: '{expected}'",)
 
 
 def test_socketeer_rejects_a_too_long_unix_path_with_value_error(closing):

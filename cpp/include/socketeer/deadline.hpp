@@ -15,17 +15,21 @@ using Timeout = std::optional<std::chrono::nanoseconds>;  // nullopt: wait forev
 class Deadline {
  public:
   explicit Deadline(Timeout timeout) : timeout_(timeout) {}
-  // Time left, or nullopt when waiting is unbounded; throws the "timed out" Error once passed.
-  Timeout remaining(std::string_view operation) {
+  // Time left (zero or less once passed), or nullopt when waiting is unbounded.
+  Timeout left() {
     if (!timeout_) return std::nullopt;
     auto now = Clock::now();
     if (!started_) {
       end_ = now + *timeout_;
       started_ = true;
     }
-    auto left = end_ - now;
-    if (left <= std::chrono::nanoseconds::zero()) throw_timeout(operation);
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(left);
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(end_ - now);
+  }
+  // Like left(), but throws the "timed out" Error once the deadline has passed.
+  Timeout remaining(std::string_view operation, std::string_view target = {}) {
+    Timeout time_left = left();
+    if (time_left && *time_left <= std::chrono::nanoseconds::zero()) throw_timeout(operation, target);
+    return time_left;
   }
 
  private:

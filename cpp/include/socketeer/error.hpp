@@ -34,8 +34,9 @@ class TimedOut : public Error {
   using Error::Error;
 };
 
-// Throws TimedOut: errno ETIMEDOUT, reason "timed out" (the stdlib's).
-[[noreturn]] void throw_timeout(std::string_view operation);
+// Throws TimedOut: errno ETIMEDOUT, reason "timed out" (the stdlib's), naming the operation and,
+// where there is one, the address ("recv from 127.0.0.1:5000", "accept on ...").
+[[noreturn]] void throw_timeout(std::string_view operation, std::string_view target = {});
 
 // A mistake in a value the caller passed (a malformed address, an out-of-range port): the
 // Python layer raises ValueError for it.

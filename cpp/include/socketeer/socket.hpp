@@ -4,11 +4,27 @@
 // zero means a non-blocking fd whose calls report would-block; a positive timeout means a
 // non-blocking fd where each call waits with poll() until a deadline. Would-block is a return
 // value (std::nullopt), never an exception, so hot non-blocking loops pay nothing for it.
+//
+// close() while another thread is blocked in a call on the socket. A call that may wait (one
+// with a timeout or on a blocking fd: the I/O methods, accept, connect, send_all, wait) holds
+// the fd number for as long as it runs, so the number cannot be reused under it: one atomic
+// word counts those calls and carries a "closing" bit. Each registers on entry (EBADF at once
+// if closing has begun) and deregisters on exit. close() sets closing; with no call in flight
+// it closes the fd there and then. Otherwise it calls shutdown(SHUT_RDWR), which wakes every
+// thread sleeping on the socket (poll, or the kernel's own wait in recv/accept/send/connect;
+// even unconnected UDP and listening sockets: see inet_shutdown's "Hack to wake up other
+// listeners" in net/ipv4/af_inet.c), and the last call to leave closes the fd. A woken call
+// sees closing and throws EBADF ("socket is closed"); whatever its syscall returned after
+// close() began is dropped (an accepted connection is closed). The price of the wake-up: the
+// peer sees the end of the stream at once, and dup()ed fds of the same socket are shut down
+// too. Calls that cannot wait (timeout zero, and the *_now MSG_DONTWAIT methods of the reactor's
+// hot path) only load the fd: no atomic read-modify-write on them.
 #pragma once
 
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -70,8 +86,12 @@ class Socket {
   static Socket adopt(int fd);
   static std::pair<Socket, Socket> pair(int family, int type, int protocol = 0);
 
-  Socket(Socket&&) noexcept = default;
-  Socket& operator=(Socket&&) noexcept = default;
+  // Moving a socket that a call in another thread is blocked on is a bug (that call would keep
+  // the number while the new owner may close it): take() refuses it, with EBUSY.
+  Socket(Socket&& other) noexcept;
+  Socket& operator=(Socket&& other) noexcept;
+  // The socket moved out of `other`, which is left closed; EBUSY while a call waits on it.
+  static Socket take(Socket& other);
 
   int fd() const noexcept { return fd_.get(); }
   bool closed() const noexcept { return !fd_.valid(); }
@@ -79,7 +99,10 @@ class Socket {
   int type() const noexcept { return type_; }
   int protocol() const noexcept { return protocol_; }
 
-  Timeout timeout() const noexcept { return timeout_; }
+  Timeout timeout() const noexcept {
+    auto ns = timeout_ns_.load(std::memory_order_relaxed);
+    return ns < 0 ? Timeout() : Timeout(std::chrono::nanoseconds(ns));
+  }
   void set_timeout(Timeout timeout);  // sets O_NONBLOCK unless timeout is "none"
 
   void bind(const Address& address);
@@ -125,8 +148,12 @@ class Socket {
   std::optional<ReceivedFds> recv_fds(void* buffer, size_t size, size_t max_fds, int flags = 0);
 
   void shutdown(int how);
+  // Closes the fd, or, while calls wait on it in other threads, wakes them and leaves the
+  // closing to the last of them (see the top of this file). Idempotent.
   void close();
-  Fd detach() noexcept { return std::move(fd_); }
+  // Gives up the fd without closing it; the socket is left closed. EBUSY while a call waits on
+  // it in another thread: the fd's new owner could close it under that call.
+  Fd detach();
   Socket dup() const;
 
   Address local_address() const;
@@ -139,20 +166,40 @@ class Socket {
   TcpInfo tcp_info() const;
 
   // Waits (poll) until the fd is ready for events or the timeout expires; false on timeout.
-  bool wait(short events, Timeout timeout) const;
+  // A call that may wait: EBADF, naming `operation`, if the socket is closed meanwhile.
+  bool wait(short events, Timeout timeout, const char* operation = "wait") const;
 
  private:
+  class Waiting;  // a call that may wait, registered for as long as it runs (socket.cpp)
+  static constexpr uint32_t kClosing = 1u << 31;
+  static constexpr uint32_t kCallCount = kClosing - 1;
+
   Socket(Fd fd, int family, int type, int protocol);
   int checked_fd(const char* operation) const;
-  // Runs a non-blocking-style call, waiting for readiness per the socket's timeout.
+  void set_timeout_value(Timeout timeout) noexcept {
+    timeout_ns_.store(timeout ? timeout->count() : -1, std::memory_order_relaxed);
+  }
+  void leave() const noexcept;
+  // Runs a non-blocking-style call, waiting for readiness per the socket's timeout. If close()
+  // began meanwhile, a result the call got is handed to discard() and EBADF thrown.
+  template <typename Call, typename Discard>
+  std::optional<ssize_t> io(short events, const char* operation, Call&& call, Discard&& discard);
   template <typename Call>
-  std::optional<ssize_t> io(short events, const char* operation, Call&& call);
+  std::optional<ssize_t> io(short events, const char* operation, Call&& call) {
+    return io(events, operation, std::forward<Call>(call), [](ssize_t) {});
+  }
+  // Waits until the fd is ready for events: TimedOut naming the address when the deadline
+  // passes, EBADF once closing.
+  void wait_ready(const Waiting& waiting, short events, Deadline& deadline, const char* operation,
+                  const Address* to = nullptr) const;
 
   Fd fd_;
+  mutable Fd retired_;                     // the fd close() took while calls were in flight
+  mutable std::atomic<uint32_t> calls_{0};  // kClosing | the number of calls that may wait
   int family_ = 0;
   int type_ = 0;
   int protocol_ = 0;
-  Timeout timeout_;
+  std::atomic<int64_t> timeout_ns_{-1};  // -1: none (a blocking fd)
 };
 
 // Rounds a timeout up to whole milliseconds for poll()/epoll_wait(), as CPython does, so a

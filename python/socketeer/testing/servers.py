@@ -210,11 +210,12 @@ class TestServer:
         self._wait(lambda: self._counts["closed"] >= count, timeout, f"{count} closed connections")
 
     def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> list[bytes]:
-        deadline = time.monotonic() + timeout
+        seconds = socketeer._core.timeout_seconds(timeout)  # the rules of every timeout
+        deadline = None if seconds is None else time.monotonic() + seconds
         with self._changed:
             while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     got = sum(len(data) for data, _ in self._received)
                     raise TimeoutError(f"{self!r}: waited {timeout} s for {what}; got {len(self._received)} "
                                        f"messages, {got} bytes")
