@@ -454,6 +454,24 @@ def test_read_timeouts(pair, read, prefill):
     assert_bounded(started, 0.2)
 
 
+@pytest.mark.parametrize("read, operation", [
+    (lambda s: s.recv(timeout=0.01), "recv"),
+    (lambda s: s.recv_exactly(5, timeout=0.01), "recv_exactly"),
+    (lambda s: s.recv_until(b"\n", timeout=0.01), "recv_until"),
+    (lambda s: next(s.lines(timeout=0.01)), "lines"),
+    (lambda s: next(s.messages(framing.length_prefixed(), timeout=0.01)), "messages"),
+], ids=["recv", "recv_exactly", "recv_until", "lines", "messages"])
+def test_read_timeouts_name_the_operation_and_the_peer(tcp_pair, read, operation):
+    """A Stream's timeout reads like a Socket's: the stdlib's TimeoutError shape (no errno),
+    saying which call timed out and whose bytes it waited for."""
+    stream, peer = tcp_pair
+    host, port = peer.getsockname()[:2]
+    with pytest.raises(TimeoutError) as caught:
+        read(stream)
+    assert caught.value.errno is None
+    assert caught.value.args == (f"timed out: '{operation} from {host}:{port}'",)
+
+
 def test_timeout_bounds_the_whole_call_not_each_receive(seqpacket_pair):
     stream, peer = seqpacket_pair
     stop = threading.Event()

@@ -283,6 +283,11 @@ bool Socket::wait(short events, Timeout timeout, const char* operation) const {
   return ready;
 }
 
+void Socket::wait_until(short events, Deadline& deadline, const char* operation) const {
+  Waiting waiting(*this, operation);
+  wait_ready(waiting, events, deadline, operation);
+}
+
 void Socket::wait_ready(const Waiting& waiting, short events, Deadline& deadline, const char* operation,
                         const Address* to) const {
   for (;;) {

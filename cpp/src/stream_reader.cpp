@@ -103,10 +103,7 @@ std::optional<std::string_view> StreamReader::read(Socket& socket, Timeout timeo
   for (;;) {
     if (auto result = take()) return result;
     if (eof_) return std::nullopt;
-    while (!fill_now(socket)) {
-      Timeout left = deadline.remaining(operation);
-      if (!socket.wait(POLLIN, left) && left) throw_timeout(operation);
-    }
+    while (!fill_now(socket)) socket.wait_until(POLLIN, deadline, operation);
   }
 }
 

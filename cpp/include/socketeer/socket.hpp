@@ -168,6 +168,9 @@ class Socket {
   // Waits (poll) until the fd is ready for events or the timeout expires; false on timeout.
   // A call that may wait: EBADF, naming `operation`, if the socket is closed meanwhile.
   bool wait(short events, Timeout timeout, const char* operation = "wait") const;
+  // Waits until the fd is ready for events within the deadline: TimedOut naming the operation
+  // and the address (as the socket's own calls do) once it passes, EBADF if closed meanwhile.
+  void wait_until(short events, Deadline& deadline, const char* operation) const;
 
  private:
   class Waiting;  // a call that may wait, registered for as long as it runs (socket.cpp)
