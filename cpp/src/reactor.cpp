@@ -127,37 +127,65 @@ static void remember(std::vector<T>& table, int fd, T value) {
 }
 
 uint64_t Reactor::add_listener(Socket listener) {
-  if (running_) throw std::logic_error("add listeners before run()");
   listener.set_timeout(0ns);
-  auto entry = std::make_unique<Listener>(Listener{next_id_++, std::move(listener)});
+  auto entry = std::make_unique<Listener>(Listener{0, std::move(listener)});
   poller_.add(entry->socket.fd(), Ready::readable, Mode::edge);
-  remember<void*>(by_fd_, entry->socket.fd(), entry.get());
-  remember<uint8_t>(fd_kind_, entry->socket.fd(), kListener);
-  listeners_.push_back(std::move(entry));
-  return listeners_.back()->id;
+  return hand_over(std::move(entry), pending_listeners_);
 }
 
 uint64_t Reactor::add_datagram(Socket endpoint) {
-  if (running_) throw std::logic_error("add datagram endpoints before run()");
   endpoint.set_timeout(0ns);
   bool offload = options_.udp_gso && is_udp(endpoint);
   bool receive_offload = offload && options_.datagram_size >= kCoalescedRoom && enable_receive_offload(endpoint);
   bool segment_offload = offload && supports_segment_offload(endpoint);
   auto entry = std::make_unique<DatagramEndpoint>(
-      next_id_++, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
+      0, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
       segment_offload);
   poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge);
-  remember<void*>(by_fd_, entry->socket.fd(), entry.get());
-  remember<uint8_t>(fd_kind_, entry->socket.fd(), kDatagram);
-  datagrams_.push_back(std::move(entry));
-  return datagrams_.back()->id;
+  return hand_over(std::move(entry), pending_datagrams_);
+}
+
+// Gives a new endpoint (registered with the poller already, so errors reached the caller) its
+// id, and its tables entry: at once while no loop runs, else through the loop thread, which
+// alone touches the tables while it runs. Its address is kept here, for any thread.
+template <typename Entry>
+uint64_t Reactor::hand_over(std::unique_ptr<Entry> entry, std::vector<std::unique_ptr<Entry>>& pending) {
+  Address address = entry->socket.local_address();
+  std::unique_lock lock(posted_mutex_);
+  uint64_t id = entry->id = next_endpoint_id_++;
+  endpoint_addresses_.emplace_back(id, std::move(address));
+  if (!loop_adopts_) {
+    adopt(std::move(entry), false);
+    return id;
+  }
+  pending.push_back(std::move(entry));
+  has_posted_.store(true, std::memory_order_release);
+  lock.unlock();
+  poller_.wake();
+  return id;
+}
+
+// running: adopted by the loop thread, which may have polled the fd's first readiness before it
+// knew the fd (an event for an unknown fd is ignored, and an edge is reported only once), so
+// it looks for itself: accepts what is waiting, reads what arrived.
+void Reactor::adopt(std::unique_ptr<Listener> listener, bool running) {
+  Listener& adopted = *listeners_.emplace_back(std::move(listener));
+  remember<void*>(by_fd_, adopted.socket.fd(), &adopted);
+  remember<uint8_t>(fd_kind_, adopted.socket.fd(), kListener);
+  if (running) accept_all(adopted);
+}
+
+void Reactor::adopt(std::unique_ptr<DatagramEndpoint> endpoint, bool running) {
+  DatagramEndpoint& adopted = *datagrams_.emplace_back(std::move(endpoint));
+  remember<void*>(by_fd_, adopted.socket.fd(), &adopted);
+  remember<uint8_t>(fd_kind_, adopted.socket.fd(), kDatagram);
+  adopted.read_again = running;
 }
 
 Address Reactor::local_address(uint64_t id) const {
-  for (const auto& listener : listeners_)
-    if (listener->id == id) return listener->socket.local_address();
-  for (const auto& endpoint : datagrams_)
-    if (endpoint->id == id) return endpoint->socket.local_address();
+  std::lock_guard lock(posted_mutex_);
+  for (const auto& [endpoint, address] : endpoint_addresses_)
+    if (endpoint == id) return address;
   throw InvalidArgument("no listener or datagram endpoint with id " + std::to_string(id));
 }
 
@@ -178,12 +206,18 @@ void Reactor::run() {
   loop_thread_ = std::this_thread::get_id();
   std::exception_ptr error;  // from a turn (a dispatcher that raised, say KeyboardInterrupt)
   int interrupt_fd = interrupt_fd_;
+  now_ = Clock::now();
   try {
+    take_posted(true);  // from here on, endpoints added from other threads go through this one
     if (interrupt_fd >= 0) {
       poller_.add(interrupt_fd, Ready::readable, Mode::edge);
       remember<void*>(by_fd_, interrupt_fd, nullptr);
       remember<uint8_t>(fd_kind_, interrupt_fd, kInterrupt);
     }
+    // An endpoint added while the last run() was ending may have had its first edge taken by
+    // that loop's last poll (see adopt): look for what is waiting on each, once.
+    for (auto& listener : listeners_) accept_all(*listener);
+    for (auto& endpoint : datagrams_) endpoint->read_again = true;
     while (!stop_requested_.load()) turn();
   } catch (...) {
     error = std::current_exception();
@@ -191,6 +225,11 @@ void Reactor::run() {
   if (interrupt_fd >= 0 && fd_kind_[static_cast<size_t>(interrupt_fd)] == kInterrupt) {
     poller_.remove(interrupt_fd);
     fd_kind_[static_cast<size_t>(interrupt_fd)] = kNone;
+  }
+  try {
+    take_posted(false);  // endpoints added meanwhile are kept; added from now on, adopted at once
+  } catch (...) {
+    if (!error) error = std::current_exception();
   }
   std::exception_ptr late = shutdown();
   stop_requested_ = false;
@@ -824,13 +863,26 @@ void Reactor::post(std::function<void()> command) {
 void Reactor::run_posted() {
   // Most turns have nothing posted: one load instead of a lock. A command posted after this
   // check woke the poller, so the next turn sees it.
-  if (!has_posted_.load(std::memory_order_acquire)) return;
+  if (has_posted_.load(std::memory_order_acquire)) take_posted(true);
+}
+
+// Adopts the endpoints other threads added and runs the commands they posted. keep_adopting:
+// whether endpoints added from now on still go through the loop thread (false as run() ends:
+// then they are adopted at once by whoever adds them).
+void Reactor::take_posted(bool keep_adopting) {
   std::vector<std::function<void()>> commands;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::unique_ptr<DatagramEndpoint>> datagrams;
   {
     std::lock_guard lock(posted_mutex_);
     commands.swap(posted_);
+    listeners.swap(pending_listeners_);
+    datagrams.swap(pending_datagrams_);
     has_posted_.store(false, std::memory_order_relaxed);
+    loop_adopts_ = keep_adopting;
   }
+  for (auto& listener : listeners) adopt(std::move(listener), keep_adopting);
+  for (auto& endpoint : datagrams) adopt(std::move(endpoint), keep_adopting);
   for (auto& command : commands) command();
 }
 

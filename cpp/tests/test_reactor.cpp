@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -527,6 +528,38 @@ TEST(send_from_another_thread) {
   CHECK_EQ(recv_exactly(client, 6), "pushed");
   server.reactor.close(dispatcher.id);
   CHECK(recv_to_eof(client).empty());
+}
+
+// --- endpoints added while the loop runs ---
+
+TEST(endpoints_added_while_running_are_served) {
+  EchoDispatcher echo;
+  for (int round = 0; round < 20; ++round) {
+    Running server(echo);  // its thread may or may not be in the loop yet
+    // read from another thread while this one adds (a failed CHECK there would end the process)
+    std::jthread other([&] {
+      if (!(server.reactor.local_address(1) == server.address)) std::abort();
+    });
+    Socket listener(AF_INET, SOCK_STREAM);
+    listener.bind(InetAddress("127.0.0.1", 0));
+    listener.listen(16);
+    Address tcp = server.reactor.local_address(server.reactor.add_listener(std::move(listener)));
+    Socket endpoint(AF_INET, SOCK_DGRAM);
+    endpoint.bind(InetAddress("127.0.0.1", 0));
+    Address udp = server.reactor.local_address(server.reactor.add_datagram(std::move(endpoint)));
+    other.join();
+    Socket stream(AF_INET, SOCK_STREAM);
+    stream.set_timeout(kDeadline);
+    stream.connect(tcp);
+    stream.send_all("stream", 6);
+    CHECK_EQ(recv_exactly(stream, 6), "stream");
+    Socket datagram(AF_INET, SOCK_DGRAM);
+    datagram.set_timeout(kDeadline);
+    datagram.connect(udp);
+    datagram.send_all("datagram", 8);
+    char buffer[16];
+    CHECK_EQ(datagram.recv(buffer, sizeof buffer).value_or(0), 8u);
+  }
 }
 
 int main() { return socketeer::testing::run_all(); }

@@ -142,10 +142,13 @@ class Reactor {
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
-  // Takes over a bound, listening stream socket. Returns the listener's id.
+  // Takes over a bound, listening stream socket. Returns the listener's id. Any thread, also
+  // while run() runs: the loop thread then adopts it in its next turn (the socket listens
+  // already, so connections made meanwhile wait in its backlog).
   uint64_t add_listener(Socket listener);
-  // Takes over a bound datagram socket. Returns the endpoint's id.
+  // Takes over a bound datagram socket. Returns the endpoint's id. Any thread, as add_listener.
   uint64_t add_datagram(Socket endpoint);
+  // The bound address of a listener or datagram endpoint. Any thread.
   Address local_address(uint64_t id) const;
 
   void set_dispatcher(Dispatcher* dispatcher) { dispatcher_ = dispatcher; }
@@ -187,9 +190,15 @@ class Reactor {
 
   bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
   void post(std::function<void()> command);
+  // Runs what other threads posted and adopts the endpoints they added.
   void run_posted();
+  void take_posted(bool keep_adopting);
   void turn();
   void handle(const Event& event);
+  template <typename Entry>
+  uint64_t hand_over(std::unique_ptr<Entry> entry, std::vector<std::unique_ptr<Entry>>& pending);
+  void adopt(std::unique_ptr<Listener> listener, bool running);
+  void adopt(std::unique_ptr<DatagramEndpoint> endpoint, bool running);
   void accept_all(Listener& listener);
   // stop_on_short_read: only for a readable event whose mask says the peer has not closed.
   void read(Connection& connection, bool stop_on_short_read = false);
@@ -244,7 +253,14 @@ class Reactor {
 
   mutable std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
-  std::atomic<bool> has_posted_{false};  // posted_ is not empty (read without the lock)
+  std::atomic<bool> has_posted_{false};  // posted_ or pending_* not empty (read without the lock)
+  // Endpoints, under posted_mutex_: ids and bound addresses for any thread (local_address), and
+  // those added while the loop runs (loop_adopts_), which its thread adopts in its next turn.
+  uint64_t next_endpoint_id_ = 1;
+  std::vector<std::pair<uint64_t, Address>> endpoint_addresses_;
+  std::vector<std::unique_ptr<Listener>> pending_listeners_;
+  std::vector<std::unique_ptr<DatagramEndpoint>> pending_datagrams_;
+  bool loop_adopts_ = false;
   ReactorStats stats_;              // loop thread only
   Seqlock<ReactorStats> published_stats_;  // a copy per turn, for other threads
 };
