@@ -418,7 +418,7 @@ void init_server(py::module_& m) {
       .def("add_listener", [](ReactorBox& box, Socket& socket) { return box.get().add_listener(std::move(socket)); },
            py::arg("socket"),
            "Takes over a listening socket (the Python Socket is left closed); also while run() runs, "
-           "whose loop adopts it in its next turn.")
+           "whose loop adopts it in its next turn. A seqpacket socket needs raw framing (ValueError).")
       .def("add_datagram",
            [](py::object self, Socket& socket) {
              auto& box = self.cast<ReactorBox&>();

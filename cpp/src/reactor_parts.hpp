@@ -1,6 +1,6 @@
 // The Reactor's private pieces (reactor.hpp declares them): what it keeps per connection,
-// listener and datagram endpoint, and the output queue they share. Internal to cpp/src, for the
-// files that implement the Reactor.
+// listener and datagram endpoint, and the output queue they share. Internal to cpp/src: the
+// loop (reactor.cpp) and message-oriented connections (reactor_records.cpp) both work on them.
 #pragma once
 
 #include <sys/socket.h>
@@ -64,9 +64,13 @@ struct Reactor::Chunk {
 };
 
 struct Reactor::Connection {
-  Connection(uint64_t id_, Socket socket_) : id(id_), socket(std::move(socket_)) {}
+  Connection(uint64_t id_, Socket socket_)
+      : id(id_), socket(std::move(socket_)), records(socket.type() == SOCK_SEQPACKET) {}
   uint64_t id;
   Socket socket;
+  // SOCK_SEQPACKET: each recv is one record and each record one message; each chunk of output
+  // is one record, sent whole or not at all (reactor_records.cpp).
+  const bool records;
   std::shared_ptr<ConnectionState> state;
   // Shared only when a dispatcher kept the block (ReactorEvent::buffer); read() then moves
   // the unconsumed bytes to a new one instead of writing over what the keeper still reads.
@@ -113,5 +117,14 @@ struct Reactor::DatagramEndpoint {
   bool read_again = false;
   uint64_t read_in_turn = UINT64_MAX;  // stats_.turns of the last recvmmsg
 };
+
+// After a send took `bytes` of a connection's output (flush, flush_records): runs once per
+// flush, so always inlined (GCC's inliner would weigh it against flush's size).
+[[gnu::always_inline]] inline void Reactor::count_sent(Connection& c, size_t bytes) {
+  c.output_bytes -= bytes;
+  stats_.queued_bytes -= bytes;
+  stats_.sent_bytes += bytes;
+  c.last_active = now_;  // a slow reader that is draining is not idle
+}
 
 }  // namespace socketeer

@@ -173,7 +173,13 @@ class Server:
         """Adds a stream endpoint (``tcp://``, ``unix:``, ``unix+seqpacket:``); returns the bound
         Address (port 0 resolved). Also while the server runs (after start(), inside ``with``,
         from a handler): the socket is bound and listening when this returns, and the running
-        loop starts accepting on it within its next turn."""
+        loop starts accepting on it within its next turn.
+
+        On ``unix+seqpacket:`` a record is a message: each one the client sends arrives as one
+        message, each ``conn.send()`` leaves as one record. A length prefix or a delimiter
+        inside records would have no one meaning, so such an endpoint needs the default raw
+        framing (ValueError otherwise); records longer than its ``max_size`` close the
+        connection, as an oversized frame does."""
         parsed = parse_endpoint(endpoint)
         if parsed.kind == SOCK_DGRAM:
             raise ValueError(f"cannot listen on datagram endpoint {parsed}: use Server.bind()")
@@ -200,6 +206,12 @@ class Server:
                 try:
                     address = sock.local_address  # the other reactors bind the port the first got
                     ids.append(reactor.add_listener(sock) if backlog is not None else reactor.add_datagram(sock))
+                except ValueError as error:
+                    path = _unix_path(address)
+                    if not ids and path:  # refused before any reactor took it: no file left
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(path)
+                    raise ValueError(f"cannot {operation} {parsed}: {error}") from None
                 finally:
                     sock.close()
             self._addresses.append(address)

@@ -6,6 +6,10 @@
 // GIL acquisition per turn, not per message), then flush every connection that has output
 // with one sendmsg (writev) each.
 //
+// Connections of a SOCK_SEQPACKET listener carry records, not a byte stream: each recv is one
+// record and one record is one message (the framing must be raw), and each send()/
+// send_message() is one record, flushed with one sendmmsg per batch (reactor_records.cpp).
+//
 // Lifetimes that make this zero-copy:
 //  - a message event's bytes are a view into its connection's input buffer; the buffer is not
 //    moved, grown or consumed until the turn's dispatch and flush are over;
@@ -35,6 +39,7 @@
 #include <vector>
 
 #include "socketeer/datagram_batch.hpp"
+#include "socketeer/error.hpp"
 #include "socketeer/framing.hpp"
 #include "socketeer/poller.hpp"
 #include "socketeer/seqlock.hpp"
@@ -142,9 +147,10 @@ class Reactor {
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
-  // Takes over a bound, listening stream socket. Returns the listener's id. Any thread, also
-  // while run() runs: the loop thread then adopts it in its next turn (the socket listens
-  // already, so connections made meanwhile wait in its backlog).
+  // Takes over a bound, listening stream or seqpacket socket. Returns the listener's id.
+  // Any thread, also while run() runs: the loop thread then adopts it in its next turn (the
+  // socket listens already, so connections made meanwhile wait in its backlog). A seqpacket
+  // listener needs raw framing (a record is a message): InvalidArgument otherwise.
   uint64_t add_listener(Socket listener);
   // Takes over a bound datagram socket. Returns the endpoint's id. Any thread, as add_listener.
   uint64_t add_datagram(Socket endpoint);
@@ -202,6 +208,7 @@ class Reactor {
   void accept_all(Listener& listener);
   // stop_on_short_read: only for a readable event whose mask says the peer has not closed.
   void read(Connection& connection, bool stop_on_short_read = false);
+  void read_records(Connection& connection);
   bool hand_out(Connection& connection);
   bool enqueue(uint64_t id, std::string_view header, std::string_view payload, uint64_t token,
                std::string_view trailer);
@@ -212,6 +219,9 @@ class Reactor {
   void dispatch();
   void read_datagrams(DatagramEndpoint& endpoint);
   void flush(Connection& connection);
+  bool flush_records(Connection& connection);
+  void count_sent(Connection& connection, size_t bytes);
+  void close_after_error(Connection& connection, const Error& error);
   void flush(DatagramEndpoint& endpoint);
   void finish_turn();
   void begin_close(Connection& connection, std::string reason, bool abort);
@@ -235,6 +245,7 @@ class Reactor {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<void*> by_fd_;       // fd -> Connection*, Listener* or DatagramEndpoint*
   std::vector<uint8_t> fd_kind_;   // 0 none, 1 connection, 2 listener, 3 datagram
+  OutgoingBatch records_out_;  // a record connection's flush (one at a time, on the loop thread)
 
   std::vector<ReactorEvent> events_;
   std::vector<ReactorEvent> dispatching_;  // events_ of this turn, while the dispatcher has them
