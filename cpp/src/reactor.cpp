@@ -1,13 +1,11 @@
 #include "socketeer/reactor.hpp"
 
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -31,6 +29,12 @@ constexpr size_t kReadSlack = 64;
 constexpr auto kAcceptBackoff = 100ms;  // after EMFILE/ENFILE
 
 bool is_reset(int code) { return code == ECONNRESET || code == EPIPE || code == ETIMEDOUT; }
+
+// Giving memory back (release_memory): due once the loop has freed this much since it last
+// did, and done when the loop has been quiet for kQuiet (or its connections fell far below
+// their peak).
+constexpr size_t kReleaseAfter = 8 << 20;
+constexpr auto kQuiet = 200ms;
 
 // --- UDP segmentation offloads (see datagram_batch.hpp) ---
 
@@ -193,22 +197,13 @@ Address Reactor::local_address(uint64_t id) const {
 
 // --- the loop ----------------------------------------------------------------------------------
 
-void tune_allocator_for_messages() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("MALLOC_MMAP_THRESHOLD_")) return;
-    ::mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);  // fixed, since setting the trim threshold
-    ::mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);  // ends glibc's dynamic mmap threshold
-  });
-}
-
 void Reactor::run() {
   if (running_.exchange(true)) throw std::logic_error("the reactor is already running");
   if (options_.tune_allocator) tune_allocator_for_messages();
   loop_thread_ = std::this_thread::get_id();
   std::exception_ptr error;  // from a turn (a dispatcher that raised, say KeyboardInterrupt)
   int interrupt_fd = interrupt_fd_;
-  now_ = Clock::now();
+  now_ = quiet_since_ = Clock::now();
   try {
     take_posted(true);  // from here on, endpoints added from other threads go through this one
     if (interrupt_fd >= 0) {
@@ -272,10 +267,16 @@ void Reactor::stop() {
 }
 
 void Reactor::turn() {
-  auto ready = poller_.poll(next_timeout());
+  Timeout wait = next_timeout();
+  // While memory is due to be given back, the poll wakes after kQuiet to see whether it went quiet.
+  if (freed_since_release_ >= kReleaseAfter) [[unlikely]]
+    wait = wait ? std::min<std::chrono::nanoseconds>(*wait, kQuiet) : kQuiet;
+  auto ready = poller_.poll(wait);
   // The loop's clock, read once per turn (libuv's uv_now): idle timeouts and the accept back-off
   // need no finer grain, and a clock read per read and per write was 15 % of the user time.
   now_ = Clock::now();
+  if (freed_since_release_ >= kReleaseAfter) [[unlikely]]
+    release_memory_if_due(ready.empty());
   // After the poll, not before: what other threads posted (sends, closes) is flushed at the end
   // of this same turn instead of waiting for some later event to end the next poll.
   run_posted();
@@ -806,6 +807,11 @@ void Reactor::begin_close(Connection& c, std::string reason, bool abort) {
 }
 
 void Reactor::destroy(Connection& c) {
+  // What the allocator holds free once the graveyard lets go of it: release_memory's due.
+  size_t freed = sizeof c + c.input_size;
+  if (freed_since_release_ < kReleaseAfter && freed_since_release_ + freed >= kReleaseAfter) quiet_since_ = now_;
+  freed_since_release_ += freed;
+  peak_connections_ = std::max(peak_connections_, connections_.size());
   int fd = c.socket.fd();
   poller_.remove(fd);
   by_fd_[static_cast<size_t>(fd)] = nullptr;
@@ -861,6 +867,51 @@ void Reactor::release_tokens() {
   if (released_.empty()) return;
   if (dispatcher_) dispatcher_->release(released_);
   released_.clear();
+}
+
+// --- giving memory back ----------------------------------------------------------------------
+
+// A burst leaves its connections' buffers free inside the allocator's heaps, and glibc keeps
+// them there (allocator.hpp). Once the loop freed kReleaseAfter since the last release, the
+// next release comes when the loop has been quiet for kQuiet (its polls found nothing, nothing
+// was posted, nothing is left over to read or deliver), or at once when the connections fell
+// to a quarter of their peak but not to none (a few that keep talking after a burst would keep
+// the loop from ever being quiet): once per such fall, never in every turn. The last ones
+// closing wait for quiet instead: what the dispatcher frees as it hears of the closes comes
+// after. Called after the poll, before the turn's work: nothing_ready says whether the poll
+// found anything.
+void Reactor::release_memory_if_due(bool nothing_ready) {
+  bool quiet = nothing_ready && !has_posted_.load(std::memory_order_relaxed) && next_timeout() != 0ns;
+  if (!quiet) quiet_since_ = now_;
+  bool fell = !connections_.empty() && connections_.size() * 4 <= peak_connections_;
+  if (fell || now_ - quiet_since_ >= kQuiet) release_memory();
+}
+
+// The loop's own tables go back to what the connections open now need, buffers that grew for a
+// large message go back to their usual size, and the allocator returns its free pages.
+void Reactor::release_memory() {
+  size_t usual = options_.read_buffer + kReadSlack;
+  for (auto& [id, c] : connections_) {
+    c->output.shrink();
+    if (!c->records && c->input_size > usual && c->in_start == c->in_end) {
+      c->input = std::make_shared_for_overwrite<char[]>(usual);
+      c->input_size = usual;
+      c->in_start = c->in_parsed = c->in_end = c->in_searched = 0;
+    }
+  }
+  for (auto& endpoint : datagrams_) endpoint->output.shrink();
+  auto shrink = [](auto&... tables) { (tables.shrink_to_fit(), ...); };
+  shrink(events_, dispatching_, reasons_, read_again_, dirty_, touched_, datagram_dirty_, again_, flushing_,
+         flushing_datagrams_, graveyard_, released_);
+  connections_.rehash(0);  // as few buckets as its size needs
+  size_t fds = fd_kind_.size();
+  while (fds > 0 && fd_kind_[fds - 1] == kNone) --fds;
+  fd_kind_.resize(fds);
+  by_fd_.resize(fds);
+  shrink(fd_kind_, by_fd_);
+  release_free_memory();
+  freed_since_release_ = 0;
+  peak_connections_ = connections_.size();
 }
 
 void Reactor::post(std::function<void()> command) {

@@ -45,6 +45,12 @@ class OutputQueue {
     items_.clear();
     head_ = 0;
   }
+  // Gives the kept capacity back, when empty (the reactor does this once it is idle).
+  void shrink() {
+    if (!empty()) return;
+    std::vector<T>().swap(items_);
+    head_ = 0;
+  }
 
  private:
   std::vector<T> items_;

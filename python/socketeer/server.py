@@ -100,7 +100,10 @@ class Server:
     kernel, so the next message pays page faults again (about 40 us per 64 KiB message here).
     The first run() therefore keeps up to 64 MiB of freed heap for reuse (``mallopt``), once
     per process, unless the environment sets ``MALLOC_TRIM_THRESHOLD_`` or
-    ``MALLOC_MMAP_THRESHOLD_``.
+    ``MALLOC_MMAP_THRESHOLD_``. What a burst leaves behind is given back either way: once a
+    loop has freed more than 8 MiB (say the read buffers of a few hundred closed connections),
+    it returns the free memory to the system (``malloc_trim``) when it has been quiet for
+    0.2 s, or when its connections fell to a quarter of their peak; never in every loop turn.
 
     ``read_buffer`` (default 64 KiB): how much one connection reads per recv. Each connection
     has its own buffer (a few bytes longer, so that a message exactly this long is seen whole in

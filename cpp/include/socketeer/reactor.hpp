@@ -10,6 +10,9 @@
 // record and one record is one message (the framing must be raw), and each send()/
 // send_message() is one record, flushed with one sendmmsg per batch (reactor_records.cpp).
 //
+// Memory: after a burst of connections closes, the loop gives what it freed back to the kernel
+// once it is quiet (see release_memory in reactor.cpp); a busy turn never pays for it.
+//
 // Lifetimes that make this zero-copy:
 //  - a message event's bytes are a view into its connection's input buffer; the buffer is not
 //    moved, grown or consumed until the turn's dispatch and flush are over;
@@ -38,6 +41,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "socketeer/allocator.hpp"
 #include "socketeer/datagram_batch.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/framing.hpp"
@@ -123,10 +127,6 @@ struct ReactorOptions {
   // threshold and fixes its mmap threshold once per process, unless the user set MALLOC_* .
   bool tune_allocator = true;
 };
-
-// Keeps up to 64 MiB of freed heap for reuse and serves blocks up to 16 MiB from the heap.
-// Once per process; skipped when MALLOC_TRIM_THRESHOLD_ or MALLOC_MMAP_THRESHOLD_ is set.
-void tune_allocator_for_messages();
 
 struct ReactorStats {
   uint64_t accepted = 0, closed = 0, messages = 0, datagrams = 0, turns = 0, dropped_datagrams = 0;
@@ -227,6 +227,8 @@ class Reactor {
   void begin_close(Connection& connection, std::string reason, bool abort);
   void destroy(Connection& connection);
   void check_idle();
+  void release_memory_if_due(bool nothing_ready);
+  void release_memory();
   Timeout next_timeout() const;
   void release_tokens();
   Connection* find(uint64_t id) const;
@@ -274,6 +276,12 @@ class Reactor {
   bool loop_adopts_ = false;
   ReactorStats stats_;              // loop thread only
   Seqlock<ReactorStats> published_stats_;  // a copy per turn, for other threads
+
+  // What release_memory() has to give back: bytes of connection buffers freed since it last
+  // ran, the most connections open at once since then, and when the loop last had work.
+  size_t freed_since_release_ = 0;
+  size_t peak_connections_ = 0;
+  Clock::time_point quiet_since_{};
 };
 
 }  // namespace socketeer
