@@ -554,8 +554,10 @@ def test_context_manager_starts_and_closes(short_tmp: Any) -> None:
             sock.sendall(b"anything")
             assert recv_exactly(sock, 3) == b"ok\n"
         assert repr(srv).startswith("<socketeer.Server running")
-        with pytest.raises(RuntimeError, match="add listeners before run"):
-            srv.listen("tcp://127.0.0.1:0")  # endpoints are added before the loop starts
+        srv.listen("tcp://127.0.0.1:0")  # endpoints can be added while it runs
+        with client(srv, 1) as sock:
+            sock.sendall(b"anything")
+            assert recv_exactly(sock, 3) == b"ok\n"
     assert repr(srv).startswith("<socketeer.Server stopped")
     assert not os.path.exists(path)
     with Server(builtin="discard"):

@@ -417,7 +417,9 @@ void init_server(py::module_& m) {
            py::arg("idle_timeout") = py::none(), py::arg("datagram_batch") = 64, py::arg("datagram_size") = 65536,
            py::arg("tune_allocator") = true, py::arg("udp_gso") = true)
       .def("add_listener", [](ReactorBox& box, Socket& socket) { return box.get().add_listener(std::move(socket)); },
-           py::arg("socket"), "Takes over a listening socket (the Python Socket is left closed).")
+           py::arg("socket"),
+           "Takes over a listening socket (the Python Socket is left closed); also while run() runs, "
+           "whose loop adopts it in its next turn. A seqpacket socket needs raw framing (ValueError).")
       .def("add_datagram",
            [](py::object self, Socket& socket) {
              auto& box = self.cast<ReactorBox&>();
@@ -426,7 +428,8 @@ void init_server(py::module_& m) {
              if (box.python) box.python->add_endpoint(id, py::cast(DatagramEndpointHandle{&box, id, self, family}));
              return id;
            },
-           py::arg("socket"))
+           py::arg("socket"), "Takes over a bound datagram socket (the Python Socket is left closed); also while "
+           "run() runs, as add_listener.")
       .def("endpoint", [](py::object self, uint64_t id) {
         auto& box = self.cast<ReactorBox&>();
         return DatagramEndpointHandle{&box, id, self, family_of(box.get().local_address(id))};

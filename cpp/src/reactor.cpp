@@ -1,32 +1,27 @@
 #include "socketeer/reactor.hpp"
 
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
 #include "socketeer/accept_backoff.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/interrupt.hpp"
+#include "reactor_parts.hpp"
 
 namespace socketeer {
+
+using namespace reactor_parts;
+
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr uint8_t kNone = 0, kConnection = 1, kListener = 2, kDatagram = 3, kInterrupt = 4;
-constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per turn
-// Messages of one connection handed out per turn. Backpressure can only act between turns (the
-// replies are queued during dispatch), so without this cap one 64 KiB read of tiny requests,
-// each answered with a large reply, would queue thousands of replies past the high watermark.
-constexpr size_t kMessagesPerTurn = 16;
-constexpr size_t kMaxIovecs = 64;
 // A connection's read block is this much longer than ReactorOptions::read_buffer. A recv that
 // fills its room cannot be told from one that left bytes behind, so it costs one more recv to
 // find out. Messages are often a power of two long, like read_buffer itself; with a block of
@@ -34,37 +29,13 @@ constexpr size_t kMaxIovecs = 64;
 constexpr size_t kReadSlack = 64;
 constexpr auto kAcceptBackoff = AcceptBackoff::kPause;  // after EMFILE/ENFILE
 
-// A FIFO over a vector that keeps its capacity: queued output is pushed at the back and sent
-// from the front every turn, and std::deque allocated and freed a block every few elements
-// (a reply to a datagram carries its Address: three per 512-byte block).
-template <typename T>
-class OutputQueue {
- public:
-  bool empty() const { return head_ == items_.size(); }
-  size_t size() const { return items_.size() - head_; }
-  T& front() { return items_[head_]; }
-  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
-  auto end() { return items_.end(); }
-  void push_back(T item) { items_.push_back(std::move(item)); }
-  void pop_front() {
-    if (++head_ == items_.size()) {
-      clear();
-    } else if (head_ >= 64 && head_ * 2 >= items_.size()) {  // a queue that never empties
-      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
-      head_ = 0;
-    }
-  }
-  void clear() {
-    items_.clear();
-    head_ = 0;
-  }
-
- private:
-  std::vector<T> items_;
-  size_t head_ = 0;
-};
-
 bool is_reset(int code) { return code == ECONNRESET || code == EPIPE || code == ETIMEDOUT; }
+
+// Giving memory back (release_memory): due once the loop has freed this much since it last
+// did, and done when the loop has been quiet for kQuiet (or its connections fell far below
+// their peak).
+constexpr size_t kReleaseAfter = 8 << 20;
+constexpr auto kQuiet = 200ms;
 
 // --- UDP segmentation offloads (see datagram_batch.hpp) ---
 
@@ -113,67 +84,6 @@ bool refuses_segmentation(int code) {
 
 }  // namespace
 
-// --- the pieces ------------------------------------------------------------------------------
-
-struct Reactor::Chunk {
-  const char* data;
-  size_t size;
-  uint64_t token;                  // released once sent or dropped (0: none)
-  std::unique_ptr<char[]> owned;   // set once the bytes have been copied to us
-  bool borrowed = false;           // points into an input buffer (echo): copy before consuming
-};
-
-struct Reactor::Connection {
-  Connection(uint64_t id_, Socket socket_) : id(id_), socket(std::move(socket_)) {}
-  uint64_t id;
-  Socket socket;
-  std::shared_ptr<ConnectionState> state;
-  // Shared only when a dispatcher kept the block (ReactorEvent::buffer); read() then moves
-  // the unconsumed bytes to a new one instead of writing over what the keeper still reads.
-  std::shared_ptr<char[]> input;
-  size_t input_size = 0;
-  size_t in_start = 0;   // first unconsumed byte
-  size_t in_parsed = 0;  // end of the messages handed out this turn
-  size_t in_end = 0;     // end of received bytes
-  size_t in_searched = 0;  // bytes after in_parsed already searched for a message end
-  size_t handed_out = 0; // messages handed out this turn (kMessagesPerTurn)
-  OutputQueue<Chunk> output;
-  size_t output_bytes = 0;
-  Clock::time_point last_active;
-  bool read_paused = false;   // backpressure
-  bool queued_read = false;   // in read_again_
-  bool dirty = false;         // in dirty_
-  bool touched = false;       // in touched_
-  bool closing = false;       // close once output is flushed
-  bool peer_closed = false;
-  bool dead = false;          // closed; in the graveyard until the turn ends
-};
-
-struct Reactor::Listener {
-  uint64_t id;
-  Socket socket;
-};
-
-struct Reactor::Outgoing {
-  Chunk chunk;
-  Address to;
-};
-
-struct Reactor::DatagramEndpoint {
-  DatagramEndpoint(uint64_t id_, Socket socket_, DatagramBatch batch_, bool segment_offload_)
-      : id(id_), socket(std::move(socket_)), batch(std::move(batch_)), segment_offload(segment_offload_) {}
-  uint64_t id;
-  Socket socket;
-  DatagramBatch batch;
-  bool segment_offload = false;  // GSO: until the kernel refuses a GSO message
-  OutgoingBatch outgoing{kMaxIovecs};
-  std::vector<Address> senders;  // this turn's, so events can point at them
-  OutputQueue<Outgoing> output;
-  bool dirty = false;
-  bool read_again = false;
-  uint64_t read_in_turn = UINT64_MAX;  // stats_.turns of the last recvmmsg
-};
-
 // --- built-in dispatchers ----------------------------------------------------------------------
 
 void EchoDispatcher::dispatch(Reactor& reactor, std::span<const ReactorEvent> events) {
@@ -196,7 +106,7 @@ void FixedResponseDispatcher::dispatch(Reactor& reactor, std::span<const Reactor
 
 // --- set-up ------------------------------------------------------------------------------------
 
-Reactor::Reactor(ReactorOptions options) : options_(std::move(options)) {
+Reactor::Reactor(ReactorOptions options) : options_(std::move(options)), records_out_(kMaxIovecs) {
   if (options_.low_watermark > options_.high_watermark)
     throw InvalidArgument("low_watermark must not exceed high_watermark");
 }
@@ -222,50 +132,71 @@ static void remember(std::vector<T>& table, int fd, T value) {
 }
 
 uint64_t Reactor::add_listener(Socket listener) {
-  if (running_) throw std::logic_error("add listeners before run()");
+  if (listener.type() == SOCK_SEQPACKET && options_.framing.kind() != Framing::Kind::raw)
+    throw InvalidArgument("a seqpacket listener needs raw framing: each record is one message");
   listener.set_timeout(0ns);
-  auto entry = std::make_unique<Listener>(Listener{next_id_++, std::move(listener)});
+  auto entry = std::make_unique<Listener>(Listener{0, std::move(listener)});
   poller_.add(entry->socket.fd(), Ready::readable, Mode::edge);
-  remember<void*>(by_fd_, entry->socket.fd(), entry.get());
-  remember<uint8_t>(fd_kind_, entry->socket.fd(), kListener);
-  listeners_.push_back(std::move(entry));
-  return listeners_.back()->id;
+  return hand_over(std::move(entry), pending_listeners_);
 }
 
 uint64_t Reactor::add_datagram(Socket endpoint) {
-  if (running_) throw std::logic_error("add datagram endpoints before run()");
   endpoint.set_timeout(0ns);
   bool offload = options_.udp_gso && is_udp(endpoint);
   bool receive_offload = offload && options_.datagram_size >= kCoalescedRoom && enable_receive_offload(endpoint);
   bool segment_offload = offload && supports_segment_offload(endpoint);
   auto entry = std::make_unique<DatagramEndpoint>(
-      next_id_++, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
+      0, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
       segment_offload);
   poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge);
-  remember<void*>(by_fd_, entry->socket.fd(), entry.get());
-  remember<uint8_t>(fd_kind_, entry->socket.fd(), kDatagram);
-  datagrams_.push_back(std::move(entry));
-  return datagrams_.back()->id;
+  return hand_over(std::move(entry), pending_datagrams_);
+}
+
+// Gives a new endpoint (registered with the poller already, so errors reached the caller) its
+// id, and its tables entry: at once while no loop runs, else through the loop thread, which
+// alone touches the tables while it runs. Its address is kept here, for any thread.
+template <typename Entry>
+uint64_t Reactor::hand_over(std::unique_ptr<Entry> entry, std::vector<std::unique_ptr<Entry>>& pending) {
+  Address address = entry->socket.local_address();
+  std::unique_lock lock(posted_mutex_);
+  uint64_t id = entry->id = next_endpoint_id_++;
+  endpoint_addresses_.emplace_back(id, std::move(address));
+  if (!loop_adopts_) {
+    adopt(std::move(entry), false);
+    return id;
+  }
+  pending.push_back(std::move(entry));
+  has_posted_.store(true, std::memory_order_release);
+  lock.unlock();
+  poller_.wake();
+  return id;
+}
+
+// running: adopted by the loop thread, which may have polled the fd's first readiness before it
+// knew the fd (an event for an unknown fd is ignored, and an edge is reported only once), so
+// it looks for itself: accepts what is waiting, reads what arrived.
+void Reactor::adopt(std::unique_ptr<Listener> listener, bool running) {
+  Listener& adopted = *listeners_.emplace_back(std::move(listener));
+  remember<void*>(by_fd_, adopted.socket.fd(), &adopted);
+  remember<uint8_t>(fd_kind_, adopted.socket.fd(), kListener);
+  if (running) accept_all(adopted);
+}
+
+void Reactor::adopt(std::unique_ptr<DatagramEndpoint> endpoint, bool running) {
+  DatagramEndpoint& adopted = *datagrams_.emplace_back(std::move(endpoint));
+  remember<void*>(by_fd_, adopted.socket.fd(), &adopted);
+  remember<uint8_t>(fd_kind_, adopted.socket.fd(), kDatagram);
+  adopted.read_again = running;
 }
 
 Address Reactor::local_address(uint64_t id) const {
-  for (const auto& listener : listeners_)
-    if (listener->id == id) return listener->socket.local_address();
-  for (const auto& endpoint : datagrams_)
-    if (endpoint->id == id) return endpoint->socket.local_address();
+  std::lock_guard lock(posted_mutex_);
+  for (const auto& [endpoint, address] : endpoint_addresses_)
+    if (endpoint == id) return address;
   throw InvalidArgument("no listener or datagram endpoint with id " + std::to_string(id));
 }
 
 // --- the loop ----------------------------------------------------------------------------------
-
-void tune_allocator_for_messages() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("MALLOC_MMAP_THRESHOLD_")) return;
-    ::mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);  // fixed, since setting the trim threshold
-    ::mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);  // ends glibc's dynamic mmap threshold
-  });
-}
 
 void Reactor::run() {
   if (running_.exchange(true)) throw std::logic_error("the reactor is already running");
@@ -273,12 +204,18 @@ void Reactor::run() {
   loop_thread_ = std::this_thread::get_id();
   std::exception_ptr error;  // from a turn (a dispatcher that raised, say KeyboardInterrupt)
   int interrupt_fd = interrupt_fd_;
+  now_ = quiet_since_ = Clock::now();
   try {
+    take_posted(true);  // from here on, endpoints added from other threads go through this one
     if (interrupt_fd >= 0) {
       poller_.add(interrupt_fd, Ready::readable, Mode::edge);
       remember<void*>(by_fd_, interrupt_fd, nullptr);
       remember<uint8_t>(fd_kind_, interrupt_fd, kInterrupt);
     }
+    // An endpoint added while the last run() was ending may have had its first edge taken by
+    // that loop's last poll (see adopt): look for what is waiting on each, once.
+    for (auto& listener : listeners_) accept_all(*listener);
+    for (auto& endpoint : datagrams_) endpoint->read_again = true;
     while (!stop_requested_.load()) turn();
   } catch (...) {
     error = std::current_exception();
@@ -286,6 +223,11 @@ void Reactor::run() {
   if (interrupt_fd >= 0 && fd_kind_[static_cast<size_t>(interrupt_fd)] == kInterrupt) {
     poller_.remove(interrupt_fd);
     fd_kind_[static_cast<size_t>(interrupt_fd)] = kNone;
+  }
+  try {
+    take_posted(false);  // endpoints added meanwhile are kept; added from now on, adopted at once
+  } catch (...) {
+    if (!error) error = std::current_exception();
   }
   std::exception_ptr late = shutdown();
   stop_requested_ = false;
@@ -326,10 +268,16 @@ void Reactor::stop() {
 }
 
 void Reactor::turn() {
-  auto ready = poller_.poll(next_timeout());
+  Timeout wait = next_timeout();
+  // While memory is due to be given back, the poll wakes after kQuiet to see whether it went quiet.
+  if (freed_since_release_ >= kReleaseAfter) [[unlikely]]
+    wait = wait ? std::min<std::chrono::nanoseconds>(*wait, kQuiet) : kQuiet;
+  auto ready = poller_.poll(wait);
   // The loop's clock, read once per turn (libuv's uv_now): idle timeouts and the accept back-off
   // need no finer grain, and a clock read per read and per write was 15 % of the user time.
   now_ = Clock::now();
+  if (freed_since_release_ >= kReleaseAfter) [[unlikely]]
+    release_memory_if_due(ready.empty());
   // After the poll, not before: what other threads posted (sends, closes) is flushed at the end
   // of this same turn instead of waiting for some later event to end the next poll.
   run_posted();
@@ -493,6 +441,7 @@ void Reactor::read(Connection& c, bool stop_on_short_read) {
     c.in_parsed = c.in_start = 0;
   }
   c.last_active = now_;
+  if (c.records) return read_records(c);
   // Messages left over from an earlier turn (kMessagesPerTurn, or a pause) come first; so does
   // an end of stream that arrived behind them.
   bool drained = false;
@@ -521,7 +470,7 @@ void Reactor::read(Connection& c, bool stop_on_short_read) {
       ++stats_.reads;
       n = c.socket.recv_now(c.input.get() + c.in_end, room);
     } catch (const Error& error) {
-      begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
+      close_after_error(c, error);
       return;
     }
     if (!n) return;  // drained: wait for the next edge
@@ -641,11 +590,13 @@ bool Reactor::enqueue(uint64_t id, std::string_view header, std::string_view pay
     return true;
   }
   Connection* c = find(id);
-  if (!c || c->closing || payload.empty()) {
-    if (token) released_.push_back(token);
+  if (!c || c->closing || payload.empty()) [[unlikely]] {
+    if (token) released_.push_back(std::exchange(token, 0));
     if (!c || c->closing) return false;
   }
-  auto push = [&](Chunk chunk) {
+  // Always inlined: GCC's inliner weighs it against enqueue's size, and one more branch in
+  // enqueue (empty records) was enough for it to call it, and vector::push_back, out of line.
+  auto push = [&](Chunk chunk) __attribute__((always_inline)) {
     c->output_bytes += chunk.size;
     stats_.queued_bytes += chunk.size;
     c->output.push_back(std::move(chunk));
@@ -657,10 +608,11 @@ bool Reactor::enqueue(uint64_t id, std::string_view header, std::string_view pay
     return chunk;
   };
   if (!header.empty()) push(copied(header));
-  if (!payload.empty()) {
+  // On a record connection an empty payload is an empty record (on a byte stream, nothing).
+  if (!payload.empty() || c->records) {
     const char* data = payload.data();
     bool borrowed = !token && data >= c->input.get() && data < c->input.get() + c->input_size;
-    if (token || borrowed) push(Chunk{data, payload.size(), token, nullptr, borrowed});
+    if (token || borrowed || payload.empty()) push(Chunk{data, payload.size(), token, nullptr, borrowed});
     else push(copied(payload));  // the caller's bytes may not outlive this call
   }
   if (!trailer.empty()) push(Chunk{trailer.data(), trailer.size(), 0, nullptr, false});
@@ -711,35 +663,37 @@ bool Reactor::send_to(uint64_t id, const char* data, size_t size, const Address&
 }
 
 // One sendmsg (writev) of up to 64 queued chunks, repeated until the queue is empty or the
-// socket is full; a full socket reports writable again (edge) once it drains.
+// socket is full; a full socket reports writable again (edge) once it drains. Records go their
+// own way: flush_records.
 void Reactor::flush(Connection& c) {
-  while (!c.output.empty()) {
-    iovec vectors[kMaxIovecs];
-    size_t count = 0;
-    for (auto it = c.output.begin(); it != c.output.end() && count < kMaxIovecs; ++it, ++count)
-      vectors[count] = {const_cast<char*>(it->data), it->size};
-    std::optional<size_t> sent;
-    try {
-      sent = c.socket.send_vectors_now(std::span(vectors, count));
-    } catch (const Error& error) {
-      begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
-      return;
-    }
-    if (!sent) break;
-    size_t left = *sent;
-    c.output_bytes -= left;
-    stats_.queued_bytes -= left;
-    stats_.sent_bytes += left;
-    c.last_active = now_;  // a slow reader that is draining is not idle
-    while (left > 0) {
-      Chunk& front = c.output.front();
-      size_t used = std::min(left, front.size);
-      front.data += used;
-      front.size -= used;
-      left -= used;
-      if (front.size == 0) {
-        if (front.token) released_.push_back(front.token);
-        c.output.pop_front();
+  if (c.records) [[unlikely]] {
+    if (!flush_records(c)) return;
+  } else {
+    while (!c.output.empty()) {
+      iovec vectors[kMaxIovecs];
+      size_t count = 0;
+      for (auto it = c.output.begin(); it != c.output.end() && count < kMaxIovecs; ++it, ++count)
+        vectors[count] = {const_cast<char*>(it->data), it->size};
+      std::optional<size_t> sent;
+      try {
+        sent = c.socket.send_vectors_now(std::span(vectors, count));
+      } catch (const Error& error) {
+        close_after_error(c, error);
+        return;
+      }
+      if (!sent) break;
+      size_t left = *sent;
+      count_sent(c, left);
+      while (left > 0) {
+        Chunk& front = c.output.front();
+        size_t used = std::min(left, front.size);
+        front.data += used;
+        front.size -= used;
+        left -= used;
+        if (front.size == 0) {
+          if (front.token) released_.push_back(front.token);
+          c.output.pop_front();
+        }
       }
     }
   }
@@ -747,6 +701,10 @@ void Reactor::flush(Connection& c) {
     c.read_paused = false;
     read_next_turn(c);  // edge-triggered: data may be waiting
   }
+}
+
+[[gnu::cold]] void Reactor::close_after_error(Connection& c, const Error& error) {
+  begin_close(c, is_reset(error.code_value()) ? "connection reset" : error.what(), true);
 }
 
 // One sendmmsg of up to kMaxIovecs queued datagrams, repeated until the queue is empty or the
@@ -852,6 +810,11 @@ void Reactor::begin_close(Connection& c, std::string reason, bool abort) {
 }
 
 void Reactor::destroy(Connection& c) {
+  // What the allocator holds free once the graveyard lets go of it: release_memory's due.
+  size_t freed = sizeof c + c.input_size;
+  if (freed_since_release_ < kReleaseAfter && freed_since_release_ + freed >= kReleaseAfter) quiet_since_ = now_;
+  freed_since_release_ += freed;
+  peak_connections_ = std::max(peak_connections_, connections_.size());
   int fd = c.socket.fd();
   poller_.remove(fd);
   by_fd_[static_cast<size_t>(fd)] = nullptr;
@@ -909,6 +872,51 @@ void Reactor::release_tokens() {
   released_.clear();
 }
 
+// --- giving memory back ----------------------------------------------------------------------
+
+// A burst leaves its connections' buffers free inside the allocator's heaps, and glibc keeps
+// them there (allocator.hpp). Once the loop freed kReleaseAfter since the last release, the
+// next release comes when the loop has been quiet for kQuiet (its polls found nothing, nothing
+// was posted, nothing is left over to read or deliver), or at once when the connections fell
+// to a quarter of their peak but not to none (a few that keep talking after a burst would keep
+// the loop from ever being quiet): once per such fall, never in every turn. The last ones
+// closing wait for quiet instead: what the dispatcher frees as it hears of the closes comes
+// after. Called after the poll, before the turn's work: nothing_ready says whether the poll
+// found anything.
+void Reactor::release_memory_if_due(bool nothing_ready) {
+  bool quiet = nothing_ready && !has_posted_.load(std::memory_order_relaxed) && next_timeout() != 0ns;
+  if (!quiet) quiet_since_ = now_;
+  bool fell = !connections_.empty() && connections_.size() * 4 <= peak_connections_;
+  if (fell || now_ - quiet_since_ >= kQuiet) release_memory();
+}
+
+// The loop's own tables go back to what the connections open now need, buffers that grew for a
+// large message go back to their usual size, and the allocator returns its free pages.
+void Reactor::release_memory() {
+  size_t usual = options_.read_buffer + kReadSlack;
+  for (auto& [id, c] : connections_) {
+    c->output.shrink();
+    if (!c->records && c->input_size > usual && c->in_start == c->in_end) {
+      c->input = std::make_shared_for_overwrite<char[]>(usual);
+      c->input_size = usual;
+      c->in_start = c->in_parsed = c->in_end = c->in_searched = 0;
+    }
+  }
+  for (auto& endpoint : datagrams_) endpoint->output.shrink();
+  auto shrink = [](auto&... tables) { (tables.shrink_to_fit(), ...); };
+  shrink(events_, dispatching_, reasons_, read_again_, dirty_, touched_, datagram_dirty_, again_, flushing_,
+         flushing_datagrams_, graveyard_, released_);
+  connections_.rehash(0);  // as few buckets as its size needs
+  size_t fds = fd_kind_.size();
+  while (fds > 0 && fd_kind_[fds - 1] == kNone) --fds;
+  fd_kind_.resize(fds);
+  by_fd_.resize(fds);
+  shrink(fd_kind_, by_fd_);
+  release_free_memory();
+  freed_since_release_ = 0;
+  peak_connections_ = connections_.size();
+}
+
 void Reactor::post(std::function<void()> command) {
   {
     std::lock_guard lock(posted_mutex_);
@@ -921,13 +929,26 @@ void Reactor::post(std::function<void()> command) {
 void Reactor::run_posted() {
   // Most turns have nothing posted: one load instead of a lock. A command posted after this
   // check woke the poller, so the next turn sees it.
-  if (!has_posted_.load(std::memory_order_acquire)) return;
+  if (has_posted_.load(std::memory_order_acquire)) take_posted(true);
+}
+
+// Adopts the endpoints other threads added and runs the commands they posted. keep_adopting:
+// whether endpoints added from now on still go through the loop thread (false as run() ends:
+// then they are adopted at once by whoever adds them).
+void Reactor::take_posted(bool keep_adopting) {
   std::vector<std::function<void()>> commands;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::unique_ptr<DatagramEndpoint>> datagrams;
   {
     std::lock_guard lock(posted_mutex_);
     commands.swap(posted_);
+    listeners.swap(pending_listeners_);
+    datagrams.swap(pending_datagrams_);
     has_posted_.store(false, std::memory_order_relaxed);
+    loop_adopts_ = keep_adopting;
   }
+  for (auto& listener : listeners) adopt(std::move(listener), keep_adopting);
+  for (auto& endpoint : datagrams) adopt(std::move(endpoint), keep_adopting);
   for (auto& command : commands) command();
 }
 

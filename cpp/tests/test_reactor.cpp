@@ -5,10 +5,13 @@
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,8 +34,10 @@ struct Running {
   Address udp_address;
   std::thread thread;
 
-  Running(Dispatcher& dispatcher, ReactorOptions options = {}, bool udp = false)
+  // extra: one more listener, added before the loop starts (a seqpacket one, say).
+  Running(Dispatcher& dispatcher, ReactorOptions options = {}, bool udp = false, std::optional<Socket> extra = {})
       : reactor(std::move(options)), address(InetAddress()), udp_address(InetAddress()) {
+    if (extra) reactor.add_listener(std::move(*extra));
     Socket listener(AF_INET, SOCK_STREAM);
     listener.bind(InetAddress("127.0.0.1", 0));
     listener.listen(128);
@@ -527,6 +532,153 @@ TEST(send_from_another_thread) {
   CHECK_EQ(recv_exactly(client, 6), "pushed");
   server.reactor.close(dispatcher.id);
   CHECK(recv_to_eof(client).empty());
+}
+
+// --- unix+seqpacket: one record is one message, both ways ---
+
+namespace {
+
+// A listening seqpacket socket on a fresh abstract name (for Running's extra listener).
+std::pair<Socket, UnixAddress> seqpacket_listener() {
+  static std::atomic<int> serial{0};
+  UnixAddress name("socketeer-test-reactor-" + std::to_string(::getpid()) + "-" + std::to_string(serial++), true);
+  Socket listener(AF_UNIX, SOCK_SEQPACKET);
+  listener.bind(name);
+  listener.listen(16);
+  return {std::move(listener), name};
+}
+
+Socket seqpacket_client(const UnixAddress& name) {
+  Socket client(AF_UNIX, SOCK_SEQPACKET);
+  client.set_timeout(kDeadline);
+  client.connect(name);
+  return client;
+}
+
+std::vector<std::string> recv_records(Socket& client, size_t count) {
+  std::vector<std::string> records;
+  std::string buffer(1 << 20, '\0');
+  for (size_t i = 0; i < count; ++i) {
+    auto n = client.recv(buffer.data(), buffer.size(), MSG_TRUNC);
+    if (!n) FAIL_AT("timed out after " + std::to_string(i) + " of " + std::to_string(count) + " records");
+    CHECK(*n <= buffer.size());
+    records.emplace_back(buffer.data(), *n);
+  }
+  return records;
+}
+
+}  // namespace
+
+// Sent back to back, so the reactor finds several queued at once: its echoes must not merge
+// into one record (one writev of several chunks is ONE record on a seqpacket socket), and an
+// empty record is a message, not the end.
+TEST(seqpacket_records_keep_their_boundaries) {
+  Recording recording;
+  auto [listener, name] = seqpacket_listener();
+  Running server(recording, {}, false, std::move(listener));
+  Socket client = seqpacket_client(name);
+  std::vector<std::string> records{"a", "bb", "ccc", "", pattern(1000), pattern(65536), "last"};
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& record : records) CHECK_EQ(client.send(record.data(), record.size()).value_or(0), record.size());
+    CHECK(recv_records(client, records.size()) == records);
+  }
+  server.stop();
+  auto messages = recording.taken_messages();
+  CHECK_EQ(messages.size(), 3 * records.size());
+  CHECK(std::vector<std::string>(messages.begin(), messages.begin() + 7) == records);
+}
+
+// Records queued while the dispatcher is busy are all read once it returns, with nothing more
+// arriving: a short read of a seqpacket socket says nothing about what is still queued.
+TEST(seqpacket_records_queued_during_a_slow_dispatch_are_all_read) {
+  class Slow : public Recording {
+   public:
+    std::atomic<bool> entered{false}, release{false};
+    void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override {
+      if (!entered.exchange(true))
+        while (!release) std::this_thread::sleep_for(1ms);
+      Recording::dispatch(reactor, events);
+    }
+  } slow;
+  auto [listener, name] = seqpacket_listener();
+  Running server(slow, {}, false, std::move(listener));
+  Socket client = seqpacket_client(name);
+  client.send_all("first", 5);
+  auto deadline = Clock::now() + kDeadline;
+  while (!slow.entered && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 40; ++i) client.send_all(pattern(10 + i).data(), 10 + i);
+  slow.release = true;
+  // no reply is read before all are received: reading would wake the server's socket (writable)
+  server.wait_stats([](const ReactorStats& s) { return s.messages == 41; });
+  std::vector<std::string> expected{"first"};
+  for (int i = 0; i < 40; ++i) expected.push_back(pattern(10 + i));
+  CHECK(recv_records(client, 41) == expected);
+}
+
+TEST(seqpacket_record_that_cannot_be_sent_closes_the_connection) {
+  class Huge : public Dispatcher {
+   public:
+    std::string reply = pattern(8 << 20);  // longer than any seqpacket send buffer: EMSGSIZE
+    void dispatch(Reactor& reactor, std::span<const ReactorEvent> events) override {
+      std::lock_guard lock(mutex);
+      for (const auto& event : events) {
+        if (event.kind == ReactorEvent::Kind::message) reactor.send(event.id, reply.data(), reply.size(), 1);
+        if (event.kind == ReactorEvent::Kind::closed) reasons.emplace_back(event.data);
+      }
+    }
+    std::mutex mutex;
+    std::vector<std::string> reasons;
+  } huge;
+  auto [listener, name] = seqpacket_listener();
+  Running server(huge, {}, false, std::move(listener));
+  Socket client = seqpacket_client(name);
+  client.send_all("go", 2);
+  char byte;
+  CHECK_EQ(client.recv(&byte, 1).value_or(1), 0u);  // the end, not a loop retrying the send
+  server.wait_stats([](const ReactorStats& s) { return s.connections == 0 && s.queued_bytes == 0; });
+  server.stop();  // its close event is dispatched by then
+  std::lock_guard lock(huge.mutex);
+  CHECK_EQ(huge.reasons.size(), 1u);
+  CHECK(huge.reasons[0].find("Message too long") != std::string::npos);
+}
+
+TEST(seqpacket_listener_needs_raw_framing) {
+  ReactorOptions options;
+  options.framing = Framing::delimited("\n", 100);
+  Reactor reactor(options);
+  CHECK_THROWS_AS(reactor.add_listener(seqpacket_listener().first), InvalidArgument);
+}
+
+// --- endpoints added while the loop runs ---
+
+TEST(endpoints_added_while_running_are_served) {
+  EchoDispatcher echo;
+  for (int round = 0; round < 20; ++round) {
+    Running server(echo);  // its thread may or may not be in the loop yet
+    // read from another thread while this one adds (a failed CHECK there would end the process)
+    std::jthread other([&] {
+      if (!(server.reactor.local_address(1) == server.address)) std::abort();
+    });
+    Socket listener(AF_INET, SOCK_STREAM);
+    listener.bind(InetAddress("127.0.0.1", 0));
+    listener.listen(16);
+    Address tcp = server.reactor.local_address(server.reactor.add_listener(std::move(listener)));
+    Socket endpoint(AF_INET, SOCK_DGRAM);
+    endpoint.bind(InetAddress("127.0.0.1", 0));
+    Address udp = server.reactor.local_address(server.reactor.add_datagram(std::move(endpoint)));
+    other.join();
+    Socket stream(AF_INET, SOCK_STREAM);
+    stream.set_timeout(kDeadline);
+    stream.connect(tcp);
+    stream.send_all("stream", 6);
+    CHECK_EQ(recv_exactly(stream, 6), "stream");
+    Socket datagram(AF_INET, SOCK_DGRAM);
+    datagram.set_timeout(kDeadline);
+    datagram.connect(udp);
+    datagram.send_all("datagram", 8);
+    char buffer[16];
+    CHECK_EQ(datagram.recv(buffer, sizeof buffer).value_or(0), 8u);
+  }
 }
 
 int main() { return socketeer::testing::run_all(); }

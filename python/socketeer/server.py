@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -99,7 +100,10 @@ class Server:
     kernel, so the next message pays page faults again (about 40 us per 64 KiB message here).
     The first run() therefore keeps up to 64 MiB of freed heap for reuse (``mallopt``), once
     per process, unless the environment sets ``MALLOC_TRIM_THRESHOLD_`` or
-    ``MALLOC_MMAP_THRESHOLD_``.
+    ``MALLOC_MMAP_THRESHOLD_``. What a burst leaves behind is given back either way: once a
+    loop has freed more than 8 MiB (say the read buffers of a few hundred closed connections),
+    it returns the free memory to the system (``malloc_trim``) when it has been quiet for
+    0.2 s, or when its connections fell to a quarter of their peak; never in every loop turn.
 
     ``read_buffer`` (default 64 KiB): how much one connection reads per recv. Each connection
     has its own buffer (a few bytes longer, so that a message exactly this long is seen whole in
@@ -158,49 +162,68 @@ class Server:
             self._reactors.append(reactor)
         self._addresses: list[AnyAddress] = []
         self._endpoints: list[tuple[Endpoint, AnyAddress]] = []
+        self._endpoint_ids: list[int] = []  # each endpoint's id in the first reactor
         self._threads: list[threading.Thread] = []
         self._unlink: list[str] = []
+        # listen()/bind() against close(): an endpoint is either added whole before the sockets
+        # are closed, or refused after (never a socket file left behind by a closed server).
+        self._endpoints_lock = threading.Lock()
+        self._closed = False
 
     # --- endpoints --------------------------------------------------------------------------
 
     def listen(self, endpoint: Any, *, backlog: int = 1024) -> AnyAddress:
         """Adds a stream endpoint (``tcp://``, ``unix:``, ``unix+seqpacket:``); returns the bound
-        Address (port 0 resolved)."""
+        Address (port 0 resolved). Also while the server runs (after start(), inside ``with``,
+        from a handler): the socket is bound and listening when this returns, and the running
+        loop starts accepting on it within its next turn.
+
+        On ``unix+seqpacket:`` a record is a message: each one the client sends arrives as one
+        message, each ``conn.send()`` leaves as one record. A length prefix or a delimiter
+        inside records would have no one meaning, so such an endpoint needs the default raw
+        framing (ValueError otherwise); records longer than its ``max_size`` close the
+        connection, as an oversized frame does."""
         parsed = parse_endpoint(endpoint)
         if parsed.kind == SOCK_DGRAM:
             raise ValueError(f"cannot listen on datagram endpoint {parsed}: use Server.bind()")
-        address = parsed.addresses()[0]
-        for reactor in self._reactors:
-            sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=len(self._reactors) > 1)
-            try:
-                address = sock.local_address  # the other reactors bind the port the first got
-                reactor.add_listener(sock)
-            finally:
-                sock.close()
-        return self._remember(parsed, address)
+        return self._add(parsed, "listen on", backlog)
 
     def bind(self, endpoint: Any) -> AnyAddress:
-        """Adds a datagram endpoint (``udp://``, ``unix+dgram:``) for ``on_datagram``."""
+        """Adds a datagram endpoint (``udp://``, ``unix+dgram:``) for ``on_datagram``. Also while
+        the server runs, as listen()."""
         parsed = parse_endpoint(endpoint)
         if parsed.kind != SOCK_DGRAM:
             raise ValueError(f"cannot bind stream endpoint {parsed}: use Server.listen()")
-        address = parsed.addresses()[0]
-        for reactor in self._reactors:
-            sock = bound_socket(address, SOCK_DGRAM, reuse_port=len(self._reactors) > 1)
-            try:
-                address = sock.local_address
-                reactor.add_datagram(sock)
-            finally:
-                sock.close()
-        return self._remember(parsed, address)
+        return self._add(parsed, "bind", None)
 
-    def _remember(self, endpoint: Endpoint, address: AnyAddress) -> AnyAddress:
-        self._addresses.append(address)
-        self._endpoints.append((endpoint, address))
-        path = _unix_path(address)
-        if path:
-            self._unlink.append(path)
-        return address
+    def _add(self, parsed: Endpoint, operation: str, backlog: Optional[int]) -> AnyAddress:
+        """Binds one socket per reactor (listening if backlog is given) and hands each to its
+        reactor, which takes it over (the Python Socket is left closed)."""
+        with self._endpoints_lock:
+            if self._closed:
+                raise ValueError(f"cannot {operation} {parsed}: the server is closed")
+            address = parsed.addresses()[0]
+            ids = []
+            for reactor in self._reactors:
+                sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=len(self._reactors) > 1)
+                try:
+                    address = sock.local_address  # the other reactors bind the port the first got
+                    ids.append(reactor.add_listener(sock) if backlog is not None else reactor.add_datagram(sock))
+                except ValueError as error:
+                    path = _unix_path(address)
+                    if not ids and path:  # refused before any reactor took it: no file left
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(path)
+                    raise ValueError(f"cannot {operation} {parsed}: {error}") from None
+                finally:
+                    sock.close()
+            self._addresses.append(address)
+            self._endpoints.append((parsed, address))
+            self._endpoint_ids.append(ids[0])
+            path = _unix_path(address)
+            if path:
+                self._unlink.append(path)
+            return address
 
     @property
     def addresses(self) -> list[AnyAddress]:
@@ -222,10 +245,8 @@ class Server:
     def datagram_endpoints(self) -> list[Any]:
         """Handles to send from each datagram endpoint (of the first reactor)."""
         reactor = self._reactors[0]
-        return [reactor.endpoint(i) for i in self._datagram_ids()]
-
-    def _datagram_ids(self) -> list[int]:
-        return [i + 1 for i, (endpoint, _) in enumerate(self._endpoints) if endpoint.kind == SOCK_DGRAM]
+        return [reactor.endpoint(id_) for (endpoint, _), id_ in zip(self._endpoints, self._endpoint_ids)
+                if endpoint.kind == SOCK_DGRAM]
 
     # --- running ----------------------------------------------------------------------------
 
@@ -262,17 +283,16 @@ class Server:
         self._threads = []
 
     def close(self) -> None:
-        """Stops, then closes every socket. Idempotent."""
+        """Stops, then closes every socket. Idempotent. listen()/bind() after it raise ValueError."""
         self.stop()
-        for reactor in self._reactors:
-            reactor.close()
-        import os
-        for path in self._unlink:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        self._unlink = []
+        with self._endpoints_lock:
+            self._closed = True
+            for reactor in self._reactors:
+                reactor.close()
+            for path in self._unlink:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            self._unlink = []
 
     def stats(self) -> dict[str, int]:
         """Counters summed over the reactors: accepted, closed, connections (open now), turns (of

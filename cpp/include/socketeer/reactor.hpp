@@ -6,6 +6,13 @@
 // GIL acquisition per turn, not per message), then flush every connection that has output
 // with one sendmsg (writev) each.
 //
+// Connections of a SOCK_SEQPACKET listener carry records, not a byte stream: each recv is one
+// record and one record is one message (the framing must be raw), and each send()/
+// send_message() is one record, flushed with one sendmmsg per batch (reactor_records.cpp).
+//
+// Memory: after a burst of connections closes, the loop gives what it freed back to the kernel
+// once it is quiet (see release_memory in reactor.cpp); a busy turn never pays for it.
+//
 // Lifetimes that make this zero-copy:
 //  - a message event's bytes are a view into its connection's input buffer; the buffer is not
 //    moved, grown or consumed until the turn's dispatch and flush are over;
@@ -34,7 +41,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "socketeer/allocator.hpp"
 #include "socketeer/datagram_batch.hpp"
+#include "socketeer/error.hpp"
 #include "socketeer/framing.hpp"
 #include "socketeer/poller.hpp"
 #include "socketeer/seqlock.hpp"
@@ -119,10 +128,6 @@ struct ReactorOptions {
   bool tune_allocator = true;
 };
 
-// Keeps up to 64 MiB of freed heap for reuse and serves blocks up to 16 MiB from the heap.
-// Once per process; skipped when MALLOC_TRIM_THRESHOLD_ or MALLOC_MMAP_THRESHOLD_ is set.
-void tune_allocator_for_messages();
-
 struct ReactorStats {
   uint64_t accepted = 0, closed = 0, messages = 0, datagrams = 0, turns = 0, dropped_datagrams = 0;
   uint64_t received_bytes = 0, sent_bytes = 0;  // stream connections
@@ -142,10 +147,14 @@ class Reactor {
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
-  // Takes over a bound, listening stream socket. Returns the listener's id.
+  // Takes over a bound, listening stream or seqpacket socket. Returns the listener's id.
+  // Any thread, also while run() runs: the loop thread then adopts it in its next turn (the
+  // socket listens already, so connections made meanwhile wait in its backlog). A seqpacket
+  // listener needs raw framing (a record is a message): InvalidArgument otherwise.
   uint64_t add_listener(Socket listener);
-  // Takes over a bound datagram socket. Returns the endpoint's id.
+  // Takes over a bound datagram socket. Returns the endpoint's id. Any thread, as add_listener.
   uint64_t add_datagram(Socket endpoint);
+  // The bound address of a listener or datagram endpoint. Any thread.
   Address local_address(uint64_t id) const;
 
   void set_dispatcher(Dispatcher* dispatcher) { dispatcher_ = dispatcher; }
@@ -187,12 +196,19 @@ class Reactor {
 
   bool on_loop_thread() const { return std::this_thread::get_id() == loop_thread_; }
   void post(std::function<void()> command);
+  // Runs what other threads posted and adopts the endpoints they added.
   void run_posted();
+  void take_posted(bool keep_adopting);
   void turn();
   void handle(const Event& event);
+  template <typename Entry>
+  uint64_t hand_over(std::unique_ptr<Entry> entry, std::vector<std::unique_ptr<Entry>>& pending);
+  void adopt(std::unique_ptr<Listener> listener, bool running);
+  void adopt(std::unique_ptr<DatagramEndpoint> endpoint, bool running);
   void accept_all(Listener& listener);
   // stop_on_short_read: only for a readable event whose mask says the peer has not closed.
   void read(Connection& connection, bool stop_on_short_read = false);
+  void read_records(Connection& connection);
   bool hand_out(Connection& connection);
   bool enqueue(uint64_t id, std::string_view header, std::string_view payload, uint64_t token,
                std::string_view trailer);
@@ -203,11 +219,16 @@ class Reactor {
   void dispatch();
   void read_datagrams(DatagramEndpoint& endpoint);
   void flush(Connection& connection);
+  bool flush_records(Connection& connection);
+  void count_sent(Connection& connection, size_t bytes);
+  void close_after_error(Connection& connection, const Error& error);
   void flush(DatagramEndpoint& endpoint);
   void finish_turn();
   void begin_close(Connection& connection, std::string reason, bool abort);
   void destroy(Connection& connection);
   void check_idle();
+  void release_memory_if_due(bool nothing_ready);
+  void release_memory();
   Timeout next_timeout() const;
   void release_tokens();
   Connection* find(uint64_t id) const;
@@ -226,6 +247,7 @@ class Reactor {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<void*> by_fd_;       // fd -> Connection*, Listener* or DatagramEndpoint*
   std::vector<uint8_t> fd_kind_;   // 0 none, 1 connection, 2 listener, 3 datagram
+  OutgoingBatch records_out_;  // a record connection's flush (one at a time, on the loop thread)
 
   std::vector<ReactorEvent> events_;
   std::vector<ReactorEvent> dispatching_;  // events_ of this turn, while the dispatcher has them
@@ -244,9 +266,22 @@ class Reactor {
 
   mutable std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
-  std::atomic<bool> has_posted_{false};  // posted_ is not empty (read without the lock)
+  std::atomic<bool> has_posted_{false};  // posted_ or pending_* not empty (read without the lock)
+  // Endpoints, under posted_mutex_: ids and bound addresses for any thread (local_address), and
+  // those added while the loop runs (loop_adopts_), which its thread adopts in its next turn.
+  uint64_t next_endpoint_id_ = 1;
+  std::vector<std::pair<uint64_t, Address>> endpoint_addresses_;
+  std::vector<std::unique_ptr<Listener>> pending_listeners_;
+  std::vector<std::unique_ptr<DatagramEndpoint>> pending_datagrams_;
+  bool loop_adopts_ = false;
   ReactorStats stats_;              // loop thread only
   Seqlock<ReactorStats> published_stats_;  // a copy per turn, for other threads
+
+  // What release_memory() has to give back: bytes of connection buffers freed since it last
+  // ran, the most connections open at once since then, and when the loop last had work.
+  size_t freed_since_release_ = 0;
+  size_t peak_connections_ = 0;
+  Clock::time_point quiet_since_{};
 };
 
 }  // namespace socketeer
