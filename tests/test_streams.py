@@ -562,6 +562,70 @@ def test_use_after_close_raises(pair):
         stream.send_all(b"x")
 
 
+# --- one reader at a time ----------------------------------------------------------------------
+
+BUSY = r"^\w+: another thread is already reading this stream$"
+
+
+def held_by_another_reader(stream: Stream) -> bool:
+    """True once a read on another thread holds the stream (this probe raises RuntimeError);
+    False while none does (the probe times out at once, taking nothing: nothing is buffered)."""
+    try:
+        stream.recv(1, timeout=0)
+    except RuntimeError as error:
+        assert "another thread is already reading this stream" in str(error)
+        return True
+    except TimeoutError:
+        return False
+    raise AssertionError("the probe took bytes meant for the blocked reader")
+
+
+def test_a_second_reader_thread_is_refused_and_the_first_gets_its_data_intact(tcp_pair, wait_until):
+    stream, peer = tcp_pair
+    payload = os.urandom(1 << 20)  # 16 times the reader's buffer: it grows while the probes run
+    got: list[object] = []
+
+    def read() -> None:
+        try:
+            got.append(stream.recv_exactly(len(payload), timeout=TIMEOUT))
+        except BaseException as error:  # noqa: BLE001 -- handed to the test thread
+            got.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    sender = threading.Thread(target=peer.sendall, args=(payload,))
+    try:
+        wait_until(lambda: held_by_another_reader(stream), what="the reader thread to wait in recv_exactly")
+        for call in (lambda: stream.recv(timeout=TIMEOUT), lambda: stream.recv_exactly(1, timeout=TIMEOUT),
+                     lambda: stream.recv_until(b"\n", timeout=TIMEOUT), lambda: next(stream.lines(timeout=TIMEOUT)),
+                     lambda: next(stream.messages(framing.length_prefixed(4), timeout=TIMEOUT))):
+            with pytest.raises(RuntimeError, match=BUSY):
+                call()
+        # Every entry point of the C++ reader, the asyncio driver's too, refuses while it is held.
+        core = stream._reader
+        for call in (lambda: core.take_some(1), lambda: core.take_exactly(1), lambda: core.take_until(b"\n", 10),
+                     lambda: core.take_line(10), lambda: core.take_frame(framing.length_prefixed(4)),
+                     lambda: core.fill_now(stream.socket), lambda: core.buffered, lambda: core.buffered_size,
+                     lambda: core.eof, lambda: core.at_eof, lambda: core.capacity,
+                     lambda: core.read_some(stream.socket, 1, 0), lambda: core.read_line(stream.socket, 10, 0)):
+            with pytest.raises(RuntimeError, match=BUSY):
+                call()
+        assert "socketeer.Stream" in stream._repr_html_()  # a display never raises
+        sender.start()
+        deadline = time.monotonic() + TIMEOUT
+        while reader.is_alive() and time.monotonic() < deadline:  # probe while the buffer fills and grows
+            held_by_another_reader(stream)
+    finally:
+        reader.join(TIMEOUT)
+        if sender.ident is not None:
+            sender.join(TIMEOUT)
+    assert not reader.is_alive()
+    assert len(got) == 1 and not isinstance(got[0], BaseException), got
+    assert got[0] == payload
+    peer.sendall(b"after\n")  # the stream is free again, for any thread
+    assert stream.recv_until(timeout=TIMEOUT) == b"after\n"
+
+
 # --- Listener ----------------------------------------------------------------------------------
 
 LISTEN_ENDPOINTS = ["tcp://127.0.0.1:0", "tcp://[::1]:0", "unix:@socketeer-test-listen",

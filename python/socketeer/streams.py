@@ -90,6 +90,15 @@ class Stream(Closeable):
 
     Every read and write takes an optional ``timeout`` (seconds; ``None`` waits forever) that
     bounds the whole call, defaulting to the stream's ``timeout``. Expiry raises TimeoutError.
+
+    Threads: one thread at a time may read. A read (``recv*``, an iteration of ``lines()`` or
+    ``messages()``) while another thread is inside one raises RuntimeError ("recv: another
+    thread is already reading this stream"), as the asyncio Stream refuses a second reading
+    task; the first read goes on untouched. Reading and writing from two threads is fine.
+    Writes are not serialised: ``send_all`` from two threads at once can interleave the bytes
+    of the two messages (it loops over partial sends, as ``socket.sendall`` does, and the
+    kernel may split even one large send), so give each stream one writer, or a lock around
+    whole messages.
     """
 
     def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
@@ -121,7 +130,8 @@ class Stream(Closeable):
     # --- writing ---------------------------------------------------------------------------
 
     def send_all(self, data: Any, *, timeout: Any = _DEFAULT) -> None:
-        """Sends every byte of ``data`` (bytes-like) within the timeout."""
+        """Sends every byte of ``data`` (bytes-like) within the timeout. Not atomic between
+        threads: a concurrent ``send_all`` may interleave its bytes with these (see the class notes)."""
         self._timeouts.apply(timeout)
         self.socket.sendall(data)
 
@@ -199,8 +209,8 @@ class Stream(Closeable):
         return f"<socketeer.Stream {local} -> {peer}>"
 
     def _repr_html_(self) -> str:
-        rows = self.socket._describe() + [("buffered", f"{self._reader.buffered_size} bytes"),
-                                          ("timeout", self.timeout)]
+        buffered = shown(lambda: f"{self._reader.buffered_size} bytes", "? (another thread is reading)")
+        rows = self.socket._describe() + [("buffered", buffered), ("timeout", self.timeout)]
         return html_table("socketeer.Stream", rows)
 
 
