@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 import socketeer
-from socketeer import IncompleteReadError, MessageTooLarge, Stream, framing, streams
+from socketeer import IncompleteReadError, MessageTooLarge, Stream, framing, opening, streams
 
 TIMEOUT = 10  # seconds: bounds every blocking call that is expected to succeed
 
@@ -825,7 +825,7 @@ def test_happy_eyeballs_moves_on_at_once_when_the_first_address_fails():
         with Stream(sock) as client, listener.accept(timeout=TIMEOUT):
             assert client.peer_address == listener.address
         # a refusal starts the next attempt at once, not after the 250 ms attempt delay
-        assert time.monotonic() - started < streams.HAPPY_EYEBALLS_DELAY
+        assert time.monotonic() - started < opening.HAPPY_EYEBALLS_DELAY
 
 
 def test_happy_eyeballs_overtakes_a_hanging_first_address():
@@ -835,7 +835,7 @@ def test_happy_eyeballs_overtakes_a_hanging_first_address():
         elapsed = time.monotonic() - started
         with Stream(sock) as client, listener.accept(timeout=TIMEOUT):
             assert client.peer_address == listener.address
-        assert streams.HAPPY_EYEBALLS_DELAY * 0.9 <= elapsed < TIMEOUT
+        assert opening.HAPPY_EYEBALLS_DELAY * 0.9 <= elapsed < TIMEOUT
 
 
 def test_happy_eyeballs_overall_timeout():
@@ -856,7 +856,7 @@ def test_happy_eyeballs_every_address_refused():
 def test_interleave_alternates_families():
     v4 = [socketeer.InetAddress("127.0.0.1", p) for p in (1, 2, 3)]
     v6 = [socketeer.Inet6Address("::1", p) for p in (1, 2)]
-    assert streams._interleave(v6 + v4) == [v6[0], v4[0], v6[1], v4[1], v4[2]]
+    assert opening.interleave_families(v6 + v4) == [v6[0], v4[0], v6[1], v4[1], v4[2]]
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from . import _core
 from .address import AnyAddress
 from .constants import AF_UNIX, SOCK_DGRAM
 from .endpoints import Endpoint, parse_endpoint
-from .streams import _unix_path, bound_socket
+from .opening import bound_socket, unix_socket_file
 from .framing import Framing
 
 __all__ = ["Server", "Connection", "DatagramEndpoint"]
@@ -197,7 +197,7 @@ class Server:
     def _remember(self, endpoint: Endpoint, address: AnyAddress) -> AnyAddress:
         self._addresses.append(address)
         self._endpoints.append((endpoint, address))
-        path = _unix_path(address)
+        path = unix_socket_file(address)
         if path:
             self._unlink.append(path)
         return address

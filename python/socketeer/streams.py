@@ -23,11 +23,14 @@ from typing import Any, Optional, Union
 
 from . import _core
 from ._display import Closeable, html_table, shown
-from .address import Address, AnyAddress, UnixAddress
-from .constants import (AF_INET6, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER,
-                        SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET)
+from .address import Address, AnyAddress
+from .constants import AF_INET6, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, parse_endpoint
 from .framing import Framing
+from .framing import check_delimiter as _delimiter, check_framing as _check_framing, check_size as _size
+from .opening import HAPPY_EYEBALLS_DELAY, Bound as _Bound, bound_socket, connected_datagram_socket
+from .opening import combined_connect_error as _combined, interleave_families as _interleave
+from .opening import unix_socket_file as _unix_path
 from .socket import Socket, TcpInfo
 
 __all__ = ["Stream", "Listener", "Datagram", "IncompleteReadError", "connect", "listen", "bind"]
@@ -36,7 +39,6 @@ IncompleteReadError = _core.IncompleteReadError
 log = logging.getLogger("socketeer")
 
 _DEFAULT: Any = object()  # "use the object's default timeout"
-HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 
 EndpointLike = Union[str, Endpoint, AnyAddress]
 
@@ -57,32 +59,6 @@ class _Timeouts:
         if self.socket.gettimeout() != wanted:
             self.socket.settimeout(wanted)
 
-
-class _Bound:
-    """What a bound socket tells about itself, and the unix socket file it removes on close.
-    Shared by the blocking and the asyncio Listener and Datagram."""
-
-    socket: Socket
-    _endpoint: Endpoint
-    _unlink: Optional[str]
-
-    @property
-    def address(self) -> AnyAddress:
-        """The bound Address (port 0 resolved to the real port)."""
-        return self.socket.local_address
-
-    @property
-    def endpoint(self) -> str:
-        """What a client passes to connect(): ``tcp://127.0.0.1:40123``, ``unix:/path`` ..."""
-        return str(Endpoint.from_address(self.address, self._endpoint.kind))
-
-    def _remove_socket_file(self) -> None:
-        if self._unlink:
-            try:
-                os.unlink(self._unlink)
-            except FileNotFoundError:
-                pass
-            self._unlink = None
 
 
 class Stream(Closeable):
@@ -503,15 +479,6 @@ def _connect_one(address: AnyAddress, kind: int, timeout: Optional[float]) -> So
         raise
 
 
-def _interleave(addresses: list[AnyAddress]) -> list[AnyAddress]:
-    """Alternates families, starting with the resolver's first choice (RFC 8305 section 4)."""
-    first = [a for a in addresses if a.family == addresses[0].family]
-    other = [a for a in addresses if a.family != addresses[0].family]
-    mixed: list[AnyAddress] = []
-    for i in range(max(len(first), len(other))):
-        mixed += first[i:i + 1] + other[i:i + 1]
-    return mixed
-
 
 def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Optional[float]) -> Socket:
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -555,13 +522,6 @@ def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Op
             sock.close()
 
 
-def _combined(errors: list[OSError], endpoint: Endpoint) -> OSError:
-    if len({e.errno for e in errors}) == 1:
-        first = errors[0]
-        return OSError(first.errno, first.strerror, f"connect to {endpoint} ({len(errors)} addresses tried)")
-    details = "; ".join(f"{e.filename}: {e.strerror}" for e in errors)
-    return OSError(f"connect to {endpoint} failed for every address: {details}")
-
 
 def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool = False) -> Listener:
     """Listens on ``endpoint`` (``tcp://HOST:PORT``, ``unix:PATH``, ``unix+seqpacket:PATH``).
@@ -586,44 +546,6 @@ def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[
     return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
 
 
-def connected_datagram_socket(address: AnyAddress) -> Socket:
-    """A datagram socket connected to ``address``; a unix one is autobound first, so the peer
-    has an address to reply to. Closed again if a step fails."""
-    sock = Socket(address.family, SOCK_DGRAM)
-    try:
-        if isinstance(address, UnixAddress):
-            sock.bind(UnixAddress(""))
-        sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def bound_socket(address: AnyAddress, kind: int, *, backlog: Optional[int] = None,
-                 reuse_port: bool = False) -> Socket:
-    """A socket bound to ``address`` (SO_REUSEADDR on inet streams, so a restarted server gets
-    its port back at once), listening when ``backlog`` is given; closed again if a step fails."""
-    sock = Socket(address.family, kind)
-    try:
-        if address.family != AF_UNIX and kind != SOCK_DGRAM:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
-        sock.bind(address)
-        if backlog is not None:
-            sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _unix_path(address: AnyAddress) -> Optional[str]:
-    if isinstance(address, UnixAddress) and not address.abstract and address.path:
-        return address.path
-    return None
-
 
 def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, Address):
@@ -631,23 +553,3 @@ def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, str) and "://" not in target and not target.startswith("unix"):
         return Address.parse(target)
     return parse_endpoint(target).addresses()[0]
-
-
-def _size(name: str, value: int) -> int:
-    """A size argument checked here: pybind11 answers a negative one with a TypeError listing
-    overloads instead of saying what is wrong."""
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, not {value}")
-    return value
-
-
-def _delimiter(delimiter: Any) -> bytes:
-    if isinstance(delimiter, str):
-        raise TypeError("delimiter must be bytes, not str")
-    return bytes(delimiter)
-
-
-def _check_framing(framing: Any) -> None:
-    if not isinstance(framing, Framing):
-        raise TypeError(f"framing must be a socketeer.framing framing (length_prefixed(), delimited() ...), "
-                        f"not {type(framing).__name__!r}")
