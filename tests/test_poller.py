@@ -162,6 +162,76 @@ def test_modify_of_a_closed_fd_comes_back_as_an_error_event(poller, pair):
     poller.unregister(fd)  # and it can still be forgotten
 
 
+def next_owner(number: int) -> tuple[socket.socket, socket.socket]:
+    """A new connected pair whose first socket holds fd ``number`` (closed just before): the
+    number's next owner, on the number itself whatever else the process has open."""
+    new, peer = socket.socketpair()
+    if new.fileno() == number:  # the lowest free number, as usual
+        return new, peer
+    os.dup2(new.fileno(), number, inheritable=False)
+    new.close()
+    return socket.socket(fileno=number), peer
+
+
+def test_a_failed_change_never_registers_the_fds_next_owner(poller, pair):
+    a, b = pair
+    fd = a.fileno()
+    poller.register(fd, EVENT_READ)
+    a.close()  # behind the poller's back
+    owner, peer = next_owner(fd)
+    with owner, peer:
+        peer.send(b"x")  # the next owner is readable and writable: any registration of it would show
+        poller.modify(fd, EVENT_WRITE)  # deferred: the kernel refuses it (ENOENT) in poll()
+        assert poller.poll(0) == [(fd, EVENT_ERROR)]
+        with pytest.raises(FileNotFoundError) as info:  # lost for good: never an epoll_ctl(ADD)
+            poller.modify(fd, EVENT_READ | EVENT_WRITE)
+        assert info.value.errno == errno.ENOENT and info.value.filename == f"epoll_ctl(MOD) fd {fd}"
+        with pytest.raises(FileNotFoundError):
+            poller.modify(fd, EVENT_READ, edge=True)
+        assert poller.poll(0) == []  # the next owner is never reported as the old registration
+        with pytest.raises(KeyError, match="already registered"):
+            poller.register(owner, EVENT_READ)  # the lost registration holds the number until...
+        poller.unregister(fd)  # ...it is forgotten
+        poller.register(owner, EVENT_READ)
+        assert poller.poll(0) == [(fd, EVENT_READ)]
+        poller.unregister(owner)
+
+
+def test_an_exclusive_change_never_registers_the_fds_next_owner(poller, pair):
+    a, b = pair
+    fd = a.fileno()
+    poller.register(fd, EVENT_READ, exclusive=True)
+    a.close()
+    owner, peer = next_owner(fd)
+    with owner, peer:
+        peer.send(b"x")
+        poller.modify(fd, EVENT_READ, exclusive=False)  # DEL + ADD: the DEL finds nothing of ours
+        assert poller.poll(0) == [(fd, EVENT_ERROR)]
+        with pytest.raises(FileNotFoundError, match=rf"epoll_ctl\(DEL\) fd {fd}"):
+            poller.modify(fd, EVENT_READ)
+        assert poller.poll(0) == []
+        poller.unregister(fd)
+
+
+def test_a_lost_registration_reports_nothing_after_its_error(poller, pair):
+    a, b = pair
+    fd = a.fileno()
+    poller.register(fd, EVENT_READ)
+    keep = os.dup(fd)  # the file, and so its registration in the kernel, outlives the number
+    try:
+        a.close()
+        poller.modify(fd, EVENT_READ | EVENT_WRITE)
+        assert poller.poll(0) == [(fd, EVENT_ERROR)]  # EBADF: the number is closed
+        b.send(b"x")  # the old file turns readable, and the kernel still holds its registration
+        assert poller.poll(0) == []
+        with pytest.raises(OSError) as info:
+            poller.modify(fd, EVENT_READ)
+        assert info.value.errno == errno.EBADF and info.value.filename == f"epoll_ctl(MOD) fd {fd}"
+        poller.unregister(fd)
+    finally:
+        os.close(keep)
+
+
 def test_priority_read_closed_hangup_and_error(poller):
     with socket.create_server(("127.0.0.1", 0)) as server:
         client = socket.create_connection(server.getsockname())

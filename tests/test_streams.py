@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 import socketeer
-from socketeer import IncompleteReadError, MessageTooLarge, Stream, framing, streams
+from socketeer import IncompleteReadError, MessageTooLarge, Stream, framing, opening, streams
 
 TIMEOUT = 10  # seconds: bounds every blocking call that is expected to succeed
 
@@ -580,6 +580,70 @@ def test_use_after_close_raises(pair):
         stream.send_all(b"x")
 
 
+# --- one reader at a time ----------------------------------------------------------------------
+
+BUSY = r"^\w+: another thread is already reading this stream$"
+
+
+def held_by_another_reader(stream: Stream) -> bool:
+    """True once a read on another thread holds the stream (this probe raises RuntimeError);
+    False while none does (the probe times out at once, taking nothing: nothing is buffered)."""
+    try:
+        stream.recv(1, timeout=0)
+    except RuntimeError as error:
+        assert "another thread is already reading this stream" in str(error)
+        return True
+    except TimeoutError:
+        return False
+    raise AssertionError("the probe took bytes meant for the blocked reader")
+
+
+def test_a_second_reader_thread_is_refused_and_the_first_gets_its_data_intact(tcp_pair, wait_until):
+    stream, peer = tcp_pair
+    payload = os.urandom(1 << 20)  # 16 times the reader's buffer: it grows while the probes run
+    got: list[object] = []
+
+    def read() -> None:
+        try:
+            got.append(stream.recv_exactly(len(payload), timeout=TIMEOUT))
+        except BaseException as error:  # noqa: BLE001 -- handed to the test thread
+            got.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    sender = threading.Thread(target=peer.sendall, args=(payload,))
+    try:
+        wait_until(lambda: held_by_another_reader(stream), what="the reader thread to wait in recv_exactly")
+        for call in (lambda: stream.recv(timeout=TIMEOUT), lambda: stream.recv_exactly(1, timeout=TIMEOUT),
+                     lambda: stream.recv_until(b"\n", timeout=TIMEOUT), lambda: next(stream.lines(timeout=TIMEOUT)),
+                     lambda: next(stream.messages(framing.length_prefixed(4), timeout=TIMEOUT))):
+            with pytest.raises(RuntimeError, match=BUSY):
+                call()
+        # Every entry point of the C++ reader, the asyncio driver's too, refuses while it is held.
+        core = stream._reader
+        for call in (lambda: core.take_some(1), lambda: core.take_exactly(1), lambda: core.take_until(b"\n", 10),
+                     lambda: core.take_line(10), lambda: core.take_frame(framing.length_prefixed(4)),
+                     lambda: core.fill_now(stream.socket), lambda: core.buffered, lambda: core.buffered_size,
+                     lambda: core.eof, lambda: core.at_eof, lambda: core.capacity,
+                     lambda: core.read_some(stream.socket, 1, 0), lambda: core.read_line(stream.socket, 10, 0)):
+            with pytest.raises(RuntimeError, match=BUSY):
+                call()
+        assert "socketeer.Stream" in stream._repr_html_()  # a display never raises
+        sender.start()
+        deadline = time.monotonic() + TIMEOUT
+        while reader.is_alive() and time.monotonic() < deadline:  # probe while the buffer fills and grows
+            held_by_another_reader(stream)
+    finally:
+        reader.join(TIMEOUT)
+        if sender.ident is not None:
+            sender.join(TIMEOUT)
+    assert not reader.is_alive()
+    assert len(got) == 1 and not isinstance(got[0], BaseException), got
+    assert got[0] == payload
+    peer.sendall(b"after\n")  # the stream is free again, for any thread
+    assert stream.recv_until(timeout=TIMEOUT) == b"after\n"
+
+
 # --- Listener ----------------------------------------------------------------------------------
 
 LISTEN_ENDPOINTS = ["tcp://127.0.0.1:0", "tcp://[::1]:0", "unix:@socketeer-test-listen",
@@ -779,7 +843,7 @@ def test_happy_eyeballs_moves_on_at_once_when_the_first_address_fails():
         with Stream(sock) as client, listener.accept(timeout=TIMEOUT):
             assert client.peer_address == listener.address
         # a refusal starts the next attempt at once, not after the 250 ms attempt delay
-        assert time.monotonic() - started < streams.HAPPY_EYEBALLS_DELAY
+        assert time.monotonic() - started < opening.HAPPY_EYEBALLS_DELAY
 
 
 def test_happy_eyeballs_overtakes_a_hanging_first_address():
@@ -789,7 +853,7 @@ def test_happy_eyeballs_overtakes_a_hanging_first_address():
         elapsed = time.monotonic() - started
         with Stream(sock) as client, listener.accept(timeout=TIMEOUT):
             assert client.peer_address == listener.address
-        assert streams.HAPPY_EYEBALLS_DELAY * 0.9 <= elapsed < TIMEOUT
+        assert opening.HAPPY_EYEBALLS_DELAY * 0.9 <= elapsed < TIMEOUT
 
 
 def test_happy_eyeballs_overall_timeout():
@@ -810,7 +874,7 @@ def test_happy_eyeballs_every_address_refused():
 def test_interleave_alternates_families():
     v4 = [socketeer.InetAddress("127.0.0.1", p) for p in (1, 2, 3)]
     v6 = [socketeer.Inet6Address("::1", p) for p in (1, 2)]
-    assert streams._interleave(v6 + v4) == [v6[0], v4[0], v6[1], v4[1], v4[2]]
+    assert opening.interleave_families(v6 + v4) == [v6[0], v4[0], v6[1], v4[1], v4[2]]
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -250,7 +250,8 @@ PyMethodDef poller_methods[] = {
      "_register(fd, events, mode=0) -> bool: False if fd is already registered."},
     {"_modify", fastcall(modify_fd), METH_FASTCALL | METH_KEYWORDS,
      "_modify(fd, events, mode=None, now=False) -> bool: False if fd is not registered; applied by the next "
-     "poll(), or at once with now=True (the kernel's refusal is then raised here)."},
+     "poll(), or at once with now=True (the kernel's refusal is then raised here). OSError if an earlier refusal "
+     "lost the registration."},
     {"_unregister", fastcall(unregister_fd), METH_FASTCALL | METH_KEYWORDS,
      "_unregister(fd) -> bool: False if fd is not registered."},
     {nullptr, nullptr, 0, nullptr}};

@@ -6,6 +6,16 @@
 // read first takes from the buffer with the GIL held, which does no I/O, reads no clock and
 // ends as soon as the buffer answers; only a read that has to wait for bytes releases the GIL
 // for the blocking loop.
+//
+// One reader at a time. While a read waits with the GIL released, its thread fills the
+// reader's buffer (a vector that can grow and move). Another thread calling into the same
+// reader meanwhile would take from, fill or move that buffer under it: a data race, bytes
+// handed to the wrong caller, or a crash. So the Python object holds a SharedReader, whose
+// StreamReader is reachable only through use(): a guard that marks it busy for the whole call
+// (the bytes it hands out are built before the mark is cleared) and raises RuntimeError
+// "<operation>: another thread is already reading this stream" in any call that finds it
+// busy, as the asyncio Stream refuses a second reading task. The flag is read and written only
+// with the GIL held, so a plain bool does: no atomics, two stores per call.
 #include "bindings.hpp"
 #include "fast_method.hpp"
 #include "socketeer/framing.hpp"
@@ -23,6 +33,38 @@ size_t max_size_arg(PyObject* value) {
 }
 
 py::bytes to_bytes(std::string_view view) { return py::bytes(view.data(), view.size()); }
+
+class SharedReader {
+ public:
+  explicit SharedReader(size_t capacity) : reader_(capacity) {}
+
+  // The reader for one call, marked busy until the guard ends. operation names the call in the
+  // error (the Stream method it serves, where there is one).
+  class Use {
+   public:
+    Use(SharedReader& owner, const char* operation) : owner_(owner) {
+      if (owner.busy_) [[unlikely]] {
+        PyErr_Format(PyExc_RuntimeError, "%s: another thread is already reading this stream", operation);
+        throw py::error_already_set();
+      }
+      owner.busy_ = true;
+    }
+    ~Use() { owner_.busy_ = false; }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    StreamReader& operator*() const { return owner_.reader_; }
+    StreamReader* operator->() const { return &owner_.reader_; }
+
+   private:
+    SharedReader& owner_;
+  };
+
+  Use use(const char* operation) { return Use(*this, operation); }
+
+ private:
+  StreamReader reader_;
+  bool busy_ = false;  // only with the GIL held
+};
 
 py::object optional_bytes(std::optional<std::string_view> view) {
   return view ? py::object(to_bytes(*view)) : py::none();
@@ -45,13 +87,13 @@ PyObject* read_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   return guarded([&]() -> PyObject* {
     FastArgs<3> a;
     if (!a.parse("read_frame", args, nargs, kwnames, {"socket", "framing", "timeout"}, 2)) return nullptr;
-    StreamReader& reader = *cpp_self<StreamReader>(self);
     Socket& socket = cpp_arg<Socket>(a.values[0], "read_frame", "socket");
     const Framing& framing = cpp_arg<Framing>(a.values[1], "read_frame", "framing");
     Timeout timeout = timeout_arg(a.values[2], "timeout");
+    auto reader = cpp_self<SharedReader>(self)->use("messages");
     return take_else_read(
-               reader, [&] { return reader.take_frame(framing); },
-               [&] { return reader.read_frame(socket, framing, timeout); })
+               *reader, [&] { return reader->take_frame(framing); },
+               [&] { return reader->read_frame(socket, framing, timeout); })
         .release()
         .ptr();
   });
@@ -61,13 +103,13 @@ PyObject* read_line(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyO
   return guarded([&]() -> PyObject* {
     FastArgs<3> a;
     if (!a.parse("read_line", args, nargs, kwnames, {"socket", "max_size", "timeout"}, 2)) return nullptr;
-    StreamReader& reader = *cpp_self<StreamReader>(self);
     Socket& socket = cpp_arg<Socket>(a.values[0], "read_line", "socket");
     size_t max_size = max_size_arg(a.values[1]);
     Timeout timeout = timeout_arg(a.values[2], "timeout");
+    auto reader = cpp_self<SharedReader>(self)->use("lines");
     return take_else_read(
-               reader, [&] { return reader.take_line(max_size); },
-               [&] { return reader.read_line(socket, max_size, timeout); })
+               *reader, [&] { return reader->take_line(max_size); },
+               [&] { return reader->read_line(socket, max_size, timeout); })
         .release()
         .ptr();
   });
@@ -83,7 +125,8 @@ PyObject* take_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
     FastArgs<1> a;
     if (!a.parse("take_frame", args, nargs, kwnames, {"framing"}, 1)) return nullptr;
     const Framing& framing = cpp_arg<Framing>(a.values[0], "take_frame", "framing");
-    return bytes_or_none(cpp_self<StreamReader>(self)->take_frame(framing));
+    auto reader = cpp_self<SharedReader>(self)->use("messages");
+    return bytes_or_none(reader->take_frame(framing));
   });
 }
 
@@ -91,7 +134,9 @@ PyObject* take_line(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyO
   return guarded([&]() -> PyObject* {
     FastArgs<1> a;
     if (!a.parse("take_line", args, nargs, kwnames, {"max_size"}, 1)) return nullptr;
-    return bytes_or_none(cpp_self<StreamReader>(self)->take_line(max_size_arg(a.values[0])));
+    size_t max_size = max_size_arg(a.values[0]);
+    auto reader = cpp_self<SharedReader>(self)->use("lines");
+    return bytes_or_none(reader->take_line(max_size));
   });
 }
 
@@ -150,42 +195,52 @@ void init_stream(py::module_& m) {
         return py::make_tuple(messages, consumed);
       }, py::arg("data"));
 
-  py::class_<StreamReader> reader(m, "StreamReader",
+  // Every method reaches the reader through use() (see the top of this file); operations are
+  // named as the Stream methods they serve, where there is one.
+  py::class_<SharedReader> reader(m, "StreamReader",
                                   "Buffered reads from a stream socket (see socketeer.Stream and socketeer.aio.Stream).");
   reader.def(py::init<size_t>(), py::arg("capacity") = 64 * 1024)
-      .def_property_readonly("buffered", [](const StreamReader& r) { return to_bytes(r.buffered()); })
-      .def_property_readonly("buffered_size", [](const StreamReader& r) { return r.buffered().size(); })
-      .def_property_readonly("capacity", &StreamReader::capacity)
-      .def_property_readonly("eof", &StreamReader::eof, "The peer has closed its side (bytes may still be buffered).")
-      .def_property_readonly("at_eof", &StreamReader::at_eof, "The peer has closed its side and every byte was taken.")
+      .def_property_readonly("buffered", [](SharedReader& r) { return to_bytes(r.use("buffered")->buffered()); })
+      .def_property_readonly("buffered_size", [](SharedReader& r) { return r.use("buffered_size")->buffered().size(); })
+      .def_property_readonly("capacity", [](SharedReader& r) { return r.use("capacity")->capacity(); })
+      .def_property_readonly("eof", [](SharedReader& r) { return r.use("eof")->eof(); },
+                             "The peer has closed its side (bytes may still be buffered).")
+      .def_property_readonly("at_eof", [](SharedReader& r) { return r.use("at_eof")->at_eof(); },
+                             "The peer has closed its side and every byte was taken.")
       // The buffer alone (no I/O, GIL held): bytes, or None when it does not hold the result yet.
-      .def("take_some", [](StreamReader& r, size_t max) { return optional_bytes(r.take_some(max)); }, py::arg("max"))
-      .def("take_exactly", [](StreamReader& r, size_t size) { return optional_bytes(r.take_exactly(size)); },
-           py::arg("size"))
-      .def("take_until", [](StreamReader& r, py::bytes delimiter, size_t max_size) {
-        return optional_bytes(r.take_until(std::string_view(delimiter), max_size));
+      .def("take_some", [](SharedReader& r, size_t max) { return optional_bytes(r.use("recv")->take_some(max)); },
+           py::arg("max"))
+      .def("take_exactly", [](SharedReader& r, size_t size) {
+        return optional_bytes(r.use("recv_exactly")->take_exactly(size));
+      }, py::arg("size"))
+      .def("take_until", [](SharedReader& r, py::bytes delimiter, size_t max_size) {
+        return optional_bytes(r.use("recv_until")->take_until(std::string_view(delimiter), max_size));
       }, py::arg("delimiter"), py::arg("max_size"))
-      .def("fill_now", [](StreamReader& r, Socket& s) {
+      .def("fill_now", [](SharedReader& r, Socket& s) {
+        auto reader = r.use("fill_now");
         ReleaseGil release;
-        return r.fill_now(s);
+        return reader->fill_now(s);
       }, py::arg("socket"), "One receive that never waits: bytes read, 0 at end of stream, None if nothing is there.")
       // Blocking: from the buffer if it holds the result, else waiting with the GIL released.
-      .def("read_some", [](StreamReader& r, Socket& s, size_t max, TimeoutArg timeout) {
+      .def("read_some", [](SharedReader& r, Socket& s, size_t max, TimeoutArg timeout) {
         Timeout wait = timeout.value;
-        return take_else_read(r, [&] { return r.take_some(max); },
-                              [&] { return std::optional(r.read_some(s, max, wait)); });
+        auto reader = r.use("recv");
+        return take_else_read(*reader, [&] { return reader->take_some(max); },
+                              [&] { return std::optional(reader->read_some(s, max, wait)); });
       }, py::arg("socket"), py::arg("max"), py::arg("timeout") = py::none())
-      .def("read_exactly", [](StreamReader& r, Socket& s, size_t size, TimeoutArg timeout) {
+      .def("read_exactly", [](SharedReader& r, Socket& s, size_t size, TimeoutArg timeout) {
         Timeout wait = timeout.value;
-        return take_else_read(r, [&] { return r.take_exactly(size); },
-                              [&] { return std::optional(r.read_exactly(s, size, wait)); });
+        auto reader = r.use("recv_exactly");
+        return take_else_read(*reader, [&] { return reader->take_exactly(size); },
+                              [&] { return std::optional(reader->read_exactly(s, size, wait)); });
       }, py::arg("socket"), py::arg("size"), py::arg("timeout") = py::none())
-      .def("read_until", [](StreamReader& r, Socket& s, py::bytes delimiter, size_t max_size,
+      .def("read_until", [](SharedReader& r, Socket& s, py::bytes delimiter, size_t max_size,
                             TimeoutArg timeout) {
         std::string_view wanted(delimiter);
         Timeout wait = timeout.value;
-        return take_else_read(r, [&] { return r.take_until(wanted, max_size); },
-                              [&] { return std::optional(r.read_until(s, wanted, max_size, wait)); });
+        auto reader = r.use("recv_until");
+        return take_else_read(*reader, [&] { return reader->take_until(wanted, max_size); },
+                              [&] { return std::optional(reader->read_until(s, wanted, max_size, wait)); });
       }, py::arg("socket"), py::arg("delimiter"), py::arg("max_size"), py::arg("timeout") = py::none());
   add_fast_methods(reader, reader_methods);
 }

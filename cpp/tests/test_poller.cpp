@@ -120,12 +120,65 @@ TEST(modify_now_throws_the_kernels_refusal) {
   Waker reused;  // takes the lowest free number: the one just closed
   CHECK_EQ(reused.fd(), number);
   CHECK_THROWS_ERRNO(poller.modify_now(number, Ready::writable), ENOENT);
+  reused.wake();
+  CHECK_THROWS_ERRNO(poller.modify_now(number, Ready::readable), ENOENT);  // lost: never an ADD
+  CHECK_EQ(poll_now(poller).size(), 0u);  // so the reused number is not watched for the old owner
   CHECK(!poller.add(reused.fd(), Ready::readable));  // the failed registration stays until remove()
   CHECK(poller.remove(number));
   CHECK(poller.add(reused.fd(), Ready::readable));
   reused.wake();
   CHECK_EQ(events_for(poller, reused.fd()), Ready::readable);
   CHECK(poller.remove(reused.fd()));
+}
+
+// Comment 6 of poller_epoll.cpp: a deferred change the kernel refuses is one error event, and the
+// lost registration is never put back in the kernel, where it would watch the fd's next owner.
+TEST(a_refused_change_never_registers_the_fds_next_owner) {
+  for (uint32_t mode : {Mode::level, Mode::exclusive}) {  // MOD, and the DEL + ADD of comment 5
+    Poller poller;
+    Pair pair;
+    int number = pair.a.get();
+    poller.add(number, Ready::readable, mode);
+    ::close(pair.a.release());
+    Waker reused;  // takes the lowest free number: the one just closed
+    CHECK_EQ(reused.fd(), number);
+    reused.wake();  // the next owner is readable: any registration of it would show
+    if (mode == Mode::level)
+      poller.modify(number, Ready::readable | Ready::writable);  // an epoll_ctl(MOD)
+    else
+      poller.modify(number, Ready::readable, Mode::level);  // a DEL, then an ADD
+    auto events = poll_now(poller);
+    CHECK_EQ(events.size(), 1u);
+    CHECK_EQ(events[0].fd, number);
+    CHECK_EQ(events[0].events, Ready::error);
+    try {
+      poller.modify(number, Ready::readable | Ready::writable);
+      FAIL_AT("a change of a lost registration was accepted");
+    } catch (const Error& error) {
+      CHECK_EQ(error.code_value(), ENOENT);
+      CHECK_EQ(error.context(), std::string(mode ? "epoll_ctl(DEL)" : "epoll_ctl(MOD)") + " fd " + std::to_string(number));
+    }
+    CHECK_THROWS_ERRNO(poller.modify_now(number, Ready::readable), ENOENT);
+    CHECK_EQ(poll_now(poller).size(), 0u);
+    CHECK(poller.remove(number));
+    CHECK(poller.add(number, Ready::readable));  // the next owner, registered by its own add()
+    CHECK_EQ(events_for(poller, number), Ready::readable);
+  }
+}
+
+TEST(a_lost_registration_reports_nothing_more) {
+  Poller poller;
+  Pair pair;
+  int number = pair.a.get();
+  poller.add(number, Ready::readable);
+  Fd keep = dup_cloexec(number);  // keeps the file, and so its registration in the kernel
+  ::close(pair.a.release());
+  poller.modify(number, Ready::readable | Ready::writable);
+  CHECK_EQ(events_for(poller, number), Ready::error);  // EBADF
+  send_byte(pair.b);  // the old file turns readable under its old registration
+  CHECK_EQ(poll_now(poller).size(), 0u);
+  CHECK_THROWS_ERRNO(poller.modify(number, Ready::readable), EBADF);
+  CHECK(poller.remove(number));
 }
 
 TEST(registration_errors) {

@@ -282,6 +282,9 @@ class Framing:
     def split(self, data: ReadableBuffer) -> tuple[list[bytes], int]: ...
 
 class StreamReader:
+    """One call at a time: any method or property called while another thread is inside one
+    (a read waiting with the GIL released) raises RuntimeError "<operation>: another thread is
+    already reading this stream"."""
     def __init__(self, capacity: int = 65536) -> None: ...
     @property
     def buffered(self) -> bytes: ...

@@ -40,11 +40,14 @@ from . import _core
 from ._display import shown
 from .address import Address, AnyAddress
 from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
-from .endpoints import Endpoint, _numeric, parse_endpoint
+from .endpoints import Endpoint, numeric_address as _numeric, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
-from .streams import (HAPPY_EYEBALLS_DELAY, AcceptBackoff, EndpointLike, IncompleteReadError, _Bound, _check_framing, bound_socket, connected_datagram_socket, _combined,
-                      _delimiter, _interleave, _size, _unix_path)
+from .framing import check_delimiter as _delimiter, check_framing as _check_framing, check_size as _size
+from .opening import HAPPY_EYEBALLS_DELAY, Bound as _Bound, bound_socket, connected_datagram_socket
+from .opening import combined_connect_error as _combined, interleave_families as _interleave
+from .opening import unix_socket_file as _unix_path
+from .streams import AcceptBackoff, EndpointLike, IncompleteReadError
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
            "MessageTooLarge"]

@@ -62,7 +62,7 @@ class Endpoint:
         if self.is_unix:
             return [UnixAddress(self.path or "", abstract=self.abstract)]
         assert self.host is not None and self.port is not None
-        numeric = _numeric(self.host, self.port)
+        numeric = numeric_address(self.host, self.port)
         if numeric is not None:
             if self.family and numeric.family != self.family:
                 raise ValueError(f"endpoint {self}: {self.host} is not an {_family_word(self.family)} address")
@@ -134,7 +134,7 @@ def _parse_inet(endpoint: str, scheme: str, rest: str) -> Endpoint:
         raise ValueError(f"bad endpoint {endpoint!r}: port {port_text!r} is not a number 0-65535")
     if "/" in host or not host.isprintable() or any(c.isspace() for c in host):
         raise ValueError(f"bad endpoint {endpoint!r}: bad host {host!r}")
-    numeric = _numeric(host, 0)
+    numeric = numeric_address(host, 0)
     if rest.startswith("[") and (numeric is None or numeric.family != AF_INET6):
         raise ValueError(f"bad endpoint {endpoint!r}: {host!r} in brackets is not an IPv6 address")
     if family and numeric is not None and numeric.family != family:
@@ -142,8 +142,8 @@ def _parse_inet(endpoint: str, scheme: str, rest: str) -> Endpoint:
     return Endpoint(scheme, kind, family, host=host, port=int(port_text))
 
 
-def _numeric(host: str, port: int) -> Optional[AnyAddress]:
-    """The Address for a numeric host (no resolving), None for a name."""
+def numeric_address(host: str, port: int) -> Optional[AnyAddress]:
+    """The Address for a numeric host (no resolving), None for a name (or anything else)."""
     try:
         return Address.parse(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     except ValueError:

@@ -22,7 +22,7 @@ from . import _core
 from .address import AnyAddress
 from .constants import SOCK_DGRAM
 from .endpoints import Endpoint, parse_endpoint
-from .streams import bound_socket
+from .opening import bound_socket
 
 __all__ = ["FaultProxy"]
 

@@ -12,7 +12,7 @@ b'\\x00\\x02hi'
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from . import _core
 
@@ -26,15 +26,13 @@ DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 
 def raw(max_size: int = 64 * 1024) -> Framing:
     """No framing: each chunk that arrives (up to ``max_size`` bytes) is a message."""
-    return Framing.raw(_max_size(max_size))
+    return Framing.raw(check_size("max_size", max_size))
 
 
 def delimited(delimiter: bytes = b"\n", max_size: int = 64 * 1024) -> Framing:
     """Messages end with ``delimiter``, which is not part of the message. A message longer than
     ``max_size`` raises MessageTooLarge instead of being buffered without bound."""
-    if isinstance(delimiter, str):
-        raise TypeError("delimiter must be bytes, not str")
-    return Framing.delimited(bytes(delimiter), _max_size(max_size))
+    return Framing.delimited(check_delimiter(delimiter), check_size("max_size", max_size))
 
 
 def lines(max_size: int = 64 * 1024) -> Framing:
@@ -47,14 +45,32 @@ def length_prefixed(prefix_size: Literal[1, 2, 4, 8] = 4, byteorder: Literal["bi
     """Each message is preceded by its length in ``prefix_size`` bytes (1, 2, 4 or 8)."""
     if byteorder not in ("big", "little"):
         raise ValueError(f"byteorder must be 'big' or 'little', not {byteorder!r}")
-    return Framing.length_prefixed(prefix_size, byteorder == "big", _max_size(max_size))
+    return Framing.length_prefixed(prefix_size, byteorder == "big", check_size("max_size", max_size))
 
 
-def _max_size(max_size: int) -> int:
-    # pybind11 answers a negative size with a TypeError listing overloads; say what is wrong.
-    if max_size < 0:
-        raise ValueError(f"max_size must be >= 0, not {max_size}")
-    return max_size
+# --- argument checks, shared by the framings here and the blocking and asyncio Streams' reads ---
+
+def check_size(name: str, value: int) -> int:
+    """``value``, a size argument named ``name`` (``max_size``, ``size`` ...), checked here:
+    pybind11 answers a negative one with a TypeError listing overloads instead of saying what is
+    wrong. Raises ValueError naming the argument."""
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}")
+    return value
+
+
+def check_delimiter(delimiter: Any) -> bytes:
+    """``delimiter`` as bytes; TypeError for a str (which has no one byte encoding)."""
+    if isinstance(delimiter, str):
+        raise TypeError("delimiter must be bytes, not str")
+    return bytes(delimiter)
+
+
+def check_framing(framing: Any) -> None:
+    """TypeError unless ``framing`` is a Framing (made by this module's functions)."""
+    if not isinstance(framing, Framing):
+        raise TypeError(f"framing must be a socketeer.framing framing (length_prefixed(), delimited() ...), "
+                        f"not {type(framing).__name__!r}")
 
 
 def _framing_repr(self: Framing) -> str:

@@ -19,9 +19,16 @@ wakes; readable/writable interest only, not with oneshot).
 
 ``modify`` is cheap: changes are remembered and applied when ``poll`` next runs, one
 ``epoll_ctl`` per fd however many times it changed, none if the change was undone. A change
-the kernel then refuses (the fd was closed meanwhile) comes back from ``poll`` as an event with
-``error`` set. ``register`` and ``unregister`` act at once, so ``unregister`` then ``close``
-is always safe, and a bad fd is refused by ``register`` itself.
+the kernel then refuses (the fd was closed meanwhile, or its number now belongs to another
+file) comes back from that ``poll`` as an event with ``error`` set, and the registration is
+*lost*: it is never put back in the kernel (that could watch the number's next owner under the
+old registration), nothing more is reported for it, and every later ``modify`` of it raises
+the kernel's refusal (``OSError``, ``EBADF`` or ``ENOENT``, ``filename`` ``"epoll_ctl(MOD) fd
+N"``) until ``unregister`` forgets it. ``register`` and ``unregister`` act at once, so
+``unregister`` then ``close`` is always safe, and a bad fd is refused by ``register`` itself.
+An fd closed while registered, with no change pending, is not detected until its next
+``modify`` or ``unregister`` (epoll drops such a registration without an event); until then
+its number counts as registered, and ``register`` of a new file on it raises ``KeyError``.
 
 Timers are ``Timer`` objects (timerfd on the monotonic clock): register one for
 ``EVENT_READ`` like any fd; it becomes readable when it expires, and ``timer.read()`` returns
@@ -125,7 +132,9 @@ class Poller(_Resource, _core.Poller):
     ``wake`` and ``close`` may be called from any thread, also while another thread polls;
     ``poll`` runs in one thread at a time (a second concurrent ``poll`` raises RuntimeError).
     After ``fork()``, the child must not use an inherited Poller: parent and child share the
-    kernel's interest set.
+    kernel's interest set. An fd closed (or its number reused) behind the Poller's back is
+    never reported as its old registration: the first change of it fails with an ``error``
+    event from ``poll`` and later ones raise ``OSError`` (see the module notes).
     """
 
     def __init__(self) -> None:
@@ -154,8 +163,11 @@ class Poller(_Resource, _core.Poller):
         """Changes the interest (and, for each mode flag given, the mode) of a registered fd.
 
         Mode flags left as ``None`` keep their value. Calling it with the same interest
-        re-arms a oneshot registration. Applied by the next ``poll`` (see the module notes).
-        Raises ``KeyError`` if the fd is not registered.
+        re-arms a oneshot registration. Applied by the next ``poll``, which reports a change
+        the kernel refuses as an ``error`` event for the fd (see the module notes). Raises
+        ``KeyError`` if the fd is not registered, and ``OSError`` (the kernel's refusal, with
+        ``filename`` naming the ``epoll_ctl`` operation and the fd) if a refused change lost
+        the registration: ``unregister`` it, then ``register`` the fd again if it is still open.
         """
         fd = fileobj_to_fd(fileobj)
         mode = None

@@ -45,7 +45,7 @@ from . import _core
 from .address import AnyAddress
 from .constants import AF_UNIX, SOCK_DGRAM
 from .endpoints import Endpoint, parse_endpoint
-from .streams import _unix_path, bound_socket
+from .opening import bound_socket, unix_socket_file
 from .framing import Framing
 
 __all__ = ["Server", "Connection", "DatagramEndpoint"]
@@ -210,7 +210,7 @@ class Server:
                     address = sock.local_address  # the other reactors bind the port the first got
                     ids.append(reactor.add_listener(sock) if backlog is not None else reactor.add_datagram(sock))
                 except ValueError as error:
-                    path = _unix_path(address)
+                    path = unix_socket_file(address)
                     if not ids and path:  # refused before any reactor took it: no file left
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(path)
@@ -220,7 +220,7 @@ class Server:
             self._addresses.append(address)
             self._endpoints.append((parsed, address))
             self._endpoint_ids.append(ids[0])
-            path = _unix_path(address)
+            path = unix_socket_file(address)
             if path:
                 self._unlink.append(path)
             return address

@@ -23,11 +23,14 @@ from typing import Any, Optional, Union
 
 from . import _core
 from ._display import Closeable, html_table, shown
-from .address import Address, AnyAddress, UnixAddress
-from .constants import (AF_INET6, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER,
-                        SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET)
+from .address import Address, AnyAddress
+from .constants import AF_INET6, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, parse_endpoint
 from .framing import Framing
+from .framing import check_delimiter as _delimiter, check_framing as _check_framing, check_size as _size
+from .opening import HAPPY_EYEBALLS_DELAY, Bound as _Bound, bound_socket, connected_datagram_socket
+from .opening import combined_connect_error as _combined, interleave_families as _interleave
+from .opening import unix_socket_file as _unix_path
 from .socket import Socket, TcpInfo
 
 __all__ = ["Stream", "Listener", "Datagram", "IncompleteReadError", "connect", "listen", "bind"]
@@ -36,7 +39,6 @@ IncompleteReadError = _core.IncompleteReadError
 log = logging.getLogger("socketeer")
 
 _DEFAULT: Any = object()  # "use the object's default timeout"
-HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 
 EndpointLike = Union[str, Endpoint, AnyAddress]
 
@@ -58,38 +60,21 @@ class _Timeouts:
             self.socket.settimeout(wanted)
 
 
-class _Bound:
-    """What a bound socket tells about itself, and the unix socket file it removes on close.
-    Shared by the blocking and the asyncio Listener and Datagram."""
-
-    socket: Socket
-    _endpoint: Endpoint
-    _unlink: Optional[str]
-
-    @property
-    def address(self) -> AnyAddress:
-        """The bound Address (port 0 resolved to the real port)."""
-        return self.socket.local_address
-
-    @property
-    def endpoint(self) -> str:
-        """What a client passes to connect(): ``tcp://127.0.0.1:40123``, ``unix:/path`` ..."""
-        return str(Endpoint.from_address(self.address, self._endpoint.kind))
-
-    def _remove_socket_file(self) -> None:
-        if self._unlink:
-            try:
-                os.unlink(self._unlink)
-            except FileNotFoundError:
-                pass
-            self._unlink = None
-
 
 class Stream(Closeable):
     """A connected byte stream (TCP, unix stream or seqpacket) with buffered, framed reads.
 
     Every read and write takes an optional ``timeout`` (seconds; ``None`` waits forever) that
     bounds the whole call, defaulting to the stream's ``timeout``. Expiry raises TimeoutError.
+
+    Threads: one thread at a time may read. A read (``recv*``, an iteration of ``lines()`` or
+    ``messages()``) while another thread is inside one raises RuntimeError ("recv: another
+    thread is already reading this stream"), as the asyncio Stream refuses a second reading
+    task; the first read goes on untouched. Reading and writing from two threads is fine.
+    Writes are not serialised: ``send_all`` from two threads at once can interleave the bytes
+    of the two messages (it loops over partial sends, as ``socket.sendall`` does, and the
+    kernel may split even one large send), so give each stream one writer, or a lock around
+    whole messages.
     """
 
     def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
@@ -121,7 +106,8 @@ class Stream(Closeable):
     # --- writing ---------------------------------------------------------------------------
 
     def send_all(self, data: Any, *, timeout: Any = _DEFAULT) -> None:
-        """Sends every byte of ``data`` (bytes-like) within the timeout."""
+        """Sends every byte of ``data`` (bytes-like) within the timeout. Not atomic between
+        threads: a concurrent ``send_all`` may interleave its bytes with these (see the class notes)."""
         self._timeouts.apply(timeout)
         self.socket.sendall(data)
 
@@ -199,8 +185,8 @@ class Stream(Closeable):
         return f"<socketeer.Stream {local} -> {peer}>"
 
     def _repr_html_(self) -> str:
-        rows = self.socket._describe() + [("buffered", f"{self._reader.buffered_size} bytes"),
-                                          ("timeout", self.timeout)]
+        buffered = shown(lambda: f"{self._reader.buffered_size} bytes", "? (another thread is reading)")
+        rows = self.socket._describe() + [("buffered", buffered), ("timeout", self.timeout)]
         return html_table("socketeer.Stream", rows)
 
 
@@ -494,15 +480,6 @@ def _connect_one(address: AnyAddress, kind: int, timeout: Optional[float]) -> So
         raise
 
 
-def _interleave(addresses: list[AnyAddress]) -> list[AnyAddress]:
-    """Alternates families, starting with the resolver's first choice (RFC 8305 section 4)."""
-    first = [a for a in addresses if a.family == addresses[0].family]
-    other = [a for a in addresses if a.family != addresses[0].family]
-    mixed: list[AnyAddress] = []
-    for i in range(max(len(first), len(other))):
-        mixed += first[i:i + 1] + other[i:i + 1]
-    return mixed
-
 
 def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Optional[float]) -> Socket:
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -553,13 +530,6 @@ def _poll_ms(deadline: Optional[float]) -> Optional[int]:
     return min(max(0, int((deadline - time.monotonic()) * 1000 + 0.999)), 2**31 - 1)
 
 
-def _combined(errors: list[OSError], endpoint: Endpoint) -> OSError:
-    if len({e.errno for e in errors}) == 1:
-        first = errors[0]
-        return OSError(first.errno, first.strerror, f"connect to {endpoint} ({len(errors)} addresses tried)")
-    details = "; ".join(f"{e.filename}: {e.strerror}" for e in errors)
-    return OSError(f"connect to {endpoint} failed for every address: {details}")
-
 
 def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool = False) -> Listener:
     """Listens on ``endpoint`` (``tcp://HOST:PORT``, ``unix:PATH``, ``unix+seqpacket:PATH``).
@@ -584,44 +554,6 @@ def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[
     return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
 
 
-def connected_datagram_socket(address: AnyAddress) -> Socket:
-    """A datagram socket connected to ``address``; a unix one is autobound first, so the peer
-    has an address to reply to. Closed again if a step fails."""
-    sock = Socket(address.family, SOCK_DGRAM)
-    try:
-        if isinstance(address, UnixAddress):
-            sock.bind(UnixAddress(""))
-        sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def bound_socket(address: AnyAddress, kind: int, *, backlog: Optional[int] = None,
-                 reuse_port: bool = False) -> Socket:
-    """A socket bound to ``address`` (SO_REUSEADDR on inet streams, so a restarted server gets
-    its port back at once), listening when ``backlog`` is given; closed again if a step fails."""
-    sock = Socket(address.family, kind)
-    try:
-        if address.family != AF_UNIX and kind != SOCK_DGRAM:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEPORT, 1)
-        sock.bind(address)
-        if backlog is not None:
-            sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _unix_path(address: AnyAddress) -> Optional[str]:
-    if isinstance(address, UnixAddress) and not address.abstract and address.path:
-        return address.path
-    return None
-
 
 def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, Address):
@@ -629,23 +561,3 @@ def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, str) and "://" not in target and not target.startswith("unix"):
         return Address.parse(target)
     return parse_endpoint(target).addresses()[0]
-
-
-def _size(name: str, value: int) -> int:
-    """A size argument checked here: pybind11 answers a negative one with a TypeError listing
-    overloads instead of saying what is wrong."""
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, not {value}")
-    return value
-
-
-def _delimiter(delimiter: Any) -> bytes:
-    if isinstance(delimiter, str):
-        raise TypeError("delimiter must be bytes, not str")
-    return bytes(delimiter)
-
-
-def _check_framing(framing: Any) -> None:
-    if not isinstance(framing, Framing):
-        raise TypeError(f"framing must be a socketeer.framing framing (length_prefixed(), delimited() ...), "
-                        f"not {type(framing).__name__!r}")

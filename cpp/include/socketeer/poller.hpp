@@ -77,11 +77,15 @@ class Poller {
   bool add(int fd, uint32_t interest, uint32_t mode = Mode::level);
   // false if fd is not registered. Keeps the mode unless one is given. Deferred to poll():
   // a change the kernel then refuses (the fd was closed meanwhile) is reported as an error
-  // event for that fd, since poll() cannot hand an exception to the caller of modify().
+  // event for that fd, since poll() cannot hand an exception to the caller of modify(), and
+  // loses the registration (poller_epoll.cpp, comment 6): it is never put back in the kernel
+  // (that could register the fd number's next owner), and every later modify() or
+  // modify_now() of it throws the kernel's refusal (Error: EBADF or ENOENT, "epoll_ctl(MOD)
+  // fd N") until remove().
   bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
   // modify(), applied now (a change queued for fd is applied with it). Throws Error when the
   // kernel refuses: EBADF if fd was closed, ENOENT if its number now names a file that was never
-  // added. The registration then stays, out of the kernel, until remove().
+  // added. The registration is then lost, as above.
   bool modify_now(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
   // false if fd is not registered. An fd closed before its removal is forgotten quietly.
   bool remove(int fd);
@@ -101,13 +105,14 @@ class Poller {
   void close();
 
  private:
-  struct Watcher {
+  struct Watcher {  // 16 bytes: collect() looks one up per ready fd
     uint32_t wanted = 0;      // epoll bits the caller asked for (interest and mode)
     uint32_t armed = 0;       // epoll bits the kernel has
-    uint32_t generation = 0;  // bumped by each add(); stamped into each kernel registration
+    uint32_t generation = 0;  // bumped by each add() and loss; stamped into each kernel registration
     bool registered = false;  // between add() and remove()
-    bool in_kernel = false;   // the epoll set holds it (a failed change clears this)
     bool queued = false;      // in pending_
+    uint8_t lost_op = 0;      // the EPOLL_CTL_* the kernel refused (comment 6); 0: in the kernel
+    uint8_t lost_errno = 0;   // and its errno
   };
 
   int checked_fd() const;
@@ -118,6 +123,7 @@ class Poller {
   int control(int op, int fd, const Watcher& watcher);  // epoll_ctl's result
   Watcher* want(int fd, uint32_t interest, std::optional<uint32_t> mode);  // modify's bookkeeping
   int apply(int fd, Watcher& watcher);                                     // 0 or the errno
+  static int lose(Watcher& watcher, int op, int code);                     // returns code
   void flush();
   int wait(int epoll_fd, Timeout timeout);
   void collect(int count);

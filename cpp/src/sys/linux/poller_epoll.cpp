@@ -15,6 +15,8 @@
 //    - every kernel registration carries a generation number next to the fd (epoll_data.u64),
 //      and events from a registration we no longer own are dropped instead of being misreported
 //      for the new file that took the number;
+//    - a change the kernel refuses is never retried as an ADD, which would register the file
+//      that took the number (comment 6);
 //    - oneshot mode bounds the damage of a lost level-triggered registration (trio's choice): one
 //      stray report, then silence. A lost level-triggered registration on a readable file would
 //      make every epoll_wait return at once; the cure is to remove before closing.
@@ -41,6 +43,35 @@
 // 5. EPOLLEXCLUSIVE cannot be changed with EPOLL_CTL_MOD (EINVAL), so a change to or from an
 //    exclusive registration is a DEL followed by an ADD. It accepts only EPOLLIN, EPOLLOUT and
 //    EPOLLET, and not EPOLLONESHOT; those mistakes are refused before the kernel sees them.
+//
+// 6. A change the kernel refuses is never retried as an ADD. epoll_ctl(MOD) of a closed fd is
+//    EBADF, and of a number that now names another file ENOENT (the pair (number, file now
+//    behind it) was never added, comment 1). An ADD at that point would succeed: it would
+//    register the number's next owner under the old registration, whose events would then be
+//    reported as the old owner's, and its interest changed by the old owner's calls. So a refused
+//    change loses the registration for good:
+//    - it leaves the kernel's set (as far as we know), and its generation moves on, so whatever
+//      the kernel may still hold for it (the file kept open by a dup, comment 1) is dropped;
+//    - the refusal is reported once, at a fixed point: a deferred change by the poll() that
+//      applies it, as an error event for that fd (modify() returned long before, and one bad fd
+//      must not stop the loop for the others); modify_now() by throwing it;
+//    - after that, every modify() and modify_now() of it throws that same refusal (errno,
+//      "epoll_ctl(MOD) fd N"), since a change that can never be applied must not be accepted in
+//      silence; remove() forgets it quietly, and only add() registers the number again.
+//    The DEL + ADD of comment 5 keeps to this: the DEL succeeds only if the number still names
+//    the file add() registered (nothing else ADDs a number to this set), so the ADD re-registers
+//    that same file; a failed DEL (ENOENT or EBADF) loses the registration instead. An fd closed
+//    by another thread between the two calls could still slip through, as it could between any
+//    caller's check and add(): a registration must not be changed while another thread closes
+//    its fd. libuv answers a refused change by abort() (uv__io_poll: only EEXIST is retried, as
+//    a MOD), since its handles own their fds and uv_close() removes them first
+//    (uv__platform_invalidate_fd); mio does not defer, so reregister() returns the MOD's error to
+//    its caller. Neither ever ADDs on a failed MOD.
+//    Not detected, here or there: an fd closed while registered, with no change pending. If that
+//    close dropped the last reference, epoll forgot the registration without a word; the Poller
+//    learns of it at the next modify() (lost, as above) or remove() (quiet, comment 1). Until
+//    then the registration holds the number, so add() of its next owner is refused as a
+//    duplicate: remove before closing.
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -106,6 +137,18 @@ void check_fd_number(int fd) {
   if (fd < 0) throw InvalidArgument("invalid file descriptor: " + std::to_string(fd));
 }
 
+uint32_t next_generation(uint32_t generation) { return generation == UINT32_MAX ? 1 : generation + 1; }
+
+const char* operation_name(int op) {
+  return op == EPOLL_CTL_ADD ? "epoll_ctl(ADD)" : op == EPOLL_CTL_DEL ? "epoll_ctl(DEL)" : "epoll_ctl(MOD)";
+}
+
+// Comment 6: the refusal that lost a registration, thrown again by each later change of it.
+[[noreturn]] void throw_lost(int fd, uint8_t op, uint8_t code) {
+  throw_error(code, operation_name(op), "fd " + std::to_string(fd));
+}
+static_assert(EHWPOISON < 256, "an errno fits the Watcher's uint8_t");
+
 }  // namespace
 
 Poller::Poller() : epoll_(check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")) {
@@ -137,23 +180,25 @@ bool Poller::add(int fd, uint32_t interest, uint32_t mode) {
   if (watchers_.size() <= static_cast<size_t>(fd)) watchers_.resize(static_cast<size_t>(fd) + 1);
   Watcher& watcher = watchers_[fd];
   if (watcher.registered) return false;
-  Watcher next{to_epoll(interest, mode), 0, watcher.generation == UINT32_MAX ? 1 : watcher.generation + 1};
+  Watcher next{to_epoll(interest, mode), 0, next_generation(watcher.generation)};
   check_with(control(EPOLL_CTL_ADD, fd, next), "epoll_ctl(ADD)",  // throws with the table unchanged
              [&] { return "fd " + std::to_string(fd); });
   next.armed = next.wanted;
-  next.registered = next.in_kernel = true;
+  next.registered = true;
   watcher = next;
   ++registered_;
   return true;
 }
 
 // Records the interest modify() and modify_now() ask for; nullptr if fd is not registered.
+// A lost registration (comment 6) is never queued: it throws the refusal that lost it.
 Poller::Watcher* Poller::want(int fd, uint32_t interest, std::optional<uint32_t> mode) {
   checked_fd();
   Watcher* watcher = find(fd);
   if (!watcher || !watcher->registered) return nullptr;
   uint32_t next_mode = mode.value_or(mode_of(watcher->wanted));
   validate(interest, next_mode);
+  if (watcher->lost_op) throw_lost(fd, watcher->lost_op, watcher->lost_errno);
   watcher->wanted = to_epoll(interest, next_mode);
   return watcher;
 }
@@ -169,15 +214,13 @@ bool Poller::modify(int fd, uint32_t interest, std::optional<uint32_t> mode) {
   return true;
 }
 
-// Comment 1: a closed fd is EBADF, and a reused number ENOENT (the kernel looks up the pair
-// (number, the file now behind it), which was never added), so the caller learns of either here.
+// Comment 6: a closed fd is EBADF, and a reused number ENOENT, so the caller learns of either here.
 bool Poller::modify_now(int fd, uint32_t interest, std::optional<uint32_t> mode) {
   std::lock_guard lock(mutex_);
   Watcher* watcher = want(fd, interest, mode);
   if (!watcher) return false;
   watcher->queued = false;  // applied here: flush() skips the entry left in pending_
-  const char* operation = watcher->in_kernel ? "epoll_ctl(MOD)" : "epoll_ctl(ADD)";
-  if (int code = apply(fd, *watcher)) throw_error(code, operation, "fd " + std::to_string(fd));
+  if (apply(fd, *watcher) != 0) throw_lost(fd, watcher->lost_op, watcher->lost_errno);
   return true;
 }
 
@@ -186,7 +229,7 @@ bool Poller::remove(int fd) {
   checked_fd();
   Watcher* watcher = find(fd);
   if (!watcher || !watcher->registered) return false;
-  bool in_kernel = watcher->in_kernel;
+  bool in_kernel = !watcher->lost_op;
   *watcher = Watcher{0, 0, watcher->generation};
   --registered_;
   // Comment 1: EBADF or ENOENT mean the fd was closed (and maybe reused) before its removal.
@@ -195,18 +238,25 @@ bool Poller::remove(int fd) {
   return true;
 }
 
-// One change: usually one epoll_ctl, none if the change was undone in the same turn. Returns 0,
-// or the errno of the kernel's refusal (the watcher is then out of the kernel).
+// One change of a registration in the kernel: usually one epoll_ctl, none if the change was
+// undone in the same turn, never an ADD of a number the kernel no longer knows as ours
+// (comment 6). Returns 0, or the errno of the kernel's refusal, which loses the registration.
 int Poller::apply(int fd, Watcher& watcher) {
-  if (watcher.in_kernel && watcher.wanted == watcher.armed) return 0;
-  int op = watcher.in_kernel ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-  if (op == EPOLL_CTL_MOD && ((watcher.wanted | watcher.armed) & EPOLLEXCLUSIVE)) {  // comment 5
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-    op = EPOLL_CTL_ADD;
+  if (watcher.wanted == watcher.armed) return 0;
+  if ((watcher.wanted | watcher.armed) & EPOLLEXCLUSIVE) {  // comment 5
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) < 0) return lose(watcher, EPOLL_CTL_DEL, errno);
+    if (control(EPOLL_CTL_ADD, fd, watcher) < 0) return lose(watcher, EPOLL_CTL_ADD, errno);
+  } else if (control(EPOLL_CTL_MOD, fd, watcher) < 0) {
+    return lose(watcher, EPOLL_CTL_MOD, errno);
   }
-  int code = control(op, fd, watcher) == 0 ? 0 : errno;
-  watcher.in_kernel = code == 0;
-  if (watcher.in_kernel) watcher.armed = watcher.wanted;
+  watcher.armed = watcher.wanted;
+  return 0;
+}
+
+int Poller::lose(Watcher& watcher, int op, int code) {
+  watcher.lost_op = static_cast<uint8_t>(op);
+  watcher.lost_errno = static_cast<uint8_t>(code);
+  watcher.generation = next_generation(watcher.generation);  // what the kernel still holds is not ours
   return code;
 }
 
