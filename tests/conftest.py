@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# socketeer's own fixtures (socketeer_netns ...), also from a source tree (PYTHONPATH=python) where
+# no entry point loads them; once installed this names the entry point's plugin, loaded once.
+pytest_plugins = ["socketeer.testing.plugin"]
+
 
 def open_fds() -> dict[int, str]:
     fds = {}
