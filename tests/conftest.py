@@ -44,6 +44,14 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"test leaked {len(leaked)} file descriptor(s): {described}", pytrace=False)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Any warning inside a test is an error, whichever module it comes from (pyproject.toml's
+    filters spare other packages' warnings outside tests only). Added before the test's own
+    filterwarnings marks, so a test can still allow a warning it expects."""
+    for item in items:
+        item.add_marker(pytest.mark.filterwarnings("error"), append=False)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_fd_leaks: skip the fd-leak guard for this test")
     config.addinivalue_line("markers", "root: needs root (CAP_NET_RAW, netns); skipped otherwise")
