@@ -52,3 +52,14 @@ def test_bench_poller_prints_ratios() -> None:
     result = run_script("bench_poller.py", "--repeats", "1", "--sizes", "10")
     assert result.returncode == 0, result.stderr
     assert "Poller.poll" in result.stdout and "x the stdlib" in result.stdout
+
+
+def test_stress_reports_every_workload() -> None:
+    result = run_script("stress.py", "--connections", "20", "--max-size", "2048", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [w["workload"] for w in report["workloads"]] == [
+        "server-echo", "server-handler", "listener-serve", "aio-serve", "fault-proxy"]
+    for w in report["workloads"]:
+        assert (w["outcome"]["connections"], w["outcome"]["intact"], w["outcome"]["lost_bytes"]) == (20, 20, 0)
+        assert w["fds_leaked"] == 0 and w["peak_rss_mib"] > 0
