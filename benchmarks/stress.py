@@ -17,7 +17,8 @@ descriptor limit allows (its soft limit raised to the hard one). Workloads:
                      of server-handler
 
 Where a Python handler sees the bytes, the server's sha256 of each connection must be one a client
-sent (both ends). tests/stress/test_stress_integrity.py runs the same workloads at 2,000
+sent (both ends). RSS is the whole process's (clients included), its peak reset before each
+workload: what one workload keeps is still there in the next, so run one alone to see it alone. tests/stress/test_stress_integrity.py runs the same workloads at 2,000
 connections and asserts what this prints: nothing lost, nothing corrupted, no fd left open.
 """
 
