@@ -673,7 +673,7 @@ def test_fixtures_in_async_tests_beside_pytest_asyncio_and_anyio(pytester: pytes
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A user's project with both async plugins loaded the usual way (installed: autoloaded),
     strict settings, warnings as errors and the fd guard on every test: our fixtures in async
-    tests and an async fixture under each, and a plain test beside them."""
+    tests of both, an async fixture built on ours, and a plain test beside them."""
     _async_plugins_or_skip()
     monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
     monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
