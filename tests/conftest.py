@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# socketeer's own fixtures (socketeer_netns ...), also from a source tree (PYTHONPATH=python) where
+# no entry point loads them; once installed this names the entry point's plugin, loaded once.
+pytest_plugins = ["socketeer.testing.plugin"]
+
 
 def open_fds() -> dict[int, str]:
     fds = {}
@@ -40,9 +44,31 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"test leaked {len(leaked)} file descriptor(s): {described}", pytrace=False)
 
 
+def asan_runtime_loaded() -> bool:
+    """Whether AddressSanitizer's runtime is in this process (CI's sanitized run preloads it)."""
+    with open("/proc/self/maps") as maps:
+        return "/libasan.so" in maps.read()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Any warning inside a test is an error, whichever module it comes from (pyproject.toml's
+    filters spare other packages' warnings outside tests only). Added before the test's own
+    filterwarnings marks, so a test can still allow a warning it expects.
+
+    With AddressSanitizer's runtime loaded, a test marked not_under_asan is skipped, saying why."""
+    asan = asan_runtime_loaded()
+    for item in items:
+        item.add_marker(pytest.mark.filterwarnings("error"), append=False)
+        marker = item.get_closest_marker("not_under_asan")
+        if asan and marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"not under AddressSanitizer: {marker.args[0]}"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_fd_leaks: skip the fd-leak guard for this test")
     config.addinivalue_line("markers", "root: needs root (CAP_NET_RAW, netns); skipped otherwise")
+    config.addinivalue_line("markers", "not_under_asan(reason): skipped when AddressSanitizer's runtime is "
+                                       "loaded (CI preloads it for a second run against a sanitized build)")
 
 
 @pytest.fixture

@@ -106,6 +106,10 @@ def test_c_reference_echoes_a_large_stream_intact(bench_build: Path, short_tmp: 
         server.stdout.close()
 
 
+VALGRIND_AND_ASAN = "valgrind cannot run a program with AddressSanitizer's runtime preloaded"
+
+
+@pytest.mark.not_under_asan(VALGRIND_AND_ASAN)
 @pytest.mark.timeout(180)  # three servers started under valgrind
 def test_instructions_counts_per_request(bench_build: Path) -> None:
     """benchmarks/instructions.py: callgrind's count per request for two servers, side by side,
@@ -137,6 +141,7 @@ echo "{\\"requests\\": $outcome, \\"errors\\": 0}"
 """
 
 
+@pytest.mark.not_under_asan(VALGRIND_AND_ASAN)
 @pytest.mark.timeout(120)  # the C reference started under valgrind, three times
 @pytest.mark.parametrize("outcomes, expected", [
     ("fail", "{'error': 'warm-up: socketeer-loadgen: send: Operation not permitted'}"),

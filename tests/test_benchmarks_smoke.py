@@ -61,3 +61,14 @@ def test_bench_streams_reports_every_case() -> None:
     assert [r["case"] for r in report["results"]] == ["lines", "messages", "aio lines", "aio messages"]
     for r in report["results"]:
         assert r["stdlib_ns"] > 0 and r["socketeer_ns"] > 0 and r["ratio"] > 0
+
+
+def test_stress_reports_every_workload() -> None:
+    result = run_script("stress.py", "--connections", "20", "--max-size", "2048", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [w["workload"] for w in report["workloads"]] == [
+        "server-echo", "server-handler", "listener-serve", "aio-serve", "fault-proxy"]
+    for w in report["workloads"]:
+        assert (w["outcome"]["connections"], w["outcome"]["intact"], w["outcome"]["lost_bytes"]) == (20, 20, 0)
+        assert w["fds_leaked"] == 0 and w["peak_rss_mib"] > 0

@@ -241,9 +241,11 @@ def test_wrong_kind_for_the_opener(opener, endpoint, hint):
         opener(endpoint)
 
 
-def test_name_that_does_not_resolve_raises_gaierror():
-    with pytest.raises(stdlib.gaierror):
-        socketeer.connect("tcp://no-such-host.invalid:80", timeout=5)
+def test_name_that_does_not_resolve_raises_gaierror(socketeer_netns):
+    # In a fresh network namespace (no route to any resolver): no DNS query leaves this host.
+    with pytest.raises(stdlib.gaierror) as caught:
+        socketeer_netns.call(socketeer.connect, "tcp://no-such-host.invalid:80", timeout=5)
+    assert "no-such-host.invalid" in str(caught.value)
 
 
 # --- .address / .endpoint of what is bound ------------------------------------------------------

@@ -370,8 +370,10 @@ def test_fault_proxy_upstream_may_be_a_listener_or_an_endpoint(socketeer_fault_p
 @pytest.fixture
 def subrun(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """subrun(*args) -> RunResult: pytest in a fresh interpreter on pytester's files, importing the
-    same socketeer as this run, with strict markers and warnings as errors."""
+    same socketeer as this run, with strict markers and warnings as errors. Only the plugins named
+    are loaded: whatever else is installed (pytest-asyncio warns at start-up) cannot change it."""
     monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makeini("""
         [pytest]
         addopts = --strict-markers --strict-config
@@ -607,3 +609,82 @@ def test_a_broken_build_does_not_break_pytest_start_up(pytester: pytest.Pytester
     result = pytester.run(sys.executable, "run_pytest.py", *PLUGIN_ARGS, "-rA", timeout=SUBRUN_TIMEOUT)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*socketeer._core*"])
+
+
+# --- beside the async test plugins (pytest-asyncio, anyio) ---------------------------------------
+
+ASYNC_TESTS = """
+    import pytest
+    import pytest_asyncio
+    import socketeer
+    import socketeer.aio
+
+
+    async def ping(endpoint):
+        async with await socketeer.aio.connect(endpoint, timeout=5) as client:
+            await client.send_all(b"ping")
+            return await client.recv_exactly(4, timeout=5)
+
+
+    @pytest_asyncio.fixture
+    async def proxied(socketeer_echo_server, socketeer_fault_proxy):
+        proxy = socketeer_fault_proxy(socketeer_echo_server)
+        assert await ping(proxy.endpoint) == b"ping"  # an async fixture using ours
+        return proxy
+
+
+    @pytest.mark.asyncio
+    async def test_pytest_asyncio(socketeer_echo_server, socketeer_tcp_listener):
+        assert await ping(socketeer_echo_server.endpoint) == b"ping"
+
+
+    @pytest.mark.asyncio
+    async def test_pytest_asyncio_fixture(proxied):
+        assert await ping(proxied.endpoint) == b"ping"
+
+
+    @pytest.mark.anyio
+    async def test_anyio(socketeer_echo_server, socketeer_server):
+        server = socketeer_server("scripted", "unix", script=[b"hi"])
+        assert await ping(socketeer_echo_server.endpoint) == b"ping"
+        async with await socketeer.aio.connect(server.endpoint, timeout=5) as client:
+            await client.send_all(b"x")
+            assert await client.recv(timeout=5) == b"hi"
+
+
+    def test_sync_beside_them(socketeer_echo_server):
+        with socketeer.connect(socketeer_echo_server.endpoint, timeout=5) as client:
+            client.send_all(b"sync")
+            assert client.recv_exactly(4, timeout=5) == b"sync"
+"""
+
+
+def _async_plugins_or_skip() -> None:
+    import importlib.util
+    missing = [name for name in ("pytest_asyncio", "anyio") if importlib.util.find_spec(name) is None]
+    if missing:
+        reason = f"not installed: {', '.join(missing)} (.ci/run installs them in a second venv)"
+        if os.environ.get("SOCKETEER_REQUIRE_ASYNC_PLUGINS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def test_fixtures_in_async_tests_beside_pytest_asyncio_and_anyio(pytester: pytest.Pytester,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's project with both async plugins loaded the usual way (installed: autoloaded),
+    strict settings, warnings as errors and the fd guard on every test: our fixtures in async
+    tests of both, an async fixture built on ours, and a plain test beside them."""
+    _async_plugins_or_skip()
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    pytester.makeini("""
+        [pytest]
+        addopts = --strict-markers --strict-config
+        filterwarnings = error
+        asyncio_mode = strict
+        asyncio_default_fixture_loop_scope = function
+        socketeer_fd_guard_all = true
+    """)
+    pytester.makepyfile(test_async_user=ASYNC_TESTS)
+    result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-rA", timeout=SUBRUN_TIMEOUT)
+    result.assert_outcomes(passed=4)

@@ -889,7 +889,6 @@ ERROR_PATHS: dict[str, Callable[[Factory], Any]] = {
     "bind-host-int": lambda f: f.make().bind((127, 0)),
     "bind-inet6-tuple-5": lambda f: f.make(socket.AF_INET6).bind(("::1", 0, 0, 0, 0)),
     "bind-inet6-flowinfo": lambda f: f.make(socket.AF_INET6).bind(("::1", 0, 1 << 20, 0)),
-    "bind-unknown-host": lambda f: f.make().bind(("no-such-host.invalid", 0)),
     "bind-in-use": lambda f: f.make().bind(f.listener().getsockname()),
     "bind-not-local": lambda f: f.make().bind(("192.0.2.1", 0)),  # never sent: bind fails locally
     "bind-twice": lambda f: f.listener().bind(("127.0.0.1", 0)),
@@ -950,6 +949,17 @@ def test_error_paths_match_the_stdlib(case, closing):
     expected = outcome(Factory(STDLIB, closing), ERROR_PATHS[case])
     assert expected[0] != "no exception", "the oracle must fail here, or the case tests nothing"
     assert outcome(Factory(SOCKETEER, closing), ERROR_PATHS[case]) == expected
+
+
+def test_bind_to_a_name_that_does_not_resolve_matches_the_stdlib(closing, socketeer_netns):
+    # Both run in a thread inside a fresh network namespace (no route to any resolver), so the
+    # lookup fails on this host: no DNS query leaves it.
+    def bind_unknown_host(f: Factory) -> Any:
+        return f.make().bind(("no-such-host.invalid", 0))
+
+    expected = socketeer_netns.call(outcome, Factory(STDLIB, closing), bind_unknown_host)
+    assert expected[0] is socket.gaierror
+    assert socketeer_netns.call(outcome, Factory(SOCKETEER, closing), bind_unknown_host) == expected
 
 
 # --- deliberate differences: socketeer says more ------------------------------------------------

@@ -292,6 +292,9 @@ def socketeer_netns(request: pytest.FixtureRequest) -> Iterator["NetNamespace"]:
     """A fresh network namespace with only its loopback (up), deleted after the test:
     ``ns.run([...])`` / ``ns.popen([...])`` run a program inside it, ``ns.call(fn, ...)`` runs a
     callable in a thread inside it, ``with ns.entered():`` moves this thread in for a block.
+    Nothing sent inside it can leave this host (there is no route out), which also makes it the
+    place to test what a lookup of a name that does not exist does:
+    ``ns.call(resolve, "no-such-host.invalid", 80)`` fails without a DNS query leaving the machine.
     Skipped with the reason when namespaces cannot be made (not root, no ``ip``)."""
     from .netns import NetNamespace, NetnsUnavailable
     _netns_or_skip(request.config)
