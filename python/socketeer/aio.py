@@ -40,13 +40,13 @@ from . import _core
 from ._display import shown
 from .address import Address, AnyAddress
 from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
-from .endpoints import Endpoint, numeric_address as _numeric, parse_endpoint
+from .endpoints import Endpoint, numeric_address, parse_endpoint
 from .framing import Framing, MessageTooLarge
 from .socket import Socket, TcpInfo
-from .framing import check_delimiter as _delimiter, check_framing as _check_framing, check_size as _size
-from .opening import HAPPY_EYEBALLS_DELAY, Bound as _Bound, bound_socket, connected_datagram_socket
-from .opening import combined_connect_error as _combined, interleave_families as _interleave
-from .opening import unix_socket_file as _unix_path
+from .framing import check_delimiter, check_framing, check_size
+from .opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
+from .opening import combined_connect_error, interleave_families
+from .opening import unix_socket_file
 from .streams import AcceptBackoff, EndpointLike, IncompleteReadError
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
@@ -223,7 +223,7 @@ class Stream(_Io):
 
     async def send_message(self, message: Any, framing: Framing, *, timeout: Any = _DEFAULT) -> None:
         """Sends one message with ``framing``'s length prefix or delimiter added."""
-        _check_framing(framing)
+        check_framing(framing)
         await self.send_all(framing.encode(message), timeout=timeout)
 
     def close_write(self) -> None:
@@ -250,19 +250,19 @@ class Stream(_Io):
 
     async def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
-        size = _size("max_size", max_size)
+        size = check_size("max_size", max_size)
         return await self._read(lambda: self._reader.take_some(size), timeout, "recv")
 
     async def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
-        _size("size", size)
+        check_size("size", size)
         return await self._read(lambda: self._reader.take_exactly(size), timeout, "recv_exactly")
 
     async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
                          timeout: Any = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
         MessageTooLarge (never buffers without bound)."""
-        wanted, limit = _delimiter(delimiter), _size("max_size", max_size)
+        wanted, limit = check_delimiter(delimiter), check_size("max_size", max_size)
         return await self._read(lambda: self._reader.take_until(wanted, limit), timeout, "recv_until")
 
     async def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> AsyncIterator[bytes]:
@@ -270,7 +270,7 @@ class Stream(_Io):
         ends; IncompleteReadError if it ends inside one. Each is taken off the buffer as it is
         yielded: a loop that stops early leaves the rest for the next read. ``timeout`` bounds the
         wait for each message."""
-        _check_framing(framing)
+        check_framing(framing)
         take_frame = self._reader.take_frame
         while True:
             message = take_frame(framing)
@@ -284,7 +284,7 @@ class Stream(_Io):
                     timeout: Any = _DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
         one even without a newline; taken off the buffer as it is yielded, like messages()."""
-        take_line, size = self._reader.take_line, _size("max_size", max_size)
+        take_line, size = self._reader.take_line, check_size("max_size", max_size)
         while True:
             line = take_line(size)
             if line is None:
@@ -322,7 +322,7 @@ class Stream(_Io):
         return f"<socketeer.aio.Stream {local} -> {peer}>"
 
 
-class Listener(_Io, _Bound):
+class Listener(_Io, Bound):
     """A listening socket: ``await accept()``, ``async for stream in listener``, ``serve()``."""
 
     def __init__(self, sock: Socket, endpoint: Endpoint, *, unlink_on_close: Optional[str] = None):
@@ -396,7 +396,7 @@ class Listener(_Io, _Bound):
         return f"<socketeer.aio.Listener {'closed' if self.closed else shown(lambda: self.endpoint)}>"
 
 
-class Datagram(_Io, _Bound):
+class Datagram(_Io, Bound):
     """A datagram socket: ``send_to``/``recv_from`` with Address objects, connected
     ``send``/``recv``, ``send_batch``/``recv_batch`` over sendmmsg/recvmmsg."""
 
@@ -427,7 +427,7 @@ class Datagram(_Io, _Bound):
     async def recv_from(self, max_size: int = 65535, *,
                         timeout: Any = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
         """One datagram and the Address it came from (None for an unnamed unix sender)."""
-        _size("max_size", max_size)
+        check_size("max_size", max_size)
         data, address = await self._io(False, lambda: self.socket.recvfrom(max_size), self._deadline(timeout),
                                        "recvfrom")
         if address is None or address == "":
@@ -438,7 +438,7 @@ class Datagram(_Io, _Bound):
         return await self._io(True, lambda: self.socket.send(data), self._deadline(timeout), "send")
 
     async def recv(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> bytes:
-        _size("max_size", max_size)
+        check_size("max_size", max_size)
         return await self._io(False, lambda: self.socket.recv(max_size), self._deadline(timeout), "recv")
 
     async def send_batch(self, messages: Iterable[Any], *, timeout: Any = _DEFAULT) -> int:
@@ -454,7 +454,7 @@ class Datagram(_Io, _Bound):
         """Waits for one datagram, then takes every one queued (up to ``max_messages``) in one
         recvmmsg call."""
         if self._batch is None or (self._batch.slots, self._batch.slot_size) != (max_messages, max_size):
-            self._batch = _core.DatagramBatch(_size("max_messages", max_messages), _size("max_size", max_size))
+            self._batch = _core.DatagramBatch(check_size("max_messages", max_messages), check_size("max_size", max_size))
         batch = self._batch
         return await self._io(False, lambda: self.socket.recv_many(batch), self._deadline(timeout), "recvmmsg")
 
@@ -471,7 +471,7 @@ class Datagram(_Io, _Bound):
 
 async def _addresses(endpoint: Endpoint) -> list[AnyAddress]:
     """endpoint.addresses(), with getaddrinfo for host names run off the loop."""
-    if endpoint.is_unix or _numeric(endpoint.host or "", 0) is not None:
+    if endpoint.is_unix or numeric_address(endpoint.host or "", 0) is not None:
         return endpoint.addresses()
     return await asyncio.get_running_loop().run_in_executor(None, endpoint.addresses)
 
@@ -492,7 +492,7 @@ async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) ->
         return Datagram(connected_datagram_socket(addresses[0]), parsed, timeout=timeout)
     if len(addresses) == 1:
         return Stream(await _connect_one(addresses[0], parsed.kind, deadline))
-    return Stream(await _happy_eyeballs(_interleave(addresses), parsed, deadline))
+    return Stream(await _happy_eyeballs(interleave_families(addresses), parsed, deadline))
 
 
 async def _connect_one(address: AnyAddress, kind: int, deadline: Optional[float]) -> Socket:
@@ -540,7 +540,7 @@ async def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, deadl
                 return winner
         if any(isinstance(e, TimeoutError) for e in errors):
             raise _timed_out(f"connect to {endpoint}")
-        raise _combined(errors, endpoint)
+        raise combined_connect_error(errors, endpoint)
     finally:
         for task in pending:
             task.cancel()
@@ -556,7 +556,7 @@ async def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool
         raise ValueError(f"cannot listen on datagram endpoint {parsed}: use socketeer.aio.bind()")
     address = (await _addresses(parsed))[0]
     sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=reuse_port)
-    return Listener(sock, parsed, unlink_on_close=_unix_path(address))
+    return Listener(sock, parsed, unlink_on_close=unix_socket_file(address))
 
 
 async def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[float] = None) -> Datagram:
@@ -566,4 +566,4 @@ async def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Opt
         raise ValueError(f"cannot bind() stream endpoint {parsed}: use socketeer.aio.listen() or connect()")
     address = (await _addresses(parsed))[0]
     sock = bound_socket(address, SOCK_DGRAM, reuse_port=reuse_port)
-    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
+    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=unix_socket_file(address))

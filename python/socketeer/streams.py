@@ -27,10 +27,10 @@ from .address import Address, AnyAddress
 from .constants import AF_INET6, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, parse_endpoint
 from .framing import Framing
-from .framing import check_delimiter as _delimiter, check_framing as _check_framing, check_size as _size
-from .opening import HAPPY_EYEBALLS_DELAY, Bound as _Bound, bound_socket, connected_datagram_socket
-from .opening import combined_connect_error as _combined, interleave_families as _interleave
-from .opening import unix_socket_file as _unix_path
+from .framing import check_delimiter, check_framing, check_size
+from .opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
+from .opening import combined_connect_error, interleave_families
+from .opening import unix_socket_file
 from .socket import Socket, TcpInfo
 
 __all__ = ["Stream", "Listener", "Datagram", "IncompleteReadError", "connect", "listen", "bind"]
@@ -113,7 +113,7 @@ class Stream(Closeable):
 
     def send_message(self, message: Any, framing: Framing, *, timeout: Any = _DEFAULT) -> None:
         """Sends one message with ``framing``'s length prefix or delimiter added."""
-        _check_framing(framing)
+        check_framing(framing)
         self.send_all(framing.encode(message), timeout=timeout)
 
     def close_write(self) -> None:
@@ -125,17 +125,17 @@ class Stream(Closeable):
 
     def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes, as soon as any are there; ``b''`` at end of stream."""
-        return self._reader.read_some(self.socket, _size("max_size", max_size), self._timeouts.pick(timeout))
+        return self._reader.read_some(self.socket, check_size("max_size", max_size), self._timeouts.pick(timeout))
 
     def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes. End of stream before that raises IncompleteReadError, whose
         ``.partial`` holds what did arrive."""
-        return self._reader.read_exactly(self.socket, _size("size", size), self._timeouts.pick(timeout))
+        return self._reader.read_exactly(self.socket, check_size("size", size), self._timeouts.pick(timeout))
 
     def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter`` (like asyncio's ``readuntil``). More than
         ``max_size`` bytes without one raises MessageTooLarge; never buffers without bound."""
-        return self._reader.read_until(self.socket, _delimiter(delimiter), _size("max_size", max_size),
+        return self._reader.read_until(self.socket, check_delimiter(delimiter), check_size("max_size", max_size),
                                        self._timeouts.pick(timeout))
 
     def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
@@ -144,7 +144,7 @@ class Stream(Closeable):
         when ``encoding`` is given, until end of stream. A last line without a newline is yielded
         too. Each line is taken off the stream's buffer as it is yielded: a loop that stops early
         leaves the rest for the next read. ``timeout`` bounds the wait for each line."""
-        size, pick = _size("max_size", max_size), self._timeouts.pick(timeout)
+        size, pick = check_size("max_size", max_size), self._timeouts.pick(timeout)
         read_line, sock = self._reader.read_line, self.socket
         while (line := read_line(sock, size, pick)) is not None:
             yield line.decode(encoding) if encoding else line
@@ -155,7 +155,7 @@ class Stream(Closeable):
         buffered; each message is taken off the stream's buffer as it is yielded, so a loop that
         stops early leaves the rest for the next read. A stream that ends in the middle of a
         message raises IncompleteReadError. ``timeout`` bounds the wait for each message."""
-        _check_framing(framing)
+        check_framing(framing)
         read_frame, sock, pick = self._reader.read_frame, self.socket, self._timeouts.pick(timeout)
         while (message := read_frame(sock, framing, pick)) is not None:
             yield message
@@ -217,7 +217,7 @@ class AcceptBackoff:
             log.info("accept on %s works again after %d pauses", self._endpoint, pauses)
 
 
-class Listener(Closeable, _Bound):
+class Listener(Closeable, Bound):
     """A listening socket. ``accept()`` returns Streams; ``close()`` from any thread wakes a
     blocked ``accept()``, which then raises OSError(EBADF)."""
 
@@ -341,7 +341,7 @@ class Listener(Closeable, _Bound):
         return html_table("socketeer.Listener", self.socket._describe() + [("endpoint", self._endpoint)])
 
 
-class Datagram(Closeable, _Bound):
+class Datagram(Closeable, Bound):
     """A datagram socket (UDP or unix datagram): ``send_to``/``recv_from`` with Address objects,
     connected ``send``/``recv``, and batches over sendmmsg/recvmmsg."""
 
@@ -405,7 +405,7 @@ class Datagram(Closeable, _Bound):
         in the same recvmmsg call: ``[(data, address), ...]``. Datagrams longer than
         ``max_size`` are truncated, as with recv."""
         if self._batch is None or (self._batch.slots, self._batch.slot_size) != (max_messages, max_size):
-            self._batch = _core.DatagramBatch(_size("max_messages", max_messages), _size("max_size", max_size))
+            self._batch = _core.DatagramBatch(check_size("max_messages", max_messages), check_size("max_size", max_size))
         self._timeouts.apply(timeout)
         return self.socket.recv_many(self._batch)
 
@@ -465,7 +465,7 @@ def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Any:
         return Datagram(connected_datagram_socket(addresses[0]), parsed, timeout=timeout)
     if len(addresses) == 1:
         return Stream(_connect_one(addresses[0], parsed.kind, timeout), timeout=None)
-    return Stream(_happy_eyeballs(_interleave(addresses), parsed, timeout))
+    return Stream(_happy_eyeballs(interleave_families(addresses), parsed, timeout))
 
 
 def _connect_one(address: AnyAddress, kind: int, timeout: Optional[float]) -> Socket:
@@ -516,7 +516,7 @@ def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Op
                 errors.append(OSError(code, os.strerror(code), f"connect to {shown(lambda: sock.peer_address, '?')}"))
                 sock.close()
                 next_start = time.monotonic()  # a failure starts the next attempt at once
-        raise _combined(errors, endpoint)
+        raise combined_connect_error(errors, endpoint)
     finally:
         for sock in pending.values():
             sock.close()
@@ -540,7 +540,7 @@ def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool = Fal
         raise ValueError(f"cannot listen on datagram endpoint {parsed}: use socketeer.bind()")
     address = parsed.addresses()[0]
     sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=reuse_port)
-    return Listener(sock, parsed, unlink_on_close=_unix_path(address))
+    return Listener(sock, parsed, unlink_on_close=unix_socket_file(address))
 
 
 def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[float] = None) -> Datagram:
@@ -551,7 +551,7 @@ def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[
         raise ValueError(f"cannot bind() stream endpoint {parsed}: use socketeer.listen() or connect()")
     address = parsed.addresses()[0]
     sock = bound_socket(address, SOCK_DGRAM, reuse_port=reuse_port)
-    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=_unix_path(address))
+    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=unix_socket_file(address))
 
 
 
