@@ -365,6 +365,34 @@ def test_read_timeouts_are_bounded(run, read):
     run(main)
 
 
+@pytest.mark.parametrize("read, operation", [
+    (lambda s: s.recv(timeout=0.01), "recv"),
+    (lambda s: s.recv_exactly(5, timeout=0.01), "recv_exactly"),
+    (lambda s: s.recv_until(b"\n", timeout=0.01), "recv_until"),
+    (lambda s: s.lines(timeout=0.01).__anext__(), "lines"),
+    (lambda s: s.messages(framing.length_prefixed(), timeout=0.01).__anext__(), "messages"),
+], ids=["recv", "recv_exactly", "recv_until", "lines", "messages"])
+def test_timeouts_read_as_the_sync_streams_do(run, read, operation):
+    """An asyncio timeout has the shape of every socketeer timeout (the stdlib's TimeoutError, no
+    errno), naming the call and the peer whose bytes it waited for; accept and connect too."""
+    async def main():
+        client, server, listener = await pair("tcp://127.0.0.1:0")
+        async with listener, client, server:
+            with pytest.raises(TimeoutError) as caught:
+                await read(server)
+            assert caught.value.errno is None
+            assert caught.value.args == (f"timed out: '{operation} from {client.local_address}'",)
+            with pytest.raises(TimeoutError) as caught:
+                await listener.accept(timeout=0.01)
+            assert caught.value.errno is None and caught.value.args == (f"timed out: 'accept on {listener.address}'",)
+        with full_backlog() as hanging:
+            with pytest.raises(TimeoutError) as caught:
+                await aio.connect(f"tcp://{hanging}", timeout=0.05)
+            assert caught.value.errno is None and caught.value.args == (f"timed out: 'connect to {hanging}'",)
+
+    run(main)
+
+
 def test_default_timeout(run):
     async def main():
         client, server, listener = await pair("unix:@socketeer-aio-default")

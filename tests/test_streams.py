@@ -472,6 +472,19 @@ def test_read_timeouts_name_the_operation_and_the_peer(tcp_pair, read, operation
     assert caught.value.args == (f"timed out: '{operation} from {host}:{port}'",)
 
 
+def test_accept_and_connect_timeouts_read_as_socket_timeouts():
+    """Listener.accept() and connect() wait in Python (poll), and still raise the shape a Socket's
+    own timeout has: no errno, "timed out: 'accept on ADDRESS'"."""
+    with socketeer.listen("tcp://127.0.0.1:0") as listener:
+        with pytest.raises(TimeoutError) as caught:
+            listener.accept(timeout=0.01)
+        assert caught.value.errno is None and caught.value.args == (f"timed out: 'accept on {listener.address}'",)
+    with full_backlog() as hanging:
+        with pytest.raises(TimeoutError) as caught:
+            socketeer.connect(f"tcp://{hanging}", timeout=0.05)
+        assert caught.value.errno is None and caught.value.args == (f"timed out: 'connect to {hanging}'",)
+
+
 def test_timeout_bounds_the_whole_call_not_each_receive(seqpacket_pair):
     stream, peer = seqpacket_pair
     stop = threading.Event()

@@ -25,7 +25,7 @@ void raise_os_error(const Error& error) {
   // (code that checks errno is None still works) and name the operation and, where there is
   // one, the address: "timed out: 'recv from 127.0.0.1:5000'".
   if (dynamic_cast<const TimedOut*>(&error)) {
-    PyErr_SetString(PyExc_TimeoutError, ("timed out: '" + error.context() + "'").c_str());
+    PyErr_SetObject(PyExc_TimeoutError, timeout_error(error.context()).ptr());
     return;
   }
   py::object exception = py::reinterpret_steal<py::object>(PyObject_CallFunction(
@@ -59,6 +59,10 @@ void check_python_signals() {
 
 }  // namespace
 
+py::object timeout_error(const std::string& context) {
+  return py::reinterpret_borrow<py::object>(PyExc_TimeoutError)("timed out: '" + context + "'");
+}
+
 void init_errors(py::module_& m) {
   incomplete_read_type = PyErr_NewExceptionWithDoc(
       "socketeer._core.IncompleteReadError",
@@ -91,6 +95,10 @@ void init_errors(py::module_& m) {
       PyErr_SetString(PyExc_ValueError, error.what());
     }
   });
+  m.def("timeout_error", &timeout_error, py::arg("context"),
+        "The TimeoutError a passed deadline raises, shaped as every socketeer timeout is: no errno,\n"
+        "and the message \"timed out: '<context>'\" (context: the operation and where, e.g.\n"
+        "'connect to tcp://127.0.0.1:80').");
   set_interrupt_hook(check_python_signals);
 }
 

@@ -2,6 +2,8 @@
 //
 // Every call that can block runs with the GIL released. Hot methods take buffers through the
 // buffer protocol (no copies, no allocation) and have exactly one signature (no overload sets).
+#include <poll.h>
+
 #include "bindings.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/socket.hpp"
@@ -57,6 +59,15 @@ void bind_lifecycle(py::class_<Socket>& cls) {
       .def_property_readonly("proto", &Socket::protocol)
       .def_property_readonly("closed", &Socket::closed)
       .def("_close", &Socket::close)
+      .def("timeout_error",
+           [](const Socket& self, const std::string& operation, bool write) {
+             std::string where = self.where(write ? POLLOUT : POLLIN);
+             return timeout_error(where.empty() ? operation : operation + " " + where);
+           },
+           py::arg("operation"), py::arg("write") = false,
+           "The TimeoutError for `operation` on this socket passing its deadline, as the socket's own\n"
+           "calls raise it: TimeoutError(\"timed out: 'recv from 127.0.0.1:5000'\") (from/to the peer\n"
+           "when connected, else on the bound address). For code that waits in its own way (asyncio).")
       .def("detach", [](Socket& self) { return self.detach().release(); },
            "Gives up the fd without closing it and returns it (-1 if closed); the socket is left\n"
            "closed. Raises OSError(EBUSY) while a call is blocked on the socket in another thread:\n"

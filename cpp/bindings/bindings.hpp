@@ -65,6 +65,12 @@ class BufferArg {
 using ReadBuffer = BufferArg<PyBUF_SIMPLE>;
 using WriteBuffer = BufferArg<PyBUF_WRITABLE>;
 
+// The exception a passed deadline raises, the stdlib's socket timeout shape (TimeoutError with
+// no errno) naming what timed out: TimeoutError("timed out: 'recv from 127.0.0.1:5000'"). The
+// error translator raises it for the core's TimedOut; Python-side deadlines build it with
+// _core.timeout_error() / Socket.timeout_error(), so every timeout reads the same.
+py::object timeout_error(const std::string& context);
+
 // Address <-> the stdlib's forms: ('1.2.3.4', 80), ('::1', 80, flowinfo, scope_id), a unix path
 // as str, an abstract name as bytes starting with NUL, '' for an unnamed unix socket, and for
 // families without an Address class the tuples of other_families.cpp.

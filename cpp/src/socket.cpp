@@ -283,6 +283,11 @@ bool Socket::wait(short events, Timeout timeout, const char* operation) const {
   return ready;
 }
 
+std::string Socket::where(short events) const {
+  int fd = fd_.get();
+  return fd < 0 ? std::string() : target_of(fd, events);
+}
+
 void Socket::wait_until(short events, Deadline& deadline, const char* operation) const {
   Waiting waiting(*this, operation);
   wait_ready(waiting, events, deadline, operation);

@@ -58,8 +58,6 @@ _SO_ERROR = 4
 T = TypeVar("T")
 
 
-def _timed_out(operation: str) -> TimeoutError:
-    return TimeoutError(errno.ETIMEDOUT, "timed out", operation)
 
 
 def _closed(operation: str) -> OSError:
@@ -94,24 +92,30 @@ class _Io:
         seconds = _core.timeout_seconds(self.timeout if timeout is _DEFAULT else timeout)
         return None if seconds is None else asyncio.get_running_loop().time() + seconds
 
-    async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True) -> None:
+    async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True,
+                    target: Optional[str] = None) -> None:
         """Waits until the socket is readable (writable), or raises TimeoutError at the deadline;
         with ``ready=False`` only until the deadline, which is then no error (a pause). close()
-        ends any wait with OSError(EBADF)."""
+        ends any wait with OSError(EBADF). The TimeoutError names the operation and ``target``
+        ("to 127.0.0.1:80"), by default where the socket's own calls would say it waited."""
         if self.socket.closed:
             raise _closed(operation)
         if write in self._waiting:
             raise RuntimeError(f"{operation}: another task is already waiting to {'write' if write else 'read'}")
         loop = asyncio.get_running_loop()
+        timed_out = (functools.partial(_core.timeout_error, f"{operation} {target}") if target
+                     else functools.partial(self.socket.timeout_error, operation, write))
         if ready and deadline is not None and loop.time() >= deadline:
-            raise _timed_out(operation)
+            raise timed_out()
         fd = self.socket.fileno()
         future = loop.create_future()
         self._waiting[write] = future
         if ready:
             (loop.add_writer if write else loop.add_reader)(fd, _resolve, future, None)
-        timer = None if deadline is None else loop.call_at(deadline, _resolve, future,
-                                                           _timed_out(operation) if ready else None)
+        timer = None
+        if deadline is not None:
+            timer = (loop.call_at(deadline, _time_out, future, timed_out) if ready
+                     else loop.call_at(deadline, _resolve, future, None))
         try:
             await future
         finally:
@@ -182,6 +186,13 @@ def _resolve(future: asyncio.Future, error: Optional[BaseException]) -> None:
             future.set_result(None)
         else:
             future.set_exception(error)
+
+
+def _time_out(future: asyncio.Future, timed_out: Callable[[], TimeoutError]) -> None:
+    """A wait's deadline passed: its TimeoutError, built only now (naming the peer takes a
+    getpeername, which a wait that ends in time need not pay)."""
+    if not future.done():
+        future.set_exception(timed_out())
 
 
 def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
@@ -333,7 +344,7 @@ class Listener(_Io, Bound):
     async def accept(self, timeout: Optional[float] = None) -> Stream:
         """The next connection as a Stream (TimeoutError after ``timeout``; OSError(EBADF) once
         the listener is closed, also for a task waiting in accept)."""
-        sock, _ = await self._io(False, self.socket.accept, self._deadline(timeout), f"accept on {self._endpoint}")
+        sock, _ = await self._io(False, self.socket.accept, self._deadline(timeout), "accept")
         return Stream(sock)
 
     def __aiter__(self) -> AsyncIterator[Stream]:
@@ -353,7 +364,7 @@ class Listener(_Io, Bound):
                 if pause:  # a wait for the time alone; close() ends it, and the next accept says so
                     deadline = asyncio.get_running_loop().time() + pause
                     with contextlib.suppress(OSError):
-                        await self._wait(False, deadline, f"accept on {self._endpoint}", ready=False)
+                        await self._wait(False, deadline, "accept", ready=False)
                 continue
             backoff.accepted()
             yield stream
@@ -487,7 +498,7 @@ async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) ->
     try:
         addresses = await asyncio.wait_for(_addresses(parsed), timeout)
     except asyncio.TimeoutError:
-        raise _timed_out(f"resolve {parsed}") from None
+        raise _core.timeout_error(f"resolve {parsed}") from None
     if parsed.kind == SOCK_DGRAM:
         return Datagram(connected_datagram_socket(addresses[0]), parsed, timeout=timeout)
     if len(addresses) == 1:
@@ -502,7 +513,7 @@ async def _connect_one(address: AnyAddress, kind: int, deadline: Optional[float]
         code = sock.connect_ex(address)
         if code in (errno.EINPROGRESS, errno.EAGAIN):
             waiter = _Io(sock, None)
-            await waiter._wait(True, deadline, f"connect to {address}")
+            await waiter._wait(True, deadline, "connect", target=f"to {address}")
             code = sock.getsockopt(SOL_SOCKET, _SO_ERROR)
         if code:
             raise OSError(code, os.strerror(code), f"connect to {address}")
@@ -539,7 +550,7 @@ async def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, deadl
             if winner is not None:
                 return winner
         if any(isinstance(e, TimeoutError) for e in errors):
-            raise _timed_out(f"connect to {endpoint}")
+            raise _core.timeout_error(f"connect to {endpoint}")
         raise combined_connect_error(errors, endpoint)
     finally:
         for task in pending:

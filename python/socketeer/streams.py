@@ -267,7 +267,7 @@ class Listener(Closeable, Bound):
             except BlockingIOError:
                 pass
             if not poller.poll(_poll_ms(deadline)) and deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(errno.ETIMEDOUT, "timed out", f"accept on {self._endpoint}")
+                raise self.socket.timeout_error("accept")
 
     def _pause(self, seconds: float) -> None:
         """Sleeps ``seconds``, or less when close() comes first (the next accept says so)."""
@@ -504,7 +504,7 @@ def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, timeout: Op
                 next_start = now + HAPPY_EYEBALLS_DELAY
                 continue
             if deadline is not None and now >= deadline:
-                raise TimeoutError(errno.ETIMEDOUT, "timed out", f"connect to {endpoint}")
+                raise _core.timeout_error(f"connect to {endpoint}")
             waits = [t for t in (next_start if addresses else None, deadline) if t is not None]
             for fd, _ in poller.poll(_poll_ms(min(waits)) if waits else None):
                 sock = pending.pop(fd)

@@ -171,6 +171,9 @@ class Socket {
   // Waits until the fd is ready for events within the deadline: TimedOut naming the operation
   // and the address (as the socket's own calls do) once it passes, EBADF if closed meanwhile.
   void wait_until(short events, Deadline& deadline, const char* operation) const;
+  // Where a call waiting for events on this socket goes, as its timeout names it: "from PEER"
+  // (POLLOUT: "to PEER") when connected, else "on LOCAL"; empty when unnamed or closed.
+  std::string where(short events) const;
 
  private:
   class Waiting;  // a call that may wait, registered for as long as it runs (socket.cpp)
