@@ -32,6 +32,13 @@ from typing import Optional
 
 ANSWER_TIMEOUT = 20.0  # seconds for the child to answer one command
 
+# For the tests that exhaust a child's fds: the sanitizers cannot work without a free fd. UBSan's
+# vptr check reads the memory it doubts through a pipe (sanitizer_common's IsAccessibleMemoryRange),
+# so with none free it calls every polymorphic member call an "invalid vptr" (seen at the
+# reactor's catch of the EMFILE error), and a report could not be written to its log file anyway.
+NEEDS_FREE_FDS_UNDER_SANITIZERS = ("out of fds, the sanitizers misreport (UBSan's vptr check needs a pipe) "
+                                   "and cannot write a report")
+
 
 # --- the child ---------------------------------------------------------------------------------
 

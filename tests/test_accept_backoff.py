@@ -12,7 +12,7 @@ import socket as stdlib
 
 import pytest
 
-from emfile_child import EmfileServer
+from emfile_child import NEEDS_FREE_FDS_UNDER_SANITIZERS, EmfileServer
 from socketeer import _core
 
 TIMEOUT = 10  # seconds: bounds every wait that is expected to end
@@ -39,6 +39,7 @@ def connect(server: EmfileServer) -> stdlib.socket:
     return sock
 
 
+@pytest.mark.not_under_asan(NEEDS_FREE_FDS_UNDER_SANITIZERS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_out_of_fds_the_open_connections_are_served_and_new_ones_accepted_later(kind, closing):
     with EmfileServer(kind) as server:

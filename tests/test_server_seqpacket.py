@@ -193,20 +193,23 @@ def test_reply_too_large_for_a_record_closes_that_connection(short_tmp: Any) -> 
         assert server.stats()["queued_bytes"] == 0
 
 
-def test_backpressure_with_a_peer_that_reads_late(short_tmp: Any) -> None:
-    """The client sends 24 MiB of records without reading: the server stops reading at the
-    high watermark (its replies wait for room, whole), then everything arrives intact."""
+def test_backpressure_with_a_peer_that_reads_late(short_tmp: Any, wait_until: Any) -> None:
+    """The client sends 24 MiB of records and reads nothing until the server has stopped reading
+    at the high watermark (its replies wait for room, whole); then everything arrives intact.
+    (The kernel's queues between them hold a few MiB at most, so the server must pause before
+    the sender can finish.)"""
     records = [record(i, 65536 - i) for i in range(384)]
     with seqpacket_server(None, short_tmp, builtin="echo", high_watermark=1 << 20,
                           low_watermark=256 << 10) as (server, sock):
         sender = threading.Thread(target=lambda: [sock.send(data) for data in records])
         sender.start()
         try:
+            wait_until(lambda: server.stats()["paused_reads"] > 0, timeout=DEADLINE,
+                       what="the server to stop reading at its high watermark")
             assert recv_records(sock, len(records)) == records
         finally:
             sender.join(DEADLINE)
         assert not sender.is_alive()
-        assert server.stats()["paused_reads"] > 0
 
 
 def test_idle_timeout_closes_a_silent_seqpacket_connection(short_tmp: Any) -> None:
