@@ -492,7 +492,7 @@ def test_bench_runs_benchmarks_run_py_from_a_checkout() -> None:
 
 def test_bench_outside_a_checkout_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "benchmark_roots", lambda: [tmp_path])
+    monkeypatch.setattr(cli.bench, "benchmark_roots", lambda: [tmp_path])
     assert cli.main(["bench", "--quick"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1 and "source tree" in err
