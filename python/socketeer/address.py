@@ -110,6 +110,7 @@ def resolve(host: str, port: int | str | None = None, family: int = 0, type: int
     """Resolves ``host`` with getaddrinfo (the GIL is released while it works) and returns the
     distinct addresses in the resolver's order. Failures raise ``socket.gaierror`` naming the host.
 
+    >>> from socketeer import AF_INET
     >>> resolve("localhost", 80, family=AF_INET)
     [InetAddress('127.0.0.1', 80)]
     """
