@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import re
 import socket
 import struct
 
@@ -263,3 +264,9 @@ def test_packet_socket_on_lo_in_a_namespace_matches_the_stdlib(socketeer_netns, 
     sender = Address.from_tuple(socket.AF_PACKET, ours_from)  # the namespace's lo is named lo here too
     assert type(sender) is PacketAddress and sender.to_tuple() == oracle_from
     assert str(sender).startswith("packet:lo/0x0800/")
+
+
+def test_endpoints_refuse_netlink_and_packet_addresses_by_name():
+    for address in (NetlinkAddress(0), PacketAddress("lo")):
+        with pytest.raises(ValueError, match=f"no endpoint names {re.escape(repr(address))}"):
+            socketeer.parse_endpoint(address)
