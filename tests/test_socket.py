@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import socketeer
-from socketeer import Address, InetAddress, Socket, TcpState, UnixAddress
+from socketeer import Address, InetAddress, NetlinkAddress, PacketAddress, Socket, TcpState, UnixAddress
 from blocked import RECV, SOCKET_WAIT, blocked_in
 from subprocess_env import ROOT, child_env, run_with_sigpipe_at_default
 
@@ -445,7 +445,7 @@ def test_stdlib_listener_socketeer_connection_round_trip(closing):
     assert std_accepted.recv(4) == b"ping"
 
 
-# --- families without an Address class: the stdlib's tuple forms ------------------------------------------
+# --- netlink, packet and families without an Address class: the stdlib's tuple forms ------------------------
 # (The life cycles shared with the stdlib are in contract/test_socket_contract.py.)
 
 NETLINK_ROUTE, AF_VSOCK, AF_XDP = 0, 40, 44
@@ -467,12 +467,13 @@ def test_netlink_names_equal_the_stdlibs_on_the_same_socket(closing):
         assert oracle.getsockname()[0] != 0  # the port id the kernel assigned
         assert sock.getsockname() == oracle.getsockname()
         assert sock.getpeername() == oracle.getpeername() == (0, 0)
-    assert sock.local_address == sock.getsockname()  # no Address class for netlink yet: the tuple
-    assert sock.peer_address == (0, 0)
-    assert Address.from_tuple(socket.AF_NETLINK, (5, 1)) == (5, 1)
-    assert f"laddr={sock.getsockname()!r}" in repr(sock)
+    assert sock.local_address == NetlinkAddress(*sock.getsockname())  # the Address class, stdlib tuple inside
+    assert sock.local_address.to_tuple() == sock.getsockname()
+    assert sock.peer_address == NetlinkAddress(0, 0)
+    assert Address.from_tuple(socket.AF_NETLINK, (5, 1)) == NetlinkAddress(5, 1)
+    assert f"laddr={sock.getsockname()!r}" in repr(sock)  # repr shows the stdlib's form, as the stdlib's
     html = sock._repr_html_()
-    assert "AF_NETLINK" in html and f"<code>{sock.getsockname()}</code>" in html
+    assert "AF_NETLINK" in html and f"<code>netlink:{sock.getsockname()[0]}</code>" in html
 
 
 def test_packet_names_equal_the_stdlibs_on_the_same_socket(closing):
@@ -480,8 +481,10 @@ def test_packet_names_equal_the_stdlibs_on_the_same_socket(closing):
     sock.bind(("lo", 0x88B5))
     with socket.socket(fileno=os.dup(sock.fileno())) as oracle:
         assert sock.getsockname() == oracle.getsockname() == ("lo", 0x88B5, 0, 772, bytes(6))
-    assert sock.local_address == sock.getsockname()
+    assert sock.local_address == PacketAddress("lo", 0x88B5, 0, 772, bytes(6))
+    assert sock.local_address.to_tuple() == sock.getsockname()
     assert "laddr=('lo', 34997" in repr(sock) and "AF_PACKET" in sock._repr_html_()
+    assert "<code>packet:lo/0x88b5/host/772/00:00:00:00:00:00</code>" in sock._repr_html_()
 
 
 def test_any_other_family_is_named_in_the_stdlibs_generic_form(closing):

@@ -1,8 +1,11 @@
 // _core.InetAddress, Inet6Address, UnixAddress, parse_address, address_from_tuple, resolve.
-// (The stdlib forms of families without a class are in other_families.cpp.)
+// (NetlinkAddress and PacketAddress are in bind_link_address.cpp, the stdlib forms of families
+// without a class in other_families.cpp.)
 #include <sys/un.h>
 
-#include "bindings.hpp"
+#include <cstring>
+
+#include "address_class.hpp"
 #include "fast_method.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/resolve.hpp"
@@ -20,10 +23,6 @@ std::string fs_bytes(py::handle object) {
   return std::string(py::reinterpret_borrow<py::bytes>(path));
 }
 
-py::str fs_str(const std::string& bytes) {
-  return py::reinterpret_steal<py::str>(
-      PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
-}
 
 // Address text as bytes, the way a unix path's str() was made from them: the filesystem
 // encoding with surrogateescape (os.fsencode), so a path of any bytes survives str() -> parse().
@@ -93,51 +92,37 @@ Inet6Address inet6_from_tuple(py::tuple items) {
   return resolve_inet6(host, port, flowinfo, scope_id);
 }
 
-template <typename T>
-std::string repr_of(const T& a) {
-  if constexpr (std::is_same_v<T, InetAddress>) {
-    return "InetAddress('" + a.host() + "', " + std::to_string(a.port()) + ")";
-  } else if constexpr (std::is_same_v<T, Inet6Address>) {
-    std::string extra;
-    if (a.flowinfo()) extra += ", flowinfo=" + std::to_string(a.flowinfo());
-    if (a.scope_id()) extra += ", scope_id=" + std::to_string(a.scope_id());
-    return "Inet6Address('" + a.host_without_scope() + "', " + std::to_string(a.port()) + extra + ")";
-  } else {
-    return "UnixAddress(" + std::string(py::repr(fs_str(a.path()))) + (a.abstract() ? ", abstract=True)" : ")");
-  }
-}
-
-// Methods every address class shares: text, ordering, hashing, pickling, to_tuple.
-template <typename T>
-void add_common(py::class_<T>& cls, py::module_ module) {
-  cls.def("__str__", [](const T& a) { return fs_str(a.to_string()); })
-      .def("__repr__", [](const T& a) { return repr_of(a); })
-      .def("__hash__", [](const T& a) { return hash_of(a); })
-      .def("__eq__", [](const T& a, const Address& b) { return Address(a) == b; }, py::is_operator())
-      .def("__ne__", [](const T& a, const Address& b) { return Address(a) != b; }, py::is_operator())
-      .def("__lt__", [](const T& a, const Address& b) { return Address(a) < b; }, py::is_operator())
-      .def("__le__", [](const T& a, const Address& b) { return Address(a) <= b; }, py::is_operator())
-      .def("__gt__", [](const T& a, const Address& b) { return Address(a) > b; }, py::is_operator())
-      .def("__ge__", [](const T& a, const Address& b) { return Address(a) >= b; }, py::is_operator())
-      .def("to_tuple", [](const T& a) { return to_tuple(a); },
-           "The standard library's form of this address (what socket.getsockname() returns).")
-      // Pickled as address_from_tuple(family, stdlib form): the text would drop flowinfo (it has
-      // no spelling for it), and __reduce__ (unlike py::pickle's __getstate__/__setstate__)
-      // serves pickle protocols 0 and 1 too, where copyreg cannot allocate a pybind11 instance.
-      .def("__reduce__", [module](const T& a) {
-        return py::make_tuple(module.attr("address_from_tuple"), py::make_tuple(T::family, to_tuple(a)));
-      });
-}
-
 // Families with an Address class; the others have only their stdlib tuple (other_families.cpp).
-bool has_class(int family) { return family == AF_INET || family == AF_INET6 || family == AF_UNIX; }
+bool has_class(int family) {
+  return family == AF_INET || family == AF_INET6 || family == AF_UNIX || family == AF_NETLINK || family == AF_PACKET;
+}
 
 }  // namespace
+
+py::str fs_str(const std::string& bytes) {
+  return py::reinterpret_steal<py::str>(
+      PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
+}
+
+std::string repr_of(const InetAddress& a) { return "InetAddress('" + a.host() + "', " + std::to_string(a.port()) + ")"; }
+
+std::string repr_of(const Inet6Address& a) {
+  std::string extra;
+  if (a.flowinfo()) extra += ", flowinfo=" + std::to_string(a.flowinfo());
+  if (a.scope_id()) extra += ", scope_id=" + std::to_string(a.scope_id());
+  return "Inet6Address('" + a.host_without_scope() + "', " + std::to_string(a.port()) + extra + ")";
+}
+
+std::string repr_of(const UnixAddress& a) {
+  return "UnixAddress(" + std::string(py::repr(fs_str(a.path()))) + (a.abstract() ? ", abstract=True)" : ")");
+}
 
 py::object to_tuple(const Address& address) {
   if (auto a = std::get_if<InetAddress>(&address)) return py::make_tuple(a->host(), a->port());
   if (auto a = std::get_if<Inet6Address>(&address))
     return py::make_tuple(a->host_without_scope(), a->port(), a->flowinfo(), a->scope_id());
+  if (auto a = std::get_if<NetlinkAddress>(&address)) return py::make_tuple(a->pid(), a->groups());
+  if (auto a = std::get_if<PacketAddress>(&address)) return packet_to_tuple(*a);
   if (auto a = std::get_if<OtherAddress>(&address)) return other_to_tuple(*a);
   const auto& unix_address = std::get<UnixAddress>(address);
   if (unix_address.abstract()) return py::bytes(std::string(1, '\0') + unix_address.path());
@@ -147,11 +132,15 @@ py::object to_tuple(const Address& address) {
 Address address_from_tuple(int family, py::handle object) {
   if (!has_class(family)) return other_from_python(family, object);
   if (family == AF_UNIX) return unix_from_path(object);
-  if (!PyTuple_Check(object.ptr()))
-    throw py::type_error(std::string("an address tuple is required for this family, not '") +
-                         Py_TYPE(object.ptr())->tp_name + "'");
+  if (!PyTuple_Check(object.ptr())) {
+    auto name = family == AF_NETLINK ? "AF_NETLINK address must be tuple" : family == AF_PACKET ?
+        "AF_PACKET address must be tuple" : "an address tuple is required for this family";
+    throw py::type_error(std::string(name) + ", not '" + Py_TYPE(object.ptr())->tp_name + "'");
+  }
   auto items = py::reinterpret_borrow<py::tuple>(object);
   if (family == AF_INET) return inet_from_tuple(items);
+  if (family == AF_NETLINK) return netlink_from_tuple(items);
+  if (family == AF_PACKET) return packet_from_tuple(items);
   return inet6_from_tuple(items);
 }
 
@@ -209,6 +198,18 @@ void init_address(py::module_& m) {
   m.def("parse_address", [](const py::str& text) { return parse_address(address_text(text)); }, py::arg("text"));
   m.def("address_from_tuple", &address_from_tuple, py::arg("family"), py::arg("address"));
   m.def("to_address", &to_address, py::arg("family"), py::arg("address"));
+  m.def(
+      "address_from_sockaddr",
+      [](const py::bytes& data) {
+        std::string_view bytes(data);
+        if (bytes.size() < sizeof(sa_family_t) || bytes.size() > sizeof(sockaddr_storage))
+          throw py::value_error("a sockaddr is " + std::to_string(sizeof(sa_family_t)) + "-" +
+                                std::to_string(sizeof(sockaddr_storage)) + " bytes, got " + std::to_string(bytes.size()));
+        sockaddr_storage storage{};
+        std::memcpy(&storage, bytes.data(), bytes.size());
+        return address_from_sockaddr(storage, static_cast<socklen_t>(bytes.size()));
+      },
+      py::arg("data"), "The Address of a sockaddr's bytes, as the kernel writes them (pickles use it).");
   m.def("max_unix_path", [] { return UnixAddress::max_path; });
   m.def(
       "resolve",

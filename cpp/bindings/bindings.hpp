@@ -15,6 +15,7 @@ namespace socketeer::bindings {
 
 void init_errors(py::module_& m);
 void init_address(py::module_& m);
+void init_link_address(py::module_& m);
 void init_socket(py::module_& m);
 void init_stream(py::module_& m);
 void init_server(py::module_& m);
@@ -73,7 +74,8 @@ py::object timeout_error(const std::string& context);
 
 // Address <-> the stdlib's forms: ('1.2.3.4', 80), ('::1', 80, flowinfo, scope_id), a unix path
 // as str, an abstract name as bytes starting with NUL, '' for an unnamed unix socket, and for
-// families without an Address class the tuples of other_families.cpp.
+// netlink and packet (pid, groups), (ifname, proto, pkttype, hatype, addr), and for families
+// without an Address class the generic tuple of other_families.cpp.
 py::object to_tuple(const Address& address);
 // Accepts an Address object, a stdlib tuple (host names are resolved with the GIL released),
 // a path for AF_UNIX, or an address string ("127.0.0.1:80", "[::1]:80", "unix:@name"); for a
@@ -81,9 +83,13 @@ py::object to_tuple(const Address& address);
 Address to_address(int family, py::handle object);
 // Like to_address, but takes only the stdlib's form (a tuple, or a path for AF_UNIX).
 Address address_from_tuple(int family, py::handle object);
-// The families without an Address class (other_families.cpp): their stdlib tuples, both ways.
-// other_from_python raises TypeError/OverflowError/ValueError for a malformed tuple, OSError
-// for an unknown interface, and OSError("bad family ...") for a family with no form at all.
+// NetlinkAddress and PacketAddress from the stdlib's tuples and back (bind_link_address.cpp):
+// TypeError/OverflowError/ValueError for a malformed tuple, OSError ENODEV for an unknown interface.
+NetlinkAddress netlink_from_tuple(const py::tuple& items);
+PacketAddress packet_from_tuple(const py::tuple& items);
+py::object packet_to_tuple(const PacketAddress& address);
+// The families without an Address class (other_families.cpp): (family, sa_data) out, and
+// other_from_python raises OSError("bad family ...") for every address given in.
 py::object other_to_tuple(const OtherAddress& address);
 OtherAddress other_from_python(int family, py::handle object);
 

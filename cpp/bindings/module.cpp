@@ -5,6 +5,7 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_errors(m);
   socketeer::bindings::init_timeouts(m);
   socketeer::bindings::init_address(m);
+  socketeer::bindings::init_link_address(m);
   socketeer::bindings::init_socket(m);
   socketeer::bindings::init_stream(m);
   socketeer::bindings::init_server(m);

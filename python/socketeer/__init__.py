@@ -18,7 +18,8 @@ from .constants import AddressFamily, SocketKind, TcpState
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    ".address": ("Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "resolve"),
+    ".address": ("Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "NetlinkAddress",
+                 "PacketAddress", "resolve"),
     ".socket": ("Socket", "PeerCredentials", "TcpInfo", "socketpair", "fromfd"),
     ".endpoints": ("Endpoint", "parse_endpoint"),
     ".streams": ("connect", "listen", "bind", "Stream", "Listener", "Datagram", "IncompleteReadError"),
@@ -51,7 +52,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from . import aio, framing, selectors, testing
-    from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress, resolve
+    from .address import (Address, AnyAddress, Inet6Address, InetAddress, NetlinkAddress, PacketAddress, UnixAddress,
+                          resolve)
     from .endpoints import Endpoint, parse_endpoint
     from .faults import FaultProxy
     from .framing import MessageTooLarge

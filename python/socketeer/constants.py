@@ -2,7 +2,9 @@
 
 ``AddressFamily`` and ``SocketKind`` *are* ``socket.AddressFamily`` and ``socket.SocketKind``, so
 values compare, hash and print exactly as the stdlib's do. Values the enums do not know (a new
-kernel family, say) pass through as plain ints instead of raising.
+kernel family, say) pass through as plain ints instead of raising. The netlink and packet
+constants the stdlib lacks (``NETLINK_*``, ``NLM_F_*``, ``RTM_*``, ``ETH_P_*``, ``PACKET_*`` ...)
+come from :mod:`socketeer.kernel_constants`; where the stdlib has a name too, its value is used.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import enum
 import socket as _stdlib
 from typing import TYPE_CHECKING
+
+from . import kernel_constants as _kernel_constants
+from .kernel_constants import *  # noqa: F401,F403  (NETLINK_*, NLM_F_*, RTM_*, RTMGRP_*, ETH_P_*, PACKET_* ...)
 
 if TYPE_CHECKING:  # the names the loop below defines, for type checkers (typeshed's subset)
     from socket import (  # noqa: F401
@@ -101,11 +106,13 @@ _PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "SCM_", "IPPROTO_", "IP_", "IPV6_", 
              "SHUT_", "AI_", "NI_", "EAI_", "INADDR_", "SOMAXCONN")
 
 __all__ = ["AddressFamily", "SocketKind", "TcpState", "to_family", "to_kind"]
+__all__ += _kernel_constants.__all__
 
 for _name in dir(_stdlib):
     if _name.startswith(_PREFIXES) and isinstance(getattr(_stdlib, _name), int):
         globals()[_name] = getattr(_stdlib, _name)
-        __all__.append(_name)
+        if _name not in _kernel_constants.__all__:
+            __all__.append(_name)
 del _name
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress, resolve
+from .address import Address, AnyAddress, NetlinkAddress, PacketAddress, UnixAddress, resolve
 from .constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM
 
 __all__ = ["Endpoint", "parse_endpoint"]
@@ -71,7 +71,10 @@ class Endpoint:
 
     @classmethod
     def from_address(cls, address: AnyAddress, kind: int = SOCK_STREAM) -> "Endpoint":
-        """The endpoint for an Address and socket kind (``tcp://`` or ``udp://`` for inet ones)."""
+        """The endpoint for an Address and socket kind (``tcp://`` or ``udp://`` for inet ones).
+        Netlink and packet addresses have no endpoint form: ValueError naming the address."""
+        if isinstance(address, (NetlinkAddress, PacketAddress)):
+            raise ValueError(f"no endpoint names {address!r}: endpoints are {_FORMS}; use socketeer.Socket")
         if isinstance(address, UnixAddress):
             scheme = {int(v): k for k, v in _UNIX_SCHEMES.items()}[kind]
             return cls(scheme, kind, AF_UNIX, path=address.path, abstract=address.abstract)
@@ -79,13 +82,13 @@ class Endpoint:
         return cls(scheme, kind, int(address.family), host=address.host, port=address.port)
 
 
-def parse_endpoint(endpoint: Union[str, Endpoint, InetAddress, Inet6Address, UnixAddress]) -> Endpoint:
+def parse_endpoint(endpoint: Union[str, Endpoint, AnyAddress]) -> Endpoint:
     """Parses an endpoint string (see the module docstring); Endpoints pass through and Address
     objects become stream endpoints. Malformed input raises ValueError naming the bad part."""
     if isinstance(endpoint, Endpoint):
         return endpoint
     if isinstance(endpoint, Address):
-        return Endpoint.from_address(endpoint)  # type: ignore[arg-type]  # Address is an ABC over the three
+        return Endpoint.from_address(endpoint)  # type: ignore[arg-type]  # Address is an ABC over the five
     if not isinstance(endpoint, str):
         raise TypeError(f"endpoint must be a string like 'tcp://127.0.0.1:80', not {type(endpoint).__name__!r}")
     scheme, separator, rest = endpoint.partition(":")

@@ -90,13 +90,16 @@ class Socket(_core.Socket):
     strings (``"127.0.0.1:80"``; on AF_UNIX sockets a string is a path, as in the stdlib).
     Errors are the stdlib's OSError subclasses, naming the operation and the address.
 
-    Families without an Address class use the stdlib's tuple forms both ways, ``local_address``
-    and ``peer_address`` included (netlink and packet sockets get classes of their own later):
-    AF_NETLINK ``(pid, groups)``; AF_PACKET ``(ifname, proto[, pkttype[, hatype[, addr]]])``;
-    any other family ``(family, sa_data)`` out (the 14 bytes after the family field, as the
-    stdlib's makesockaddr) and OSError("bad family") in. Unlike the stdlib, a number outside
-    its field (a pid over 2**32 - 1, a pkttype over 255) raises OverflowError instead of being
-    truncated, and an AF_PACKET interface name is looked up whole (if_nametoindex: OSError
+    Netlink and packet sockets have Address classes of their own (:class:`~socketeer.NetlinkAddress`,
+    :class:`~socketeer.PacketAddress`): ``local_address`` and ``peer_address`` return them, and
+    every method taking an address takes them, their text (``"netlink:0"``, ``"packet:lo/0x0003"``)
+    or the stdlib's tuples, AF_NETLINK ``(pid, groups)`` and AF_PACKET ``(ifname, proto[, pkttype[,
+    hatype[, addr]]])``, which the stdlib-shaped methods (getsockname, recvfrom ...) return, as
+    for every family. Any other family uses the stdlib's forms both ways, ``local_address`` and
+    ``peer_address`` included: ``(family, sa_data)`` out (the 14 bytes after the family field,
+    as the stdlib's makesockaddr) and OSError("bad family") in. Unlike the stdlib, a number
+    outside its field (a pid over 2**32 - 1, a pkttype over 255) raises OverflowError instead of
+    being truncated, and an AF_PACKET interface name is looked up whole (if_nametoindex: OSError
     ENODEV for an unknown one, also for a name of 16 bytes or more, which the stdlib cuts short).
     ``repr()`` and ``_repr_html_()`` never raise, whatever the socket's family or state.
     """

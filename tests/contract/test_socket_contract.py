@@ -305,7 +305,7 @@ def test_sendmsg_to_an_address(impl, stdlib):
     assert sock.recvmsg(10) == (b"reply", [], 0, receiver.getsockname())
 
 
-# --- families without an Address class: the stdlib's tuple forms --------------------------------
+# --- netlink and packet sockets: the stdlib's tuple forms -----------------------------------------
 
 NETLINK_ROUTE, RTM_NEWLINK, RTM_GETLINK, NLMSG_DONE = 0, 16, 18, 3
 NLM_F_REQUEST_DUMP = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
@@ -918,7 +918,8 @@ ERROR_PATHS: dict[str, Callable[[Factory], Any]] = {
     "socket-bad-type": lambda f: f.make(socket.AF_INET, 12345),
     "socket-bad-proto": lambda f: f.make(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_UDP),
     "socketpair-inet": lambda f: f.socketpair(socket.AF_INET),
-    "bind-netlink-str": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind("0:0"),
+    # (A str is an address text to socketeer, "netlink:0": tests/test_address_netlink_packet.py.)
+    "bind-netlink-bytes": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind(b"0:0"),
     "bind-netlink-list": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind([0, 0]),
     "bind-netlink-tuple-3": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind((0, 0, 0)),
     "bind-netlink-pid-str": lambda f: f.make(socket.AF_NETLINK, socket.SOCK_RAW).bind(("0", 0)),

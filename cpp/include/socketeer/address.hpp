@@ -2,21 +2,37 @@
 //
 // Address is a std::variant of one struct per family, so code that takes "any address" is
 // checked by the compiler, and the Python layer gets one class per family for free. A family
-// without a struct of its own (AF_NETLINK, AF_PACKET, ...) is an OtherAddress: the kernel's
+// without a struct of its own (AF_BLUETOOTH, AF_VSOCK, ...) is an OtherAddress: the kernel's
 // bytes, kept as they came, so every socket can be named, bound and sent to.
 // Text forms (parse and to_string round-trip):
 //   127.0.0.1:80    [::1]:80    [fe80::1%lo]:80    unix:/run/app.sock    unix:@name    unix:
+//   netlink:1234    netlink:0/0x11    packet:lo/0x0003    packet:eth0/0x0800/host/1/02:00:00:00:00:01
 // A unix text is "unix:" and then: nothing (unnamed), "@" and an abstract name, or a path. A path
 // that begins with "@" or "//" is written after "//" ("unix://@x" is the path "@x", "unix:////x"
 // the path "//x"), and a reader drops the "//" before any path ("unix:///run/x" is "/run/x", the
 // URL habit). Nothing else is escaped: names are the kernel's bytes (NULs in abstract names too).
+// A netlink text is "netlink:PID", then "/GROUPS" if any multicast group is set: PID in decimal,
+// GROUPS (a bit mask) written in hex after "0x" (read in decimal too).
+// A packet text follows the stdlib's tuple (ifname, proto, pkttype, hatype, addr):
+// "packet:IFACE[/PROTO[/PKTTYPE[/HATYPE[/HWADDR]]]]", trailing fields that are zero (or an empty
+// hardware address) left out. IFACE is the interface's name, or "#" and its index where the index
+// has no name (any more), is 0 (every interface), or has a name that itself begins with "#"
+// (the kernel forbids "/" and ":" in names, not "#"). PROTO is the ETH_P_ number in host order,
+// written as 0x and four hex digits (read in decimal too); PKTTYPE is host, broadcast, multicast,
+// otherhost, outgoing, loopback, user or kernel (PACKET_HOST ...), or a number for any other;
+// HATYPE the ARPHRD_ number in decimal; HWADDR up to 8 hex bytes separated by ':'. Reading a
+// name looks it up (if_nametoindex), writing an index too (if_indextoname), as for an IPv6 scope.
 #pragma once
 
+#include <linux/netlink.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <netpacket/packet.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -81,7 +97,59 @@ struct UnixAddress {
   bool operator==(const UnixAddress& other) const { return (*this <=> other) == 0; }
 };
 
-// An address of any family without a struct above (AF_NETLINK, AF_PACKET, ...): the sockaddr's
+// A netlink socket's address: a port id (often, not always, a process id; 0 is the kernel) and
+// a bit mask of multicast groups (the first 32; more are joined with NETLINK_ADD_MEMBERSHIP).
+struct NetlinkAddress {
+  static constexpr int family = AF_NETLINK;
+  sockaddr_nl raw{};
+
+  NetlinkAddress() { raw.nl_family = AF_NETLINK; }
+  NetlinkAddress(uint32_t pid, uint32_t groups);
+
+  uint32_t pid() const { return raw.nl_pid; }
+  uint32_t groups() const { return raw.nl_groups; }
+  std::string to_string() const;  // netlink:PID or netlink:PID/0xGROUPS
+  std::strong_ordering operator<=>(const NetlinkAddress& other) const;
+  bool operator==(const NetlinkAddress& other) const { return (*this <=> other) == 0; }
+};
+
+// A packet socket's address (struct sockaddr_ll): an interface by index, an ethernet protocol
+// (ETH_P_*), and on received frames the packet type, the link's ARPHRD_ type and the sender's
+// hardware address. sll_addr holds 8 bytes, but a link's address may be longer (up to the
+// kernel's MAX_ADDR_LEN, 32: InfiniBand's are 20): the kernel then writes past sll_addr, so the
+// struct keeps room after it. An address built here holds at most 8 (as the stdlib's do).
+struct PacketAddress {
+  static constexpr int family = AF_PACKET;
+  static constexpr size_t max_hwaddr = 32;       // the kernel's MAX_ADDR_LEN
+  static constexpr size_t max_given_hwaddr = 8;  // sizeof sll_addr
+  sockaddr_ll raw{};
+  unsigned char hwaddr_rest[max_hwaddr - max_given_hwaddr]{};  // sll_addr continued
+
+  PacketAddress() { raw.sll_family = AF_PACKET; }
+  // protocol in host order; hwaddr at most 8 bytes (InvalidArgument otherwise).
+  PacketAddress(int ifindex, uint16_t protocol, uint8_t pkttype = PACKET_HOST, uint16_t hatype = 0,
+                std::string_view hwaddr = {});
+  // From what the kernel wrote: length bytes of a sockaddr_ll (the hardware address may run past
+  // sll_addr; it is cut to what was written).
+  PacketAddress(const void* sockaddr, socklen_t length);
+
+  int ifindex() const { return raw.sll_ifindex; }
+  std::string ifname() const;  // empty when the index names no interface (now)
+  uint16_t protocol() const { return ntohs(raw.sll_protocol); }
+  uint8_t pkttype() const { return raw.sll_pkttype; }
+  uint16_t hatype() const { return raw.sll_hatype; }
+  std::string_view hwaddr() const;
+  // What bind/sendto pass: the whole sockaddr_ll, and the hardware address past it if longer.
+  socklen_t length() const;
+  std::string to_string() const;  // see the header comment
+  std::strong_ordering operator<=>(const PacketAddress& other) const;
+  bool operator==(const PacketAddress& other) const { return (*this <=> other) == 0; }
+};
+
+// The index of the interface named name, or 0 if there is none (a NUL in name makes it none).
+unsigned interface_index(std::string_view name);
+
+// An address of any family without a struct above (AF_BLUETOOTH, AF_VSOCK, ...): the sockaddr's
 // bytes as the kernel wrote them or a caller packed them. Compared and hashed by family, then
 // bytes; written as "AF_NETLINK address 0000...": the bytes after the family field, in hex.
 struct OtherAddress {
@@ -99,7 +167,7 @@ struct OtherAddress {
   bool operator==(const OtherAddress& other) const { return (*this <=> other) == 0; }
 };
 
-using Address = std::variant<InetAddress, Inet6Address, UnixAddress, OtherAddress>;
+using Address = std::variant<InetAddress, Inet6Address, UnixAddress, NetlinkAddress, PacketAddress, OtherAddress>;
 
 Address parse_address(std::string_view text);
 std::string to_string(const Address& address);
