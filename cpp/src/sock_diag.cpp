@@ -47,7 +47,9 @@ int kind_of(int protocol) {
 const char* dump_name(int family, int protocol) {
   bool v6 = family == AF_INET6;
   switch (protocol) {
-    case IPPROTO_TCP: return v6 ? "list TCP/IPv6 sockets (sock_diag)" : "list TCP sockets (sock_diag)";
+    case IPPROTO_TCP:
+      if (family == AF_UNSPEC) return "list TCP and TCP/IPv6 sockets (sock_diag)";
+      return v6 ? "list TCP/IPv6 sockets (sock_diag)" : "list TCP sockets (sock_diag)";
     case IPPROTO_UDP: return v6 ? "list UDP/IPv6 sockets (sock_diag)" : "list UDP sockets (sock_diag)";
     default: return v6 ? "list raw IPv6 sockets (sock_diag)" : "list raw sockets (sock_diag)";
   }
@@ -94,22 +96,33 @@ std::vector<std::byte> port_filter_bytecode(const PortFilter& filter) {
 }
 
 void dump_inet_sockets(NetlinkSocket& sock, int family, int protocol, const SocketQuery& query,
-                       std::vector<SocketRecord>& out) {
-  NetlinkRequest request(SOCK_DIAG_BY_FAMILY, 0);
-  auto& req = request.body<inet_diag_req_v2>();
-  req.sdiag_family = static_cast<uint8_t>(family);
-  req.sdiag_protocol = static_cast<uint8_t>(protocol);
-  req.idiag_states = kernel_states(query.states);
+                       SocketRecords& out) {
   bool want_info = query.tcp_info && protocol == IPPROTO_TCP;
-  if (want_info) req.idiag_ext = 1 << (INET_DIAG_INFO - 1);
+  uint8_t extensions = want_info ? 1 << (INET_DIAG_INFO - 1) : 0;
+  // TCP of both families: the old TCPDIAG_GETSOCK request lists both in one walk of the
+  // kernel's hash tables (it means "AF_UNSPEC"); SOCK_DIAG_BY_FAMILY needs one walk per family,
+  // and the walk of an empty 256k-bucket table costs milliseconds. ss does the same.
+  bool both = family == AF_UNSPEC;
+  if (both && protocol != IPPROTO_TCP) throw InvalidArgument("sock_diag: AF_UNSPEC is for TCP only");
+  uint16_t type = both ? TCPDIAG_GETSOCK : SOCK_DIAG_BY_FAMILY;
+  NetlinkRequest request(type, 0);
+  if (both) {
+    auto& req = request.body<inet_diag_req>();
+    req.idiag_states = kernel_states(query.states);
+    req.idiag_ext = extensions;
+  } else {
+    auto& req = request.body<inet_diag_req_v2>();
+    req.sdiag_family = static_cast<uint8_t>(family);
+    req.sdiag_protocol = static_cast<uint8_t>(protocol);
+    req.idiag_states = kernel_states(query.states);
+    req.idiag_ext = extensions;
+  }
   if (!query.ports.empty()) {
     auto bytecode = port_filter_bytecode(query.ports);
     request.attribute(INET_DIAG_REQ_BYTECODE, bytecode.data(), bytecode.size());
   }
   sock.dump(request, dump_name(family, protocol), [&](const nlmsghdr& message) {
-    if (message.nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-        message.nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg)))
-      return;
+    if (message.nlmsg_type != type || message.nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) return;
     inet_diag_msg msg;
     std::memcpy(&msg, NLMSG_DATA(&message), sizeof msg);
     if (msg.idiag_family != AF_INET && msg.idiag_family != AF_INET6) return;
@@ -135,7 +148,7 @@ void dump_inet_sockets(NetlinkSocket& sock, int family, int protocol, const Sock
   });
 }
 
-void dump_unix_sockets(NetlinkSocket& sock, const SocketQuery& query, std::vector<SocketRecord>& out) {
+void dump_unix_sockets(NetlinkSocket& sock, const SocketQuery& query, SocketRecords& out) {
   NetlinkRequest request(SOCK_DIAG_BY_FAMILY, 0);
   auto& req = request.body<unix_diag_req>();
   req.sdiag_family = AF_UNIX;
@@ -170,19 +183,43 @@ void dump_unix_sockets(NetlinkSocket& sock, const SocketQuery& query, std::vecto
   });
 }
 
-std::vector<SocketRecord> list_sockets(const SocketQuery& query, int netns_fd) {
+namespace {
+
+// Runs one dump; ENOENT (the kernel has no diag module for it) is skipped or explained.
+template <class Dump>
+void run_dump(const SocketQuery& query, SocketRecords& out, Dump&& dump) {
+  size_t before = out.size();
+  try {
+    dump();
+  } catch (const Error& error) {
+    if (error.code_value() != ENOENT) throw;
+    out.resize(before);
+    if (query.skip_unsupported) return;
+    throw Error(ENOENT, error.operation(), {},
+                error.reason() + " (this kernel has no sock_diag module for these sockets)");
+  }
+}
+
+}  // namespace
+
+SocketRecords list_sockets(const SocketQuery& query, int netns_fd) {
   NetlinkSocket sock = netns_fd >= 0 ? NetlinkSocket(NETLINK_SOCK_DIAG, 0, netns_fd)
                                      : NetlinkSocket(NETLINK_SOCK_DIAG);
-  std::vector<SocketRecord> out;
+  SocketRecords out;
   for (auto [wanted, protocol] : {std::pair{query.tcp, IPPROTO_TCP}, std::pair{query.udp, IPPROTO_UDP},
                                   std::pair{query.raw, IPPROTO_RAW}}) {
     if (!wanted) continue;
-    if (query.inet4) dump_inet_sockets(sock, AF_INET, protocol, query, out);
-    if (query.inet6) dump_inet_sockets(sock, AF_INET6, protocol, query, out);
+    if (protocol == IPPROTO_TCP && query.inet4 && query.inet6) {
+      run_dump(query, out, [&] { dump_inet_sockets(sock, AF_UNSPEC, protocol, query, out); });
+      continue;
+    }
+    for (auto [family, asked] : {std::pair{AF_INET, query.inet4}, std::pair{AF_INET6, query.inet6}}) {
+      if (asked) run_dump(query, out, [&] { dump_inet_sockets(sock, family, protocol, query, out); });
+    }
   }
   if (query.unix_kinds) {
     size_t first = out.size();
-    dump_unix_sockets(sock, query, out);
+    run_dump(query, out, [&] { dump_unix_sockets(sock, query, out); });
     // The peer's name is the remote end (a client's peer is the accepted socket, which carries
     // the listener's name). Peers outside the listed states are not looked up.
     std::unordered_map<uint64_t, size_t> by_inode;

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
+#include <optional>
+#include <string>
 #include <cstring>
 #include <string_view>
 #include <unordered_set>
@@ -35,6 +38,19 @@ struct Directory {
   Directory& operator=(const Directory&) = delete;
 };
 
+std::string process_name(int proc_fd, int pid) {
+  char path[32];
+  std::snprintf(path, sizeof path, "%d/comm", pid);
+  Fd file(::openat(proc_fd, path, O_RDONLY | O_CLOEXEC));
+  if (!file) return {};
+  char name[64];
+  ssize_t n = ::read(file.get(), name, sizeof name);
+  if (n <= 0) return {};
+  std::string_view text(name, static_cast<size_t>(n));
+  if (text.ends_with('\n')) text.remove_suffix(1);
+  return std::string(text);
+}
+
 }  // namespace
 
 std::unordered_multimap<uint64_t, SocketOwner> socket_owners(const std::vector<uint64_t>& inodes) {
@@ -51,6 +67,7 @@ std::unordered_multimap<uint64_t, SocketOwner> socket_owners(const std::vector<u
     std::snprintf(fd_path, sizeof fd_path, "%d/fd", *pid);
     Directory fds(::openat(::dirfd(proc.dir), fd_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fds.dir) continue;  // exited, or not ours to read
+    std::optional<std::string> name;  // read once, for a process that holds a wanted socket
     while (dirent* entry = ::readdir(fds.dir)) {
       auto fd = number(entry->d_name);
       if (!fd) continue;
@@ -62,7 +79,9 @@ std::unordered_multimap<uint64_t, SocketOwner> socket_owners(const std::vector<u
       auto digits = target.substr(prefix.size(), target.size() - prefix.size() - 1);
       auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), inode);
       if (error != std::errc() || end != digits.data() + digits.size()) continue;
-      if (wanted.empty() || wanted.count(inode)) owners.emplace(inode, SocketOwner{*pid, *fd});
+      if (!wanted.empty() && !wanted.count(inode)) continue;
+      if (!name) name = process_name(::dirfd(proc.dir), *pid);
+      owners.emplace(inode, SocketOwner{*pid, *fd, *name});
     }
   }
   return owners;

@@ -17,7 +17,7 @@ uint64_t inode_of(const Socket& sock) {
   return st.st_ino;
 }
 
-const SocketRecord* find(const std::vector<SocketRecord>& records, const Socket& sock) {
+const SocketRecord* find(const SocketRecords& records, const Socket& sock) {
   auto it = std::find_if(records.begin(), records.end(), [&](auto& r) { return r.inode == inode_of(sock); });
   return it == records.end() ? nullptr : &*it;
 }

@@ -25,6 +25,7 @@ _EXPORTS = {
     ".framing": ("MessageTooLarge",),
     ".server": ("Server", "Connection"),
     ".faults": ("FaultProxy",),
+    ".diag": ("sockets", "SocketRecord", "SocketList", "SocketProcess"),
     ".poller": ("Poller", "Timer", "EVENT_READ", "EVENT_WRITE", "EVENT_PRIORITY", "EVENT_READ_CLOSED"),
 }
 _SUBMODULES = ("framing", "aio", "selectors", "testing")
@@ -52,6 +53,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from . import aio, framing, selectors, testing
     from .address import Address, AnyAddress, Inet6Address, InetAddress, UnixAddress, resolve
+    from .diag import SocketList, SocketProcess, SocketRecord, sockets
     from .endpoints import Endpoint, parse_endpoint
     from .faults import FaultProxy
     from .framing import MessageTooLarge

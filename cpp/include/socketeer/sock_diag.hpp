@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -38,6 +40,10 @@ struct SocketRecord {
   uint64_t vfs_inode = 0, vfs_dev = 0;  // unix bound to a path: the file's inode and device
 };
 
+// A deque: records are big (two addresses and a tcp_info) and a dump's count is unknown until
+// it ends; growing never moves the ones already made.
+using SocketRecords = std::deque<SocketRecord>;
+
 // Kernel-side port filter: a socket matches when every port given matches (port: either end).
 struct PortFilter {
   std::optional<uint16_t> port, sport, dport;
@@ -53,24 +59,29 @@ struct SocketQuery {
   uint32_t states = 0;
   PortFilter ports;                            // INET only
   bool tcp_info = false;
+  // A kernel without the diag module for a kind (raw_diag is often left out) answers ENOENT:
+  // skip that kind instead of failing (for "list everything"). When false, the Error says why.
+  bool skip_unsupported = false;
 };
 
 // The inet_diag bytecode for a port filter (empty for none), as INET_DIAG_REQ_BYTECODE takes it.
 std::vector<std::byte> port_filter_bytecode(const PortFilter& filter);
 
-// One dump each, appended to `out`.
+// One dump each, appended to `out`. family AF_UNSPEC (TCP only): both families in one dump.
 void dump_inet_sockets(NetlinkSocket& sock, int family, int protocol, const SocketQuery& query,
-                       std::vector<SocketRecord>& out);
-void dump_unix_sockets(NetlinkSocket& sock, const SocketQuery& query, std::vector<SocketRecord>& out);
+                       SocketRecords& out);
+void dump_unix_sockets(NetlinkSocket& sock, const SocketQuery& query, SocketRecords& out);
 
 // Every dump the query asks for, over one NETLINK_SOCK_DIAG socket, made in the network
 // namespace netns_fd if >= 0. Unix records get `remote` from their peer's record.
-std::vector<SocketRecord> list_sockets(const SocketQuery& query, int netns_fd = -1);
+SocketRecords list_sockets(const SocketQuery& query, int netns_fd = -1);
 
-// Who holds a socket: a process and its fd number (from /proc/PID/fd/N -> socket:[inode]).
+// Who holds a socket: a process, its fd number (from /proc/PID/fd/N -> socket:[inode]) and its
+// name (/proc/PID/comm; empty if it exited before we read it).
 struct SocketOwner {
   int pid;
   int fd;
+  std::string name;
 };
 
 // Scans /proc/*/fd for the inodes in `inodes` (all sockets if empty). Processes and fds that
