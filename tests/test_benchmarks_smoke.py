@@ -72,3 +72,12 @@ def test_stress_reports_every_workload() -> None:
     for w in report["workloads"]:
         assert (w["outcome"]["connections"], w["outcome"]["intact"], w["outcome"]["lost_bytes"]) == (20, 20, 0)
         assert w["fds_leaked"] == 0 and w["peak_rss_mib"] > 0
+
+
+def test_bench_sockets_reports_socketeer_first() -> None:
+    result = run_script("bench_sockets.py", "--sockets", "20", "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sockets_opened"] == 21 and report["tcp_sockets_listed"] >= 21
+    assert report["results"][0]["case"] == "socketeer.sockets(tcp_info=True)"
+    assert all(r["median_s"] > 0 for r in report["results"])

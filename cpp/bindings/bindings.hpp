@@ -27,10 +27,15 @@ void init_timeouts(py::module_& m);
 
 namespace socketeer {
 class Socket;
+struct TcpInfo;
 }
 
 namespace socketeer::bindings {
 void init_socket_io(py::class_<Socket>& cls);  // the hot methods, in bind_socket_io.cpp
+void init_sock_diag(py::module_& m);
+// A TcpInfo as a dict of its fields by name (the keyword arguments of socketeer.TcpInfo); the
+// state stays an int. Socket._tcp_info and SocketRecord.tcp_info both build from it.
+py::dict tcp_info_fields(const TcpInfo& info);
 
 // A Py_buffer held for the duration of one call. PyObject_GetBuffer with PyBUF_SIMPLE needs
 // no shape or strides, so unlike py::buffer nothing is allocated per call.

@@ -26,6 +26,7 @@ _EXPORTS = {
     ".framing": ("MessageTooLarge",),
     ".server": ("Server", "Connection"),
     ".faults": ("FaultProxy",),
+    ".diag": ("sockets", "SocketRecord", "SocketList", "SocketProcess"),
     ".poller": ("Poller", "Timer", "EVENT_READ", "EVENT_WRITE", "EVENT_PRIORITY", "EVENT_READ_CLOSED"),
 }
 _SUBMODULES = ("framing", "aio", "selectors", "testing")
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from . import aio, framing, selectors, testing
     from .address import (Address, AnyAddress, Inet6Address, InetAddress, NetlinkAddress, PacketAddress, UnixAddress,
                           resolve)
+    from .diag import SocketList, SocketProcess, SocketRecord, sockets
     from .endpoints import Endpoint, parse_endpoint
     from .faults import FaultProxy
     from .framing import MessageTooLarge

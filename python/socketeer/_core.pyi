@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 # --- foundation: addresses and sockets (cpp/bindings/bind_address.cpp, bind_socket.cpp,
@@ -422,3 +423,53 @@ class FaultProxy:
     def stats(self) -> dict[str, int]: ...
 
 # --- end of fault proxy ----------------------------------------------------------------------------
+
+# --- sock_diag (bind_sock_diag.cpp; socketeer.diag) ---------------------------------------------
+
+class SocketRecord:
+    @property
+    def family(self) -> int: ...  # an AddressFamily once socketeer.diag registered its types
+    @property
+    def kind(self) -> int: ...  # a SocketKind, likewise
+    @property
+    def protocol(self) -> int: ...
+    @property
+    def netid(self) -> str: ...
+    @property
+    def state(self) -> int: ...  # a TcpState, likewise
+    @property
+    def local(self) -> _SocketAddress: ...
+    @property
+    def remote(self) -> _SocketAddress: ...
+    @property
+    def recv_queue(self) -> int: ...
+    @property
+    def send_queue(self) -> int: ...
+    @property
+    def listen_queue(self) -> int | None: ...
+    @property
+    def inode(self) -> int: ...
+    @property
+    def uid(self) -> int | None: ...
+    @property
+    def cookie(self) -> int: ...
+    @property
+    def timer(self) -> int: ...
+    @property
+    def timer_expires(self) -> float: ...
+    @property
+    def retransmits(self) -> int: ...
+    @property
+    def tcp_info(self) -> Any: ...  # socketeer.TcpInfo | None
+    @property
+    def peer_inode(self) -> int | None: ...
+    @property
+    def vfs_inode(self) -> int | None: ...
+    @property
+    def processes(self) -> tuple[Any, ...] | None: ...  # socketeer.SocketProcess entries
+    _repr_html_: _Descriptor[Any]  # attached by socketeer.diag
+
+def list_sockets(tcp: bool, udp: bool, raw: bool, unix_kinds: int, inet4: bool, inet6: bool, states: int,
+                 port: int | None, sport: int | None, dport: int | None, tcp_info: bool, processes: bool,
+                 netns: str | os.PathLike[str] | int | None, skip_unsupported: bool) -> list[SocketRecord]: ...
+def _diag_types(family: Any, kind: Any, state: Any, tcp_info: Any, process: Any) -> None: ...

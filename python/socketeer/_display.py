@@ -44,3 +44,15 @@ class Closeable:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
+
+
+def html_grid(title: str, headers: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
+    """A table with a header row and one row per item (a list of records, as ``ss`` prints)."""
+    head = "".join(f"<th style='text-align:left;padding-right:1em'>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left;padding-right:1em'><code>{html.escape(str(cell))}</code></td>"
+                         for cell in row) + "</tr>"
+        for row in rows
+    )
+    return (f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>"
+            f"<tr>{head}</tr>{body}</table>")

@@ -78,6 +78,10 @@ struct TcpInfo {
   uint64_t delivery_rate;
 };
 
+// The kernel's struct tcp_info (as getsockopt(TCP_INFO) or sock_diag's INET_DIAG_INFO hand it
+// over, `size` bytes, possibly an older and shorter version) as a TcpInfo.
+TcpInfo tcp_info_from_kernel(const void* data, size_t size);
+
 class Socket {
  public:
   Socket(int family, int type, int protocol = 0);

@@ -3,6 +3,9 @@
 #include <linux/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "socketeer/error.hpp"
 #include "socketeer/socket.hpp"
 
@@ -13,6 +16,13 @@ TcpInfo Socket::tcp_info() const {
   socklen_t size = sizeof info;
   check(::getsockopt(checked_fd("tcp_info"), IPPROTO_TCP, TCP_INFO, &info, &size),
         "getsockopt(TCP_INFO)");
+  return tcp_info_from_kernel(&info, size);
+}
+
+TcpInfo tcp_info_from_kernel(const void* data, size_t size) {
+  // An older kernel's struct is a prefix of ours: the fields it lacks stay 0.
+  struct ::tcp_info info{};
+  std::memcpy(&info, data, std::min(size, sizeof info));
   return TcpInfo{
       info.tcpi_state, info.tcpi_ca_state, info.tcpi_retransmits, info.tcpi_probes,
       info.tcpi_backoff, info.tcpi_options, info.tcpi_rto, info.tcpi_ato, info.tcpi_snd_mss,
