@@ -1,8 +1,8 @@
 // _core.list_sockets and _core.SocketRecord: sock_diag (socketeer.sockets()). The dump and the
 // /proc scan run with the GIL released; records are built in C++ as one Python object each,
-// whose properties convert on access. tcp_info (a 40-field dataclass) is built on first access
-// and kept. The Python types the properties hand out (AddressFamily, SocketKind, TcpState,
-// TcpInfo, SocketProcess) are given once by socketeer.diag through _diag_types().
+// whose properties convert on access. tcp_info (tcp_info.cpp's converter) is built on first
+// access and kept. The Python types the properties hand out (AddressFamily, SocketKind, TcpState,
+// SocketProcess) are given once by socketeer.diag through _diag_types().
 #include <pybind11/stl.h>
 
 #include <string>
@@ -21,7 +21,6 @@ struct Types {
   PyObject* family = nullptr;    // callable: int -> AddressFamily | int
   PyObject* kind = nullptr;      // callable: int -> SocketKind | int
   PyObject* state = nullptr;     // callable: int -> TcpState | int
-  PyObject* tcp_info = nullptr;  // TcpInfo(**fields)
   PyObject* process = nullptr;   // SocketProcess(pid, fd, name)
 } types;
 
@@ -180,17 +179,7 @@ void init_sock_diag(py::module_& m) {
       .def_property_readonly("tcp_info",
                              [](Record& s) -> py::object {
                                if (!s.r().tcp_info) return py::none();
-                               if (!s.tcp_info) {
-                                 py::dict fields = tcp_info_fields(*s.r().tcp_info);
-                                 fields["state"] = call(types.state, fields["state"]);
-                                 if (!types.tcp_info) return fields;
-                                 // PyObject_Call, not pybind11's (**kwargs): that copies the
-                                 // dict through a slow generic path (~30 us for 40 fields).
-                                 py::tuple no_args;
-                                 s.tcp_info = py::reinterpret_steal<py::object>(
-                                     PyObject_Call(types.tcp_info, no_args.ptr(), fields.ptr()));
-                                 if (!s.tcp_info) throw py::error_already_set();
-                               }
+                               if (!s.tcp_info) s.tcp_info = tcp_info_object(*s.r().tcp_info);
                                return s.tcp_info;
                              },
                              "The TcpInfo (as Socket.tcp_info() gives) when asked for with tcp_info=True; "
@@ -232,11 +221,10 @@ void init_sock_diag(py::module_& m) {
         "leave out a kind whose diag module the kernel lacks instead of raising.");
   m.def(
       "_diag_types",
-      [](py::object family, py::object kind, py::object state, py::object tcp_info, py::object process) {
-        types = {family.release().ptr(), kind.release().ptr(), state.release().ptr(),
-                 tcp_info.release().ptr(), process.release().ptr()};
+      [](py::object family, py::object kind, py::object state, py::object process) {
+        types = {family.release().ptr(), kind.release().ptr(), state.release().ptr(), process.release().ptr()};
       },
-      py::arg("family"), py::arg("kind"), py::arg("state"), py::arg("tcp_info"), py::arg("process"),
+      py::arg("family"), py::arg("kind"), py::arg("state"), py::arg("process"),
       "Called once by socketeer.diag: the converters SocketRecord's properties hand values through.");
 }
 

@@ -257,7 +257,7 @@ void bind_options(py::class_<Socket>& cls) {
              auto c = self.peer_credentials();
              return py::make_tuple(c.pid, c.uid, c.gid);
            })
-      .def("_tcp_info", [](const Socket& self) { return tcp_info_fields(self.tcp_info()); });
+      .def("_tcp_info", [](const Socket& self) { return tcp_info_object(self.tcp_info()); });
 }
 
 // sendfile(2), one call per _send_file: socketeer.Socket.sendfile loops over it as the stdlib's
@@ -275,28 +275,6 @@ void bind_files(py::class_<Socket>& cls) {
 
 }  // namespace
 
-py::dict tcp_info_fields(const TcpInfo& i) {
-  py::dict d;
-  // Interned keys: TcpInfo(**d) matches a keyword to its parameter by identity first, and by
-  // comparing strings against all 40 names otherwise (40x slower).
-#define SOCKETEER_FIELD(name) \
-  d[py::reinterpret_steal<py::str>(PyUnicode_InternFromString(#name))] = i.name
-  SOCKETEER_FIELD(state); SOCKETEER_FIELD(ca_state); SOCKETEER_FIELD(retransmits);
-  SOCKETEER_FIELD(probes); SOCKETEER_FIELD(backoff); SOCKETEER_FIELD(options);
-  SOCKETEER_FIELD(rto); SOCKETEER_FIELD(ato); SOCKETEER_FIELD(snd_mss); SOCKETEER_FIELD(rcv_mss);
-  SOCKETEER_FIELD(unacked); SOCKETEER_FIELD(sacked); SOCKETEER_FIELD(lost); SOCKETEER_FIELD(retrans);
-  SOCKETEER_FIELD(fackets); SOCKETEER_FIELD(last_data_sent); SOCKETEER_FIELD(last_ack_recv);
-  SOCKETEER_FIELD(last_data_recv); SOCKETEER_FIELD(last_ack_sent); SOCKETEER_FIELD(pmtu);
-  SOCKETEER_FIELD(rcv_ssthresh); SOCKETEER_FIELD(rtt); SOCKETEER_FIELD(rttvar);
-  SOCKETEER_FIELD(snd_ssthresh); SOCKETEER_FIELD(snd_cwnd); SOCKETEER_FIELD(advmss);
-  SOCKETEER_FIELD(reordering); SOCKETEER_FIELD(rcv_rtt); SOCKETEER_FIELD(rcv_space);
-  SOCKETEER_FIELD(total_retrans); SOCKETEER_FIELD(bytes_acked); SOCKETEER_FIELD(bytes_received);
-  SOCKETEER_FIELD(bytes_sent); SOCKETEER_FIELD(bytes_retrans); SOCKETEER_FIELD(segs_out);
-  SOCKETEER_FIELD(segs_in); SOCKETEER_FIELD(notsent_bytes); SOCKETEER_FIELD(min_rtt);
-  SOCKETEER_FIELD(delivery_rate_app_limited); SOCKETEER_FIELD(delivery_rate);
-#undef SOCKETEER_FIELD
-  return d;
-}
 
 void init_socket(py::module_& m) {
   py::class_<Socket> cls(m, "Socket", "The C++ socket. Use socketeer.Socket, which adds the stdlib's ergonomics.");

@@ -33,9 +33,11 @@ struct TcpInfo;
 namespace socketeer::bindings {
 void init_socket_io(py::class_<Socket>& cls);  // the hot methods, in bind_socket_io.cpp
 void init_sock_diag(py::module_& m);
+void init_tcp_info(py::module_& m);
 // A TcpInfo as a dict of its fields by name (the keyword arguments of socketeer.TcpInfo); the
 // state stays an int. Socket._tcp_info and SocketRecord.tcp_info both build from it.
-py::dict tcp_info_fields(const TcpInfo& info);
+// socketeer.TcpInfo for the core's TcpInfo (tcp_info.cpp): the one converter, state as a TcpState.
+py::object tcp_info_object(const TcpInfo& info);
 
 // A Py_buffer held for the duration of one call. PyObject_GetBuffer with PyBUF_SIMPLE needs
 // no shape or strides, so unlike py::buffer nothing is allocated per call.

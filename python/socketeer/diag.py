@@ -19,7 +19,7 @@ from . import _core
 from ._display import html_grid, html_table
 from .address import UnixAddress
 from .constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, TcpState, to_family, to_kind
-from .socket import TcpInfo
+from . import socket as _socket  # noqa: F401  (registers TcpInfo with the core: .tcp_info hands it out)
 
 __all__ = ["sockets", "SocketRecord", "SocketList", "SocketProcess"]
 
@@ -41,7 +41,7 @@ def _state(value: int) -> TcpState | int:
         return value
 
 
-_core._diag_types(to_family, to_kind, _state, TcpInfo, SocketProcess)
+_core._diag_types(to_family, to_kind, _state, SocketProcess)
 
 _INET_KINDS = ("tcp", "udp", "raw")
 _UNIX_KINDS = {"unix": (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET), "unix_stream": (SOCK_STREAM,),

@@ -13,7 +13,7 @@ import os
 import socket as _stdlib
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import _core
@@ -80,7 +80,6 @@ class TcpInfo:
     delivery_rate: int
 
 
-_TCP_INFO_FIELDS = tuple(f.name for f in fields(TcpInfo))
 
 
 class Socket(_core.Socket):
@@ -258,9 +257,8 @@ class Socket(_core.Socket):
 
     def tcp_info(self) -> TcpInfo:
         """The kernel's TCP_INFO for this TCP socket: state, rtt, rttvar, snd_cwnd, retransmits ..."""
-        info = self._tcp_info()
-        info["state"] = _enum_or_value(TcpState, info["state"])
-        return TcpInfo(**{name: info[name] for name in _TCP_INFO_FIELDS})
+        info: TcpInfo = self._tcp_info()
+        return info
 
     @classmethod
     def from_stdlib(cls, sock: _stdlib.socket) -> "Socket":
@@ -363,3 +361,8 @@ def fromfd(fd: int, family: int, type: int, proto: int = 0) -> Socket:
     except BaseException:
         os.close(duplicate)
         raise
+
+
+# The core hands TCP_INFO out (Socket.tcp_info(), socketeer.sockets(tcp_info=True)) as this
+# TcpInfo, built in C++ by one converter (cpp/bindings/tcp_info.cpp), its state a TcpState.
+_core._tcp_info_types(TcpInfo, lambda state: _enum_or_value(TcpState, state))
