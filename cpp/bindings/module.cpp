@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_proxy(m);
   socketeer::bindings::init_poller(m);
   socketeer::bindings::init_accept(m);
+  socketeer::bindings::init_netlink(m);
 }

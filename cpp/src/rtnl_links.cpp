@@ -43,6 +43,17 @@ void address_link(NetlinkRequest& request, ifinfomsg& info, const Interface& int
 
 }  // namespace
 
+std::string hardware_text(const HardwareAddress& address) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text;
+  for (uint8_t byte : address) {
+    if (!text.empty()) text += ':';
+    text += digits[byte >> 4];
+    text += digits[byte & 15];
+  }
+  return text;
+}
+
 std::string Interface::text() const { return index > 0 ? "index " + std::to_string(index) : name; }
 
 bool Link::up() const noexcept { return flags & IFF_UP; }

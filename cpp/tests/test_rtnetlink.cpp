@@ -137,6 +137,7 @@ TEST(parse_link_reads_a_built_message_and_nothing_past_it) {
   CHECK(link->up() && link->running() && !link->lower_up());
   CHECK_EQ(link->mtu, 9000u);
   CHECK(link->address == HardwareAddress(mac, mac + 6));
+  CHECK_EQ(hardware_text(link->address), std::string("aa:bb:cc:dd:ee:ff"));
   CHECK_EQ(link->kind, std::string("bridge"));
   CHECK_EQ(link->stats->rx_packets, 11u);
   CHECK_EQ(link->stats->tx_packets, 22u);

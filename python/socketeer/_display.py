@@ -44,3 +44,14 @@ class Closeable:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
+
+
+def html_rows(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
+    """One table, a column per name and a row per record (a list of records in Jupyter)."""
+    head = "".join(f"<th style='text-align:left'>{html.escape(str(name))}</th>" for name in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'><code>{html.escape(str(value))}</code></td>" for value in row)
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption><tr>{head}</tr>{body}</table>"

@@ -45,6 +45,8 @@ struct IpAddress {
 void check_prefix_len(const IpAddress& address, int prefix_len, std::string_view what);
 
 using HardwareAddress = std::vector<uint8_t>;  // MAC and other link-layer addresses
+// "aa:bb:cc:dd:ee:ff" (lower case, as iproute2 prints it); "" for an empty one.
+std::string hardware_text(const HardwareAddress& address);
 
 // An interface as the caller named it: by index (> 0) or by name.
 struct Interface {
