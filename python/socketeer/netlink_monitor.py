@@ -73,16 +73,10 @@ class Monitor(Closeable):
         """The next event; None if ``timeout`` seconds pass first or the monitor is closed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._pending:
-            if deadline is None:
-                milliseconds = -1
-            else:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                milliseconds = math.ceil(left * 1000)
-            if self._core.wait(milliseconds):
+            milliseconds = -1 if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+            if self._core.wait(milliseconds):  # timeout 0 still looks once
                 self._pending.extend(self._core.read())
-            elif self._core.closed:
+            elif self._core.closed or (deadline is not None and time.monotonic() >= deadline):
                 return None
         return self._pending.popleft()
 
