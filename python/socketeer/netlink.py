@@ -47,7 +47,7 @@ R = TypeVar("R")
 _RT_TABLES = {"main": 254, "local": 255, "default": 253}
 _TABLE_NAMES = {number: name for name, number in _RT_TABLES.items()}
 _SCOPES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
-_FAMILY_NAMES = {_socket.AF_INET: "inet", _socket.AF_INET6: "inet6"}
+_FAMILY_NAMES: dict[int, str] = {_socket.AF_INET: "inet", _socket.AF_INET6: "inet6"}
 
 
 class _Record:
