@@ -23,6 +23,7 @@ void init_proxy(py::module_& m);
 void init_poller(py::module_& m);
 void init_accept(py::module_& m);
 void init_timeouts(py::module_& m);
+void init_netlink(py::module_& m);
 }  // namespace socketeer::bindings
 
 namespace socketeer {

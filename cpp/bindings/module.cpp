@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_accept(m);
   socketeer::bindings::init_sock_diag(m);
   socketeer::bindings::init_tcp_info(m);
+  socketeer::bindings::init_netlink(m);
 }

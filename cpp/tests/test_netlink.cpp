@@ -15,9 +15,11 @@
 
 #include "socketeer/netlink.hpp"
 #include "socketeer/netns.hpp"
-#include "testing.hpp"
+#include "netns_testing.hpp"
 
 using namespace socketeer;
+using socketeer::testing::error_from;
+using socketeer::testing::new_netns;
 
 namespace {
 
@@ -33,27 +35,6 @@ std::vector<std::pair<int, std::string>> links(NetlinkSocket& sock) {
     found.emplace_back(info->ifi_index, std::string(*name));
   });
   return found;
-}
-
-// A fresh network namespace (only "lo", down), as an fd: made by a thread that unshares and
-// exits, so no thread of this test ever runs in it.
-Fd new_netns() {
-  Fd netns;
-  std::thread([&] {
-    check(::unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)");
-    netns.reset(check(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), "open netns"));
-  }).join();
-  CHECK(netns.valid());
-  return netns;
-}
-
-Error error_from(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& error) {
-    return error;
-  }
-  FAIL_AT("no error");
 }
 
 }  // namespace

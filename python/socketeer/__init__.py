@@ -29,7 +29,7 @@ _EXPORTS = {
     ".diag": ("sockets", "SocketRecord", "SocketList", "SocketProcess"),
     ".poller": ("Poller", "Timer", "EVENT_READ", "EVENT_WRITE", "EVENT_PRIORITY", "EVENT_READ_CLOSED"),
 }
-_SUBMODULES = ("framing", "aio", "selectors", "testing")
+_SUBMODULES = ("framing", "aio", "selectors", "testing", "netlink")
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [name for names in _EXPORTS.values() for name in names]
@@ -52,7 +52,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from . import aio, framing, selectors, testing
+    from . import aio, framing, netlink, selectors, testing
     from .address import (Address, AnyAddress, Inet6Address, InetAddress, NetlinkAddress, PacketAddress, UnixAddress,
                           resolve)
     from .diag import SocketList, SocketProcess, SocketRecord, sockets

@@ -6,7 +6,9 @@ and threads it starts afterwards inherit its namespace. A socket stays in the na
 created in wherever it is used from, so a server started inside ``ns.entered()`` (its socket bound
 and its C++ threads started there) keeps serving inside the namespace after the block ends.
 
-Standard library only; needs root (CAP_SYS_ADMIN) and iproute2's ``ip``.
+Needs root (CAP_SYS_ADMIN) and iproute2's ``ip`` to name namespaces under /run/netns (``ip netns
+add/delete``) and ``tc`` for netem; links and addresses are set up with socketeer.netlink, imported
+(with the C++ extension) only when a namespace is made.
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ def _setns(fd: int) -> None:
         raise OSError(error, os.strerror(error), "setns")
 
 
+@contextlib.contextmanager
+def _netlink(what: str) -> Iterator[Any]:
+    """socketeer.netlink, its refusals as NetnsUnavailable (the fixtures skip on it)."""
+    from .. import netlink
+    try:
+        yield netlink
+    except OSError as error:
+        raise NetnsUnavailable(f"{what} failed: {error}") from error
+
+
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
@@ -74,7 +86,8 @@ class NetNamespace:
         _ip("netns", "add", self.name)
         self._deleted = False
         try:
-            _ip("-n", self.name, "link", "set", "lo", "up")
+            with _netlink("bringing lo up") as netlink:
+                netlink.set_link("lo", up=True, netns=self.name)
         except BaseException:
             self.delete()
             raise
@@ -180,12 +193,12 @@ class NetnsPair:
             self.a.delete()
             raise
         try:
-            # Created straight inside the namespaces: the names never appear in the host's.
-            _ip("-n", self.a.name, "link", "add", self.INTERFACE, "type", "veth", "peer", "name", self.INTERFACE,
-                "netns", self.b.name)
-            for ns, address in ((self.a, address_a), (self.b, address_b)):
-                _ip("-n", ns.name, "addr", "add", f"{address}/{prefix}", "dev", self.INTERFACE)
-                _ip("-n", ns.name, "link", "set", self.INTERFACE, "up")
+            with _netlink("joining the namespaces by a veth pair") as netlink:
+                # Created straight inside the namespaces: the names never appear in the host's.
+                netlink.add_veth(self.INTERFACE, self.INTERFACE, peer_netns=self.b.name, netns=self.a.name)
+                for ns, address in ((self.a, address_a), (self.b, address_b)):
+                    netlink.add_address(self.INTERFACE, address, prefix, netns=ns.name)
+                    netlink.set_link(self.INTERFACE, up=True, netns=ns.name)
         except BaseException:
             self.delete()
             raise
