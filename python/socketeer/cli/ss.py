@@ -196,7 +196,8 @@ def add_parser(commands: Any) -> None:
             ("-a", "--all", "all", "sockets in every state"),
             ("-p", "--processes", "processes", "the processes holding each socket (from /proc)"),
             ("-i", "--info", "info", "a second line of TCP information (what TcpInfo has)"),
-            ("-n", "--numeric", "numeric", "accepted for ss's sake: socketeer ss never resolves names"),
+            ("-n", "--numeric", "numeric", "accepted for ss's sake (names are never resolved anyway); with "
+                                            "-i, rates as whole bits per second, as ss -n writes them"),
             ("-4", "--ipv4", "ipv4", "IPv4 sockets"), ("-6", "--ipv6", "ipv6", "IPv6 sockets"),
             ("-H", "--no-header", "no_header", "leave out the header line")):
         ss.add_argument(short, long, dest=dest, action="store_true", help=text)
