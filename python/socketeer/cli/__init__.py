@@ -6,6 +6,9 @@
     socketeer relay A B               socat-like: listen on A, connect each client to B, copy both
                                       ways, passing each half-close on
     socketeer info ENDPOINT           the addresses an endpoint names (host names resolved)
+    socketeer ss [-tuwxlapin46H] [-N NETNS] [FILTER]
+                                      the kernel's sockets (sock_diag), printed as iproute2's ss
+                                      prints them; names never resolved
     socketeer bench [ARGS...]         the side-by-side benchmarks (benchmarks/run.py, source tree only)
     socketeer echo --self-test        start echo servers on loopback (TCP, UDP, a unix stream
                                       socket), talk to each, print what happened, exit 0 if all
@@ -15,7 +18,7 @@
                                       see socketeer.endpoints); port 0 picks one, and the first
                                       line printed names the address really bound
 
-One module per command (echo, connect, relay, info, bench); each registers its own parser with
+One module per command (echo, connect, relay, info, ss, bench); each registers its own parser with
 ``add_parser`` and runs with ``run``. What they share is in :mod:`socketeer.cli.common`.
 """
 
@@ -27,13 +30,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, Optional
 
-from . import bench, connect, echo, info, relay
+from . import bench, connect, echo, info, relay, ss
 from .common import CommandError, fail
 
 __all__ = ["main"]
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "echo": echo.run, "connect": connect.run, "relay": relay.run, "info": info.run,
+    "echo": echo.run, "connect": connect.run, "relay": relay.run, "info": info.run, "ss": ss.run,
 }
 
 
@@ -47,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="socketeer", description="Every Berkeley socket for Python: tools.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (echo, connect, relay, info, bench):
+    for module in (echo, connect, relay, info, ss, bench):
         module.add_parser(commands)
     return parser
 
