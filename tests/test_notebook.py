@@ -102,6 +102,7 @@ def test_tour_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     html = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs)
     for shown in ("socketeer.Socket", "LISTEN", "ESTABLISHED", "CLOSE_WAIT", "SOCK_DGRAM", "AF_UNIX",
                   "UnixAddress", "socketeer.Stream", "socketeer.Listener", "socketeer.Datagram",
-                  "socketeer.Poller", "socketeer.Server"):
+                  "socketeer.Poller", "socketeer.Server", "NetlinkAddress", "Link records", "SYN_RECV",
+                  "TIME_WAIT"):
         assert shown in html, f"the tour never displays {shown}"
     assert elapsed < 20, f"the tour took {elapsed:.1f} s"
