@@ -29,6 +29,7 @@ Fixtures
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import tempfile
@@ -79,14 +80,17 @@ def _guard_all(config: pytest.Config) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Puts the guard first in the fixtures of every guarded test, so its snapshot comes before
-    any other fixture opens a descriptor and its check after every one of them has closed."""
+    any other fixture opens a descriptor and its check after every one of them has closed. In a
+    test using socketeer_sockets (or its marker), that fixture goes before the test's own
+    fixtures, so its teardown checks see what they left; autouse fixtures (a project's own
+    fd-leak guard) stay around it."""
     guard_all = _guard_all(config)
     for item in items:
         names = getattr(item, "fixturenames", None)
         if names is None:
             continue
-        if item.get_closest_marker(SOCKETS_MARKER):  # its teardown checks come after every other fixture's
-            _put_first(names, SOCKETS_FIXTURE)
+        if SOCKETS_FIXTURE in names or item.get_closest_marker(SOCKETS_MARKER):
+            _put_before_own_fixtures(item, names, SOCKETS_FIXTURE)
         if item.get_closest_marker(ALLOW_MARKER):
             continue
         if guard_all or item.get_closest_marker(GUARD_MARKER) or GUARD_FIXTURE in names:
@@ -97,6 +101,21 @@ def _put_first(names: list[str], name: str) -> None:
     if name in names:
         names.remove(name)
     names.insert(0, name)
+
+
+def _put_before_own_fixtures(item: pytest.Item, names: list[str], name: str) -> None:
+    """Moves ``name`` just before the first fixture the test asks for itself (its arguments and
+    usefixtures), after the autouse ones pytest lists first."""
+    own = {arg for marker in item.iter_markers("usefixtures") for arg in marker.args}
+    function = getattr(item, "obj", None)
+    if callable(function):
+        try:
+            own.update(inspect.signature(function).parameters)
+        except (TypeError, ValueError):  # no signature to read: first of all, then
+            pass
+    if name in names:
+        names.remove(name)
+    names.insert(next((i for i, other in enumerate(names) if other in own), len(names)), name)
 
 
 # --- the fd-leak guard ------------------------------------------------------------------------
@@ -167,10 +186,13 @@ def socketeer_sockets(request: pytest.FixtureRequest) -> Iterator[SocketWatch]:
         watch.expect_at_teardown(*marker.args, **marker.kwargs)
     try:
         yield watch
+        failure = None
         try:
             watch.check_teardown()
         except AssertionError as error:
-            pytest.fail(str(error), pytrace=False)
+            failure = str(error)
+        if failure:  # raised outside the except: the report shows it once, not chained
+            pytest.fail(failure, pytrace=False)
     finally:
         watch.close()
 

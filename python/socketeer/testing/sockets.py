@@ -25,7 +25,7 @@ NetnsLike = Union[str, "os.PathLike[str]", int, Any]  # a name, a path, an fd, o
 
 SIOCGSKNS = 0x894C  # linux/sockios.h: an fd for the network namespace a socket lives in
 
-_UNIX_KINDS = {SOCK_STREAM: "stream", SOCK_DGRAM: "dgram", SOCK_SEQPACKET: "seqpacket"}
+_UNIX_KINDS: dict[int, str] = {SOCK_STREAM: "stream", SOCK_DGRAM: "dgram", SOCK_SEQPACKET: "seqpacket"}
 # ss's spellings (``ss state close-wait``) beside the kernel's names (TcpState).
 _STATE_ALIASES = {"ESTAB": TcpState.ESTABLISHED, "FIN_WAIT_1": TcpState.FIN_WAIT1,
                   "FIN_WAIT_2": TcpState.FIN_WAIT2, "CLOSED": TcpState.CLOSE, "LISTENING": TcpState.LISTEN}
@@ -220,7 +220,7 @@ class SocketWatch:
         if host is None:
             return records
         from ..diag import SocketList
-        return SocketList(r for r in records if str(r.local.host) in (host, *_WILDCARD_HOSTS))
+        return SocketList(r for r in records if str(getattr(r.local, "host", "")) in (host, *_WILDCARD_HOSTS))
 
     def assert_no_listener(self, port: int, host: Optional[str] = None) -> None:
         """Fails (AssertionError) if any process listens on TCP ``port`` (on ``host``, or a
