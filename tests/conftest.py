@@ -1,5 +1,6 @@
 """Shared fixtures. The fd-leak guard runs around every test: a test that leaves a file
-descriptor open fails, naming each leaked fd and what it points at (socket, pipe, file)."""
+descriptor open fails, naming each leaked fd and what it points at (a socket's kind, addresses
+and state from sock_diag, a pipe, a file), as the plugin's guard does."""
 
 from __future__ import annotations
 
@@ -12,19 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from socketeer.testing.fds import describe_fds, leaked_fds, open_fds
+
 # socketeer's own fixtures (socketeer_netns ...), also from a source tree (PYTHONPATH=python) where
 # no entry point loads them; once installed this names the entry point's plugin, loaded once.
 pytest_plugins = ["socketeer.testing.plugin"]
-
-
-def open_fds() -> dict[int, str]:
-    fds = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:  # the fd listdir itself used, gone by now
-            pass
-    return fds
 
 
 @pytest.fixture(autouse=True)
@@ -35,12 +28,12 @@ def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     before = open_fds()
     yield
     gc.collect()
-    leaked = {fd: target for fd, target in open_fds().items() if before.get(fd) != target}
+    leaked = leaked_fds(before, open_fds())
     if leaked:
         # Not closed here: their owners (RAII objects, maybe C++ threads) still hold them, and
         # closing an fd one does not own invites double closes. The next test's snapshot
         # includes them, so one leak fails one test.
-        described = ", ".join(f"fd {fd} -> {target}" for fd, target in sorted(leaked.items()))
+        described = ", ".join(describe_fds(dict(sorted(leaked.items()))).values())
         pytest.fail(f"test leaked {len(leaked)} file descriptor(s): {described}", pytrace=False)
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from .fds import describe_fd, describe_leaks, leaked_fds, open_fds
+from .sockets import SocketWatch, describe_socket, parse_states
 from .netns import NetNamespace, NetnsPair, NetnsUnavailable, netns_unavailable_reason
 
 __all__ = ["TestServer", "CLOSE", "RESET", "NetNamespace", "NetnsPair", "NetnsUnavailable",
-           "netns_unavailable_reason", "open_fds", "leaked_fds", "describe_fd", "describe_leaks"]
+           "netns_unavailable_reason", "open_fds", "leaked_fds", "describe_fd", "describe_leaks", "SocketWatch",
+           "describe_socket", "parse_states"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,8 @@
 """File descriptor snapshots for the fd-leak guard: which fds are open, and what each one is.
 
-Standard library only (no ``socketeer._core``), so the guard works even when the extension does
-not import.
+Standard library only at import (no ``socketeer._core``), so the guard works even when the
+extension does not import: a leaked socket is described from sock_diag when it can be, from
+/proc/self/net/* when not.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import gc
 import os
 from typing import Optional
 
-__all__ = ["FdGuard", "open_fds", "leaked_fds", "describe_fd", "describe_leaks"]
+__all__ = ["FdGuard", "open_fds", "leaked_fds", "describe_fd", "describe_fds", "describe_leaks", "socket_details"]
 
 # /proc/self/net files that list sockets by inode, and how to name their kind.
 _SOCKET_TABLES = [("tcp", "tcp"), ("tcp6", "tcp6"), ("udp", "udp"), ("udp6", "udp6"), ("raw", "raw"),
@@ -37,10 +38,19 @@ def leaked_fds(before: dict[int, str], after: dict[int, str]) -> dict[int, str]:
 
 def describe_fd(fd: int, target: str) -> str:
     """'fd 7 -> socket:[1234] (tcp 127.0.0.1:40000 -> 127.0.0.1:8080 ESTABLISHED)' and the like."""
-    detail = None
-    if target.startswith("socket:["):
-        detail = _describe_socket(target[len("socket:["):-1])
-    elif target.startswith("pipe:["):
+    return describe_fds({fd: target})[fd]
+
+
+def describe_fds(fds: dict[int, str]) -> dict[int, str]:
+    """{fd: describe_fd(fd, target)} for several fds, their sockets looked up in one dump."""
+    details = socket_details({fd: int(target[len("socket:["):-1]) for fd, target in fds.items()
+                              if target.startswith("socket:[")})
+    return {fd: _describe(fd, target, details.get(fd)) for fd, target in fds.items()}
+
+
+def _describe(fd: int, target: str, socket: Optional[str]) -> str:
+    detail = socket
+    if target.startswith("pipe:["):
         detail = "pipe"
     elif target.startswith("anon_inode:"):
         detail = target[len("anon_inode:"):].strip("[]")
@@ -50,10 +60,31 @@ def describe_fd(fd: int, target: str) -> str:
 
 
 def describe_leaks(leaked: dict[int, str]) -> str:
-    return "\n".join("  " + describe_fd(fd, target) for fd, target in sorted(leaked.items()))
+    described = describe_fds(leaked)
+    return "\n".join("  " + described[fd] for fd in sorted(leaked))
 
 
-def _describe_socket(inode: str) -> Optional[str]:
+def socket_details(sockets: dict[int, int]) -> dict[int, str]:
+    """{fd: 'tcp 127.0.0.1:40000 -> 127.0.0.1:8080 ESTABLISHED'} for socket fds ``{fd: inode}``.
+
+    From the kernel's socket list (sock_diag: the peer of a unix socket, the bytes queued, and
+    sockets made inside another network namespace too); where the extension does not import or
+    sock_diag fails, and for the sockets it does not list, from /proc/self/net/* as before."""
+    found: dict[int, str] = {}
+    if sockets:
+        try:
+            from .sockets import describe_socket_fds
+            found = describe_socket_fds(sockets)
+        except (ImportError, OSError):
+            pass
+    for fd, inode in sockets.items():
+        if fd not in found:
+            found[fd] = _describe_socket(str(inode))
+    return found
+
+
+def _describe_socket(inode: str) -> str:
+    """The /proc/self/net/* description of a socket (the fallback), 'socket' if none lists it."""
     for table, kind in _SOCKET_TABLES:
         try:
             with open(f"/proc/self/net/{table}") as file:

@@ -22,10 +22,14 @@ Fixtures
     socketeer_netns_pair        two namespaces joined by a veth pair, 10.201.0.1 <-> 10.201.0.2
     socketeer_fd_guard          fails the test if it leaves an fd open (also the marker
                                 @pytest.mark.socketeer_no_fd_leaks, or --socketeer-fd-guard-all)
+    socketeer_sockets           socket-state assertions from the kernel's list (sock_diag):
+                                assert_none("close-wait"), assert_no_listener(port), ...; also
+                                the marker @pytest.mark.socketeer_sockets(no_state=, no_listener=)
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import tempfile
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pytest
 
 from .fds import FdGuard, leaked_fds, open_fds
+from .sockets import SocketWatch
 
 if TYPE_CHECKING:
     from .netns import NetNamespace, NetnsPair
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 GUARD_MARKER = "socketeer_no_fd_leaks"
 ALLOW_MARKER = "socketeer_allow_fd_leaks"
 GUARD_FIXTURE = "socketeer_fd_guard"
+SOCKETS_MARKER = SOCKETS_FIXTURE = "socketeer_sockets"
 
 
 # --- options and markers ----------------------------------------------------------------------
@@ -62,6 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{GUARD_MARKER}: fail the test if it leaves a file descriptor open, "
                                        "naming each leaked fd and what it is (socketeer)")
     config.addinivalue_line("markers", f"{ALLOW_MARKER}: exempt the test from --socketeer-fd-guard-all (socketeer)")
+    config.addinivalue_line("markers", f"{SOCKETS_MARKER}(no_state=STATES, no_listener=PORTS): fail the test at "
+                                       "teardown if a socket it opened is left in one of STATES (e.g. "
+                                       "'close-wait'), or anybody listens on one of PORTS (socketeer)")
 
 
 def _guard_all(config: pytest.Config) -> bool:
@@ -71,16 +80,42 @@ def _guard_all(config: pytest.Config) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Puts the guard first in the fixtures of every guarded test, so its snapshot comes before
-    any other fixture opens a descriptor and its check after every one of them has closed."""
+    any other fixture opens a descriptor and its check after every one of them has closed. In a
+    test using socketeer_sockets (or its marker), that fixture goes before the test's own
+    fixtures, so its teardown checks see what they left; autouse fixtures (a project's own
+    fd-leak guard) stay around it."""
     guard_all = _guard_all(config)
     for item in items:
         names = getattr(item, "fixturenames", None)
-        if names is None or item.get_closest_marker(ALLOW_MARKER):
+        if names is None:
+            continue
+        if SOCKETS_FIXTURE in names or item.get_closest_marker(SOCKETS_MARKER):
+            _put_before_own_fixtures(item, names, SOCKETS_FIXTURE)
+        if item.get_closest_marker(ALLOW_MARKER):
             continue
         if guard_all or item.get_closest_marker(GUARD_MARKER) or GUARD_FIXTURE in names:
-            if GUARD_FIXTURE in names:
-                names.remove(GUARD_FIXTURE)
-            names.insert(0, GUARD_FIXTURE)
+            _put_first(names, GUARD_FIXTURE)
+
+
+def _put_first(names: list[str], name: str) -> None:
+    if name in names:
+        names.remove(name)
+    names.insert(0, name)
+
+
+def _put_before_own_fixtures(item: pytest.Item, names: list[str], name: str) -> None:
+    """Moves ``name`` just before the first fixture the test asks for itself (its arguments and
+    usefixtures), after the autouse ones pytest lists first."""
+    own = {arg for marker in item.iter_markers("usefixtures") for arg in marker.args}
+    function = getattr(item, "obj", None)
+    if callable(function):
+        try:
+            own.update(inspect.signature(function).parameters)
+        except (TypeError, ValueError):  # no signature to read: first of all, then
+            pass
+    if name in names:
+        names.remove(name)
+    names.insert(next((i for i, other in enumerate(names) if other in own), len(names)), name)
 
 
 # --- the fd-leak guard ------------------------------------------------------------------------
@@ -113,6 +148,53 @@ def socketeer_fd_guard() -> Iterator[FdGuard]:
     finally:
         _active_guards.remove(guard)
     guard.check()
+
+
+# --- socket states (sock_diag) ------------------------------------------------------------------
+
+@pytest.fixture
+def socketeer_sockets(request: pytest.FixtureRequest) -> Iterator[SocketWatch]:
+    """Socket-state assertions from the kernel's socket list (sock_diag): CLOSE_WAIT left behind, listeners.
+
+    Watches this process's sockets from the fixture's setup (a cheap /proc/self/fd snapshot; the
+    kernel is asked only when you assert). Each failure names what it found: fd or holding
+    process, kind, local -> remote, state, queued bytes, inode.
+
+        socketeer_sockets.assert_none("close-wait")          # none of this process's sockets
+        socketeer_sockets.assert_none(["close-wait", "fin-wait-2"], port=8080)
+        socketeer_sockets.assert_none("time-wait", port=8080, mine=False)   # anybody's
+        socketeer_sockets.assert_no_listener(8080)            # no process listens on TCP 8080
+        socketeer_sockets.assert_listening(8080, host="127.0.0.1")  # -> the listeners
+        socketeer_sockets.new()     # SocketRecords of this process opened since setup, still open
+        socketeer_sockets.mine()    # all of this process's sockets now
+        socketeer_sockets.list("tcp", port=8080)              # socketeer.sockets() here
+        socketeer_sockets.expect_at_teardown(no_state="close-wait", no_listener=8080)
+        ns_watch = socketeer_sockets.inside(socketeer_netns)  # the same, in a test's namespace
+
+    States: a TcpState, or its name as the kernel or ``ss`` spells it ("CLOSE_WAIT",
+    "close-wait", "estab"). ``mine=True`` (the default) looks at this process's sockets,
+    ``new=True`` at those opened since setup, ``mine=False`` at every socket in the namespace
+    (TIME_WAIT sockets have no fd: they are nobody's, so look for them with ``mine=False``).
+
+    The marker ``@pytest.mark.socketeer_sockets(no_state="close-wait", no_listener=8080)`` sets
+    the same teardown checks: after every other fixture of the test has been torn down, no
+    socket the test opened is left in those states and nobody listens on those ports.
+    Needs the extension (the fd-leak guard does not)."""
+    watch = SocketWatch()
+    marker = request.node.get_closest_marker(SOCKETS_MARKER)
+    if marker is not None:
+        watch.expect_at_teardown(*marker.args, **marker.kwargs)
+    try:
+        yield watch
+        failure = None
+        try:
+            watch.check_teardown()
+        except AssertionError as error:
+            failure = str(error)
+        if failure:  # raised outside the except: the report shows it once, not chained
+            pytest.fail(failure, pytrace=False)
+    finally:
+        watch.close()
 
 
 # --- addresses --------------------------------------------------------------------------------
