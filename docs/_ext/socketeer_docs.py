@@ -86,6 +86,25 @@ def fixture_name(obj: Any) -> str | None:
     return marker.name or getattr(obj, "name", None) or getattr(obj, "__name__", None)
 
 
+def literal_examples(lines: list[str]) -> list[str]:
+    """The fixtures' docstrings indent their examples under a paragraph, as ``pytest --fixtures``
+    prints them; in reST that would be a quotation, so each such block becomes a literal one."""
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        starts_block = (line.startswith(" ") and i >= 2 and not lines[i - 1].strip()
+                        and lines[i - 2].strip() and not lines[i - 2].startswith(" "))
+        if starts_block:
+            paragraph_end = len(out) - 2
+            if out[paragraph_end].endswith("::"):
+                pass
+            elif out[paragraph_end].endswith(":"):
+                out[paragraph_end] += ":"
+            else:
+                out[-1:] = ["", "::", ""]
+        out.append(line)
+    return out
+
+
 class FixturesDirective(SphinxDirective):
     """Every public fixture in a plugin module, with its docstring, in source order."""
 
@@ -101,8 +120,8 @@ class FixturesDirective(SphinxDirective):
             doc = inspect.getdoc(obj)
             if not doc:
                 raise RuntimeError(f"fixture {name} in {module.__name__} has no docstring")
-            lines += [f".. py:function:: {name}", f"   :module: {module.__name__}", ""]
-            lines += ["   " + line if line else "" for line in doc.splitlines()] + [""]
+            lines += [f".. py:data:: {name}", "   :module:", ""]  # no module: a test names it bare
+            lines += ["   " + line if line else "" for line in literal_examples(doc.splitlines())] + [""]
         if not lines:
             raise RuntimeError(f"no fixtures found in {module.__name__}")
         container = nodes.section()
@@ -114,12 +133,15 @@ def pybind_signature(app: Sphinx, what: str, name: str, obj: Any, options: Any, 
                      return_annotation: str | None) -> tuple[str, str | None] | None:
     """pybind11 methods say ``(self: socketeer._core.Socket, address: handle)``: the reader needs
     ``(address)``. ``handle`` and ``object`` are pybind11's words for "any Python object"; the
-    docstring says what the argument may be."""
+    docstring says what the argument may be. A return "type" that is a phrase is dropped."""
     if not signature or what not in ("method", "class", "function", "property"):
         return None
     new = re.sub(r"^\(self(: [\w.]+)?(, )?", "(", signature)
     new = re.sub(r": (handle|object)\b", "", new)
-    return (new, return_annotation) if new != signature else None
+    returns = return_annotation
+    if returns and re.search(r"\w \w", returns):  # "makefile(...) -> an I/O stream connected to ..."
+        returns = None                             # is prose (the stdlib's docstring), not a type
+    return (new, returns) if (new, returns) != (signature, return_annotation) else None
 
 
 def reexported(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
