@@ -36,22 +36,22 @@ def described(doc: str | None, name: str) -> bool:
 
 def public_names() -> Iterator[tuple[str, Any]]:
     """(qualified name, object) of every public function, class and module: socketeer.__all__ and
-    the __all__ of its documented submodules. Constants (ints, enum members) are data."""
+    the __all__ of its documented submodules."""
     seen: set[int] = set()
     modules: list[types.ModuleType] = [socketeer] + [getattr(socketeer, name) for name in SUBMODULES]
     for module in modules:
         for name in module.__all__:
             obj = getattr(module, name)
-            if isinstance(obj, (int, str, bytes, float, tuple)) or id(obj) in seen:
-                continue
+            if not (inspect.isclass(obj) or inspect.ismodule(obj) or inspect.isroutine(obj)) or id(obj) in seen:
+                continue  # data: constants, sentinels (testing.CLOSE), type aliases (AnyAddress)
             seen.add(id(obj))
             yield f"{module.__name__}.{name}", obj
 
 
 def public_members(cls: type) -> Iterator[tuple[str, Any]]:
     """(name, raw attribute) of the public methods and properties a socketeer class defines or
-    inherits from socketeer's own classes (the standard library's, e.g. BaseSelector's, are
-    documented by it)."""
+    inherits from socketeer's own classes. A method overriding a documented one (EpollSelector's
+    of BaseSelector) inherits its docstring, as help() and the docs show it."""
     for name in dir(cls):
         if name.startswith("_"):
             continue
@@ -72,7 +72,8 @@ def undocumented() -> list[str]:
             missing.append(qualified)
         if inspect.isclass(obj) and not issubclass(obj, BaseException):
             for name, raw in public_members(obj):
-                if not described(getattr(raw, "__doc__", None), name):
+                doc = getattr(raw, "__doc__", None) if isinstance(raw, property) else inspect.getdoc(getattr(obj, name))
+                if not described(doc, name):
                     missing.append(f"{qualified}.{name}")
     return missing
 
