@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import importlib
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -17,17 +15,10 @@ from typing import Any
 import pytest
 
 import socketeer
+from optional_tools import needs
 from subprocess_env import ROOT, child_env
 
 TOUR = ROOT / "examples" / "tour.ipynb"
-
-
-def needs(module: str) -> Any:
-    """Imports a notebook tool; outside CI a missing one skips (``pip install ".[test]"`` brings
-    them), in CI it fails: .ci/run installs the test extra."""
-    if os.environ.get("CI"):
-        return importlib.import_module(module)  # __import__("a.b") would return a, not a.b
-    return pytest.importorskip(module, reason=f"{module} is not installed (pip install '.[test]')")
 
 
 @pytest.fixture

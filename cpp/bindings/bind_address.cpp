@@ -169,17 +169,18 @@ Address to_address(int family, py::handle object) {
 void init_address(py::module_& m) {
   py::class_<InetAddress> inet(m, "InetAddress", "An IPv4 address and port (immutable).");
   inet.def(py::init<std::string_view, int>(), py::arg("host"), py::arg("port"))
-      .def_property_readonly("host", &InetAddress::host)
-      .def_property_readonly("port", &InetAddress::port);
+      .def_property_readonly("host", &InetAddress::host, "The IPv4 address, dotted (\"127.0.0.1\").")
+      .def_property_readonly("port", &InetAddress::port, "The port, 0..65535.");
   add_common(inet, m);
 
   py::class_<Inet6Address> inet6(m, "Inet6Address", "An IPv6 address, port, flow info and scope (immutable).");
   inet6.def(py::init<std::string_view, int, uint32_t, uint32_t>(), py::arg("host"), py::arg("port"),
             py::arg("flowinfo") = 0, py::arg("scope_id") = 0)
-      .def_property_readonly("host", &Inet6Address::host)
-      .def_property_readonly("port", &Inet6Address::port)
-      .def_property_readonly("flowinfo", &Inet6Address::flowinfo)
-      .def_property_readonly("scope_id", &Inet6Address::scope_id);
+      .def_property_readonly("host", &Inet6Address::host,
+                             "The IPv6 address, compressed (\"::1\"), with %SCOPE for a link-local one with a scope.")
+      .def_property_readonly("port", &Inet6Address::port, "The port, 0..65535.")
+      .def_property_readonly("flowinfo", &Inet6Address::flowinfo, "The flow label (sin6_flowinfo, 20 bits).")
+      .def_property_readonly("scope_id", &Inet6Address::scope_id, "The interface index of the scope (0: none).");
   add_common(inet6, m);
 
   py::class_<UnixAddress> unix_class(m, "UnixAddress",
@@ -190,9 +191,11 @@ void init_address(py::module_& m) {
              return unix_from_path(path);
            }),
            py::arg("path"), py::arg("abstract") = false)
-      .def_property_readonly("path", [](const UnixAddress& a) { return fs_str(a.path()); })
-      .def_property_readonly("abstract", &UnixAddress::abstract)
-      .def_property_readonly("unnamed", &UnixAddress::unnamed);
+      .def_property_readonly("path", [](const UnixAddress& a) { return fs_str(a.path()); },
+                             "The path, or the abstract name without its leading NUL; \"\" when unnamed.")
+      .def_property_readonly("abstract", &UnixAddress::abstract, "Whether the name is in the abstract namespace.")
+      .def_property_readonly("unnamed", &UnixAddress::unnamed,
+                             "Whether the socket has no name (unbound, or one end of a socketpair).");
   add_common(unix_class, m);
 
   m.def("parse_address", [](const py::str& text) { return parse_address(address_text(text)); }, py::arg("text"));

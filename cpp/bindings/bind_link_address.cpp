@@ -127,25 +127,26 @@ void init_link_address(py::module_& m) {
   netlink
       .def(py::init([](py::handle pid, py::handle groups) { return netlink_from_python(pid, groups); }),
            py::arg("pid") = 0, py::arg("groups") = 0)
-      .def_property_readonly("pid", &NetlinkAddress::pid)
-      .def_property_readonly("groups", &NetlinkAddress::groups);
+      .def_property_readonly("pid", &NetlinkAddress::pid, "The port id (0: the kernel).")
+      .def_property_readonly("groups", &NetlinkAddress::groups, "The bit mask of multicast groups (RTMGRP_* ...).");
   add_common(netlink, m);
 
   py::class_<PacketAddress> packet(m, "PacketAddress",
                                    "A packet socket's address (struct sockaddr_ll): an interface, an ethernet "
-                                   "protocol and, on received frames, the packet type, ARPHRD_ type and sender's "
+                                   "protocol and, on received frames, the packet type, ARPHRD_* type and sender's "
                                    "hardware address (immutable).");
   packet
       .def(py::init([](py::handle interface, py::handle protocol, py::handle pkttype, py::handle hatype,
                        py::handle hwaddr) { return packet_from_python(interface, true, protocol, pkttype, hatype, hwaddr); }),
            py::arg("interface"), py::arg("protocol") = ETH_P_ALL, py::arg("pkttype") = PACKET_HOST,
            py::arg("hatype") = 0, py::arg("hwaddr") = py::bytes())
-      .def_property_readonly("ifindex", &PacketAddress::ifindex)
+      .def_property_readonly("ifindex", &PacketAddress::ifindex, "The interface index (0: every interface).")
       .def_property_readonly("ifname", &ifname_or_none, "The interface's name, None if its index has none (now).")
-      .def_property_readonly("protocol", &PacketAddress::protocol)
-      .def_property_readonly("pkttype", &PacketAddress::pkttype)
-      .def_property_readonly("hatype", &PacketAddress::hatype)
-      .def_property_readonly("hwaddr", [](const PacketAddress& a) { return py::bytes(a.hwaddr().data(), a.hwaddr().size()); });
+      .def_property_readonly("protocol", &PacketAddress::protocol, "The ethernet protocol, ETH_P_* (host byte order).")
+      .def_property_readonly("pkttype", &PacketAddress::pkttype, "The packet type, PACKET_HOST, PACKET_OUTGOING ...")
+      .def_property_readonly("hatype", &PacketAddress::hatype, "The hardware type, ARPHRD_* (1 is ethernet).")
+      .def_property_readonly("hwaddr", [](const PacketAddress& a) { return py::bytes(a.hwaddr().data(), a.hwaddr().size()); },
+                             "The hardware address (b\"\" when not given).");
   add_common(packet, m);
 }
 

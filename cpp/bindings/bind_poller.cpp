@@ -243,7 +243,7 @@ PyObject* unregister_fd(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
 
 PyMethodDef poller_methods[] = {
     {"poll", fastcall(poll), METH_FASTCALL | METH_KEYWORDS,
-     "poll(timeout=None) -> list[PollEvent]: waits (None: forever; <= 0: not at all) and returns the ready fds."},
+     "poll(timeout=None) -> list[PollEvent]\n\nWaits (None: forever; <= 0: not at all) and returns the ready fds."},
     {"_select", fastcall(select), METH_FASTCALL | METH_KEYWORDS,
      "_select(keys, timeout=None) -> list[(SelectorKey, int)]: poll() shaped like selectors' select()."},
     {"_register", fastcall(register_fd), METH_FASTCALL | METH_KEYWORDS,
@@ -260,8 +260,9 @@ void bind_poller_class(py::module_& m) {
   py::class_<Poller> cls(m, "Poller", "The C++ epoll poller. Use socketeer.Poller.");
   cls.def(py::init<>())
       .def("wake", &Poller::wake, "Makes the current or next poll() return. Safe from any thread.")
-      .def("close", &Poller::close)
-      .def_property_readonly("closed", &Poller::closed)
+      .def("close", &Poller::close, "Closes the epoll fd and the waker (idempotent). While another thread polls, "
+                                     "that poll() is woken and they close as it returns.")
+      .def_property_readonly("closed", &Poller::closed, "Whether close() has been called.")
       .def("fileno", &Poller::fd, "The epoll fd.")
       .def("__len__", &Poller::size)
       .def(
@@ -294,17 +295,19 @@ void bind_timer_class(py::module_& m) {
             if (first) self.arm(*first, every.value_or(nanoseconds(0)));
             else self.disarm();
           },
-          py::arg("delay"), py::arg("interval") = py::none())
-      .def("cancel", &Timer::disarm)
+          py::arg("delay"), py::arg("interval") = py::none(),
+          "Arms the timer: it expires delay seconds from now (<= 0: at once; None: never), then every\n"
+          "interval seconds if given.")
+      .def("cancel", &Timer::disarm, "Disarms the timer; set() arms it again.")
       .def("read", &Timer::expirations, "Expirations since the last read (0 if none); never blocks.")
       .def("_setting",
            [](const Timer& self) {
              auto setting = self.setting();
              return py::make_tuple(Seconds(setting.remaining).count(), Seconds(setting.interval).count());
            })
-      .def("fileno", &Timer::fd)
-      .def("close", &Timer::close)
-      .def_property_readonly("closed", &Timer::closed);
+      .def("fileno", &Timer::fd, "The timerfd, readable when the timer has expired (register it with a Poller).")
+      .def("close", &Timer::close, "Closes the timerfd (idempotent).")
+      .def_property_readonly("closed", &Timer::closed, "Whether close() has been called.");
 }
 
 }  // namespace

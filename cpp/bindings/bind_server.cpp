@@ -365,16 +365,16 @@ PyObject* endpoint_send_to(PyObject* self, PyObject* const* args, Py_ssize_t nar
 
 PyMethodDef connection_methods[] = {
     {"send", fastcall(connection_send), METH_FASTCALL | METH_KEYWORDS,
-     "send(data) -> bool: queues data (sent after this batch of events, or at once off the loop thread); "
+     "send(data) -> bool\n\nQueues data (sent after this batch of events, or at once off the loop thread); "
      "False if closed."},
     {"send_message", fastcall(connection_send_message), METH_FASTCALL | METH_KEYWORDS,
-     "send_message(data) -> bool: like send(), with the server's framing added (length prefix or "
+     "send_message(data) -> bool\n\nLike send(), with the server's framing added (length prefix or "
      "delimiter) without copying data. Raises MessageTooLarge or ValueError for a message the framing "
      "cannot carry as one (over max_size, containing the delimiter, too long for the prefix)."},
     {nullptr, nullptr, 0, nullptr}};
 PyMethodDef endpoint_methods[] = {
     {"send_to", fastcall(endpoint_send_to), METH_FASTCALL | METH_KEYWORDS,
-     "send_to(data, address) -> bool: queues one datagram; False if it was dropped (queue full)."},
+     "send_to(data, address) -> bool\n\nQueues one datagram; False if it was dropped (queue full)."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
@@ -384,10 +384,14 @@ void init_server(py::module_& m) {
   auto connection_class = py::class_<Connection>(m, "Connection", py::dynamic_attr(),
                          "One connection of a socketeer.Server, as its handlers see it. Set any attribute on it "
                          "to keep per-connection state.")
-      .def_property_readonly("id", [](const Connection& c) { return c.state->id; })
-      .def_property_readonly("open", [](const Connection& c) { return c.state->open.load(); })
-      .def_property_readonly("peer_address", [](const Connection& c) { return c.state->peer; })
-      .def_property_readonly("local_address", [](const Connection& c) { return c.state->local; })
+      .def_property_readonly("id", [](const Connection& c) { return c.state->id; },
+                             "A number unique among the server's connections.")
+      .def_property_readonly("open", [](const Connection& c) { return c.state->open.load(); },
+                             "False once the connection is closed (by either side).")
+      .def_property_readonly("peer_address", [](const Connection& c) { return c.state->peer; },
+                             "The client's Address.")
+      .def_property_readonly("local_address", [](const Connection& c) { return c.state->local; },
+                             "The server's Address for this connection.")
       .def("close", [](Connection& c) { if (c.box->reactor) c.box->reactor->close(c.state->id, false); },
            "Closes after what is queued has been sent.")
       .def("abort", [](Connection& c) { if (c.box->reactor) c.box->reactor->close(c.state->id, true); },

@@ -53,11 +53,12 @@ void bind_lifecycle(py::class_<Socket>& cls) {
            "Takes over another Socket's fd (the other is left closed); EBUSY while a call waits on it.")
       .def_static("adopt", &Socket::adopt, py::arg("fileno"),
                   "Takes ownership of an open socket fd; raises (leaving it open) if it is not a socket.")
-      .def_static("pair", &Socket::pair, py::arg("family"), py::arg("type"), py::arg("proto") = 0)
-      .def_property_readonly("family_number", &Socket::family)
-      .def_property_readonly("type_number", &Socket::type)
-      .def_property_readonly("proto", &Socket::protocol)
-      .def_property_readonly("closed", &Socket::closed)
+      .def_static("pair", &Socket::pair, py::arg("family"), py::arg("type"), py::arg("proto") = 0,
+                  "Two connected sockets (socketpair(2), CLOEXEC). Use socketeer.socketpair().")
+      .def_property_readonly("family_number", &Socket::family, "The address family as a plain int (AF_INET is 2).")
+      .def_property_readonly("type_number", &Socket::type, "The socket kind as a plain int (SOCK_STREAM is 1).")
+      .def_property_readonly("proto", &Socket::protocol, "The protocol number given at creation (0: the default).")
+      .def_property_readonly("closed", &Socket::closed, "Whether close() (or detach()) has been called.")
       .def("_close", &Socket::close)
       .def("timeout_error",
            [](const Socket& self, const std::string& operation, bool write) {
@@ -73,8 +74,17 @@ void bind_lifecycle(py::class_<Socket>& cls) {
            "closed. Raises OSError(EBUSY) while a call is blocked on the socket in another thread:\n"
            "the fd's new owner could close it, and its number be reused, under that call.")
       .def("_dup", &Socket::dup)
-      .def("bind", [](Socket& self, py::handle address) { self.bind(to_address(self.family(), address)); })
-      .def("listen", [](Socket& self, int backlog) { self.listen(backlog); }, py::arg("backlog") = 128)
+      .def("bind", [](Socket& self, py::handle address) { self.bind(to_address(self.family(), address)); },
+           py::arg("address"),
+           "Gives the socket its local address (bind(2)): an Address, the stdlib's tuple, or text\n"
+           "(\"127.0.0.1:0\", \"[::1]:80\"; on AF_UNIX a string is a path, as in the stdlib: an abstract\n"
+           "name is Address.parse(\"unix:@name\")). Port 0 lets the kernel pick a free port;\n"
+           "local_address says which. Never blocks. Errors name the address: OSError(EADDRINUSE)\n"
+           "\"bind on 127.0.0.1:8080\"; ValueError naming the bad part of malformed text.")
+      .def("listen", [](Socket& self, int backlog) { self.listen(backlog); }, py::arg("backlog") = 128,
+           "Makes a stream or seqpacket socket accept connections (listen(2)); the kernel queues up to\n"
+           "backlog completed connections (capped at net.core.somaxconn) until accept() takes them.\n"
+           "An unbound TCP socket gets a free port first (the kernel's rule). Never blocks.")
       .def("_accept",
            [](Socket& self) {
              std::optional<std::pair<Socket, Address>> accepted;
@@ -90,14 +100,29 @@ void bind_lifecycle(py::class_<Socket>& cls) {
              Address target = to_address(self.family(), address);
              py::gil_scoped_release release;
              self.connect(target);
-           })
+           },
+           py::arg("address"),
+           "Connects to address (connect(2)): an Address, the stdlib's tuple or text, as bind() takes.\n"
+           "Stream sockets complete the handshake; datagram sockets only fix their peer. Waits as the\n"
+           "socket's timeout says (the GIL released; Ctrl-C interrupts it): TimeoutError after it,\n"
+           "BlockingIOError(EINPROGRESS) at once on a non-blocking socket, the handshake going on. A\n"
+           "signal does not restart the handshake: the call waits for it to finish. Failures are the\n"
+           "stdlib's OSError subclasses naming the address: ConnectionRefusedError \"connect to\n"
+           "127.0.0.1:1\".")
       .def("connect_ex",
            [](Socket& self, py::handle address) {
              Address target = to_address(self.family(), address);
              py::gil_scoped_release release;
              return self.connect_ex(target);
-           })
-      .def("shutdown", [](Socket& self, int how) { self.shutdown(how); }, py::arg("how"))
+           },
+           py::arg("address"),
+           "As connect(), but a failure of the connection is returned as its errno (0: connected;\n"
+           "EINPROGRESS on a non-blocking socket) instead of raised, as socket.connect_ex. Malformed\n"
+           "addresses still raise.")
+      .def("shutdown", [](Socket& self, int how) { self.shutdown(how); }, py::arg("how"),
+           "Ends one direction or both (shutdown(2)): SHUT_WR sends the end of the stream (the peer's\n"
+           "recv returns b\"\") and the socket can still read; SHUT_RD, SHUT_RDWR. The fd stays open:\n"
+           "close() releases it. OSError(ENOTCONN) on a socket that is not connected.")
       .def("settimeout", [](Socket& self, py::handle value) { self.set_timeout(timeout_arg(value.ptr(), "timeout")); },
            py::arg("value"),
            "Seconds each blocking call may wait (TimeoutError after), as socket.settimeout: None blocks\n"
@@ -105,11 +130,15 @@ void bind_lifecycle(py::class_<Socket>& cls) {
            "non-blocking fd. More than 1e9 s (31.7 years; inf too) is no timeout at all: the same as\n"
            "None, and gettimeout() says None (the stdlib raises OverflowError). ValueError for NaN or a\n"
            "negative value, TypeError for what is not a number.")
-      .def("gettimeout", [](const Socket& self) { return timeout_to_python(self.timeout()); })
+      .def("gettimeout", [](const Socket& self) { return timeout_to_python(self.timeout()); },
+           "The timeout in seconds settimeout() set: None for a blocking socket, 0.0 for a\n"
+           "non-blocking one.")
       .def_property_readonly("timeout", [](const Socket& self) { return timeout_to_python(self.timeout()); },
                              "The timeout in seconds, as gettimeout() (read-only, as socket.socket's).")
-      .def("setblocking", [](Socket& self, bool flag) { self.set_timeout(flag ? Timeout() : Timeout(0ns)); }, py::arg("flag"))
-      .def("getblocking", [](const Socket& self) { return !self.timeout() || *self.timeout() != 0ns; });
+      .def("setblocking", [](Socket& self, bool flag) { self.set_timeout(flag ? Timeout() : Timeout(0ns)); }, py::arg("flag"),
+           "setblocking(True) is settimeout(None), setblocking(False) is settimeout(0.0).")
+      .def("getblocking", [](const Socket& self) { return !self.timeout() || *self.timeout() != 0ns; },
+           "False for a non-blocking socket (timeout 0.0), True otherwise, with a timeout too.");
 }
 
 void bind_messages(py::class_<Socket>& cls) {
@@ -128,7 +157,10 @@ void bind_messages(py::class_<Socket>& cls) {
             py::gil_scoped_release release;
             return ready_or_raise(self.send_msg(vectors, control, flags, to), "sendmsg");
           },
-          py::arg("buffers"), py::arg("ancdata") = py::tuple(), py::arg("flags") = 0, py::arg("address") = py::none())
+          py::arg("buffers"), py::arg("ancdata") = py::tuple(), py::arg("flags") = 0, py::arg("address") = py::none(),
+          "Sends the buffers as one message with ancillary data [(level, type, data), ...]\n"
+          "(sendmsg(2), MSG_NOSIGNAL always), to address if given; returns the bytes sent. As\n"
+          "socket.sendmsg; the GIL is released while it waits.")
       .def("recvmsg_into",
            [](Socket& self, py::iterable buffers, Py_ssize_t ancbufsize, int flags) {
              if (ancbufsize < 0) throw py::value_error("invalid ancillary data buffer length");
@@ -148,7 +180,10 @@ void bind_messages(py::class_<Socket>& cls) {
              return py::make_tuple(received.size, control_to_python(received.control), received.flags,
                                    optional_tuple(received.address));
            },
-           py::arg("buffers"), py::arg("ancbufsize") = 0, py::arg("flags") = 0)
+           py::arg("buffers"), py::arg("ancbufsize") = 0, py::arg("flags") = 0,
+           "Receives one message into the writable buffers (recvmsg(2), no copy), with up to\n"
+           "ancbufsize bytes of ancillary data: (nbytes, [(level, type, data), ...], flags, address),\n"
+           "as socket.recvmsg_into. Received fds are CLOEXEC (MSG_CMSG_CLOEXEC).")
       .def("send_fds",
            [](Socket& self, const ReadBuffer& data, std::vector<int> fds, int flags, py::handle address) {
              std::optional<Address> to;
@@ -237,7 +272,9 @@ void bind_options(py::class_<Socket>& cls) {
              }
              return py::bytes(self.get_option_bytes(level, name, static_cast<size_t>(size)));
            },
-           py::arg("level"), py::arg("optname"), py::arg("buflen") = py::none())
+           py::arg("level"), py::arg("optname"), py::arg("buflen") = py::none(),
+           "The option's value (getsockopt(2)): an int, or with buflen (1..1024) its raw bytes, as\n"
+           "socket.getsockopt.")
       .def("setsockopt",
            [](Socket& self, int level, int name, py::handle value, py::handle optlen) {
              if (value.is_none()) {
@@ -251,7 +288,9 @@ void bind_options(py::class_<Socket>& cls) {
                self.set_option_bytes(level, name, data.data(), data.size());
              }
            },
-           py::arg("level"), py::arg("optname"), py::arg("value"), py::arg("optlen") = py::none())
+           py::arg("level"), py::arg("optname"), py::arg("value"), py::arg("optlen") = py::none(),
+           "Sets an option (setsockopt(2)) to an int, to the bytes of a buffer, or, with value None,\n"
+           "to optlen zero bytes, as socket.setsockopt.")
       .def("_peer_credentials",
            [](const Socket& self) {
              auto c = self.peer_credentials();

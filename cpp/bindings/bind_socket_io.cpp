@@ -201,19 +201,25 @@ PyMethodDef io_methods[] = {
     {"getsockname", getsockname, METH_NOARGS, "The bound address in the stdlib's form."},
     {"getpeername", getpeername, METH_NOARGS, "The peer's address in the stdlib's form."},
     {"send", fastcall(send), METH_FASTCALL | METH_KEYWORDS,
-     "send(data, flags=0) -> int: sends what fits now (MSG_NOSIGNAL always)."},
+     "send(data, flags=0) -> int\n\nSends what fits in the socket's buffer now (MSG_NOSIGNAL always: a gone peer is "
+     "BrokenPipeError, never SIGPIPE) and returns how many bytes that was; waits only for room."},
     {"sendall", fastcall(sendall), METH_FASTCALL | METH_KEYWORDS,
-     "sendall(data, flags=0): sends everything; a timeout covers the whole call."},
+     "sendall(data, flags=0) -> None\n\nSends every byte of data, waiting for room as needed; a timeout covers the whole "
+     "call, not each wait."},
     {"sendto", fastcall(sendto), METH_FASTCALL | METH_KEYWORDS,
-     "sendto(data[, flags], address) -> int"},
+     "sendto(data[, flags], address) -> int\n\nSends one datagram to address (an Address, tuple or text); returns the bytes "
+     "sent."},
     {"recv", fastcall(recv), METH_FASTCALL | METH_KEYWORDS,
-     "recv(bufsize, flags=0) -> bytes (b'' at end of stream)."},
+     "recv(bufsize, flags=0) -> bytes\n\nUp to bufsize bytes, waiting until some arrive; b'' at the end of the stream."},
     {"recv_into", fastcall(recv_into), METH_FASTCALL | METH_KEYWORDS,
-     "recv_into(buffer, nbytes=0, flags=0) -> int: receives into a writable buffer, no copy."},
+     "recv_into(buffer, nbytes=0, flags=0) -> int\n\nReceives into a writable buffer (no copy; at most nbytes "
+     "if given) and returns the count."},
     {"recvfrom", fastcall(recvfrom), METH_FASTCALL | METH_KEYWORDS,
-     "recvfrom(bufsize, flags=0) -> (bytes, address)"},
+     "recvfrom(bufsize, flags=0) -> (bytes, address)\n\nOne datagram (or up to bufsize bytes) and the sender's "
+     "address in the stdlib's form."},
     {"recvfrom_into", fastcall(recvfrom_into), METH_FASTCALL | METH_KEYWORDS,
-     "recvfrom_into(buffer, nbytes=0, flags=0) -> (int, address)"},
+     "recvfrom_into(buffer, nbytes=0, flags=0) -> (int, address)\n\nAs recvfrom, into a writable buffer (no "
+     "copy)."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

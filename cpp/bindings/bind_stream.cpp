@@ -159,22 +159,26 @@ PyMethodDef reader_methods[] = {
 
 void init_stream(py::module_& m) {
   py::class_<Framing>(m, "Framing", "How messages are delimited in a byte stream (see socketeer.framing).")
-      .def_static("raw", &Framing::raw, py::arg("max_size"))
+      .def_static("raw", &Framing::raw, py::arg("max_size"),
+                  "No framing: each read is a message of up to max_size bytes. Use socketeer.framing.raw().")
       .def_static("delimited", [](py::bytes delimiter, size_t max_size) { return Framing::delimited(delimiter, max_size); },
-                  py::arg("delimiter"), py::arg("max_size"))
+                  py::arg("delimiter"), py::arg("max_size"),
+                  "Messages ending with delimiter, at most max_size bytes. Use socketeer.framing.delimited().")
       .def_static("length_prefixed", &Framing::length_prefixed, py::arg("prefix_size"), py::arg("big_endian"),
-                  py::arg("max_size"))
+                  py::arg("max_size"),
+                  "Messages after a prefix_size-byte length. Use socketeer.framing.length_prefixed().")
       .def_property_readonly("kind", [](const Framing& f) {
         switch (f.kind()) {
           case Framing::Kind::raw: return "raw";
           case Framing::Kind::delimited: return "delimited";
           default: return "length_prefixed";
         }
-      })
-      .def_property_readonly("delimiter", [](const Framing& f) { return py::bytes(f.delimiter()); })
-      .def_property_readonly("prefix_size", &Framing::prefix_size)
-      .def_property_readonly("big_endian", &Framing::big_endian)
-      .def_property_readonly("max_size", &Framing::max_size)
+      }, "\"raw\", \"delimited\" or \"length_prefixed\".")
+      .def_property_readonly("delimiter", [](const Framing& f) { return py::bytes(f.delimiter()); },
+                             "The delimiter of delimited framing (b\"\" otherwise).")
+      .def_property_readonly("prefix_size", &Framing::prefix_size, "The length prefix's size in bytes: 1, 2, 4 or 8 (0: none).")
+      .def_property_readonly("big_endian", &Framing::big_endian, "Whether the length prefix is big-endian (network order).")
+      .def_property_readonly("max_size", &Framing::max_size, "The largest message accepted, in bytes.")
       .def("encode", [](const Framing& f, const ReadBuffer& message) {
         return py::bytes(f.encode(std::string_view(message.data(), message.size())));
       }, py::arg("message"), "The bytes that carry one message on the wire.")
@@ -193,7 +197,9 @@ void init_stream(py::module_& m) {
           if (consumed == 0) throw;  // else: the messages before it; the next split raises
         }
         return py::make_tuple(messages, consumed);
-      }, py::arg("data"));
+      }, py::arg("data"),
+      "Splits the complete messages off the front of data: (messages, bytes consumed). Raises\n"
+      "MessageTooLarge if the first message exceeds max_size.");
 
   // Every method reaches the reader through use() (see the top of this file); operations are
   // named as the Stream methods they serve, where there is one.

@@ -32,9 +32,9 @@ any multicast group is set. A packet address follows the order of the stdlib's t
     PacketAddress('lo', protocol=0x0800, pkttype=PACKET_OUTGOING, hatype=772, hwaddr=b'\\x00\\x00\\x00\\x00\\x00\\x00')
 
 The interface is named where it has a name, else written ``#`` and its index (``packet:#0`` is
-every interface); PROTO is the ETH_P_ number (``0x0003`` is ETH_P_ALL), PKTTYPE a name (host,
+every interface); PROTO is the ``ETH_P_*`` number (``0x0003`` is ETH_P_ALL), PKTTYPE a name (host,
 broadcast, multicast, otherhost, outgoing, loopback, user, kernel) or a number, HATYPE the
-ARPHRD_ number, HWADDR hex bytes joined by ``:``.
+``ARPHRD_*`` number, HWADDR hex bytes joined by ``:``.
 
 Sockets of the other families (AF_VSOCK, AF_BLUETOOTH ...) use the standard library's tuple forms
 instead; see :class:`socketeer.Socket`.
@@ -55,6 +55,7 @@ UnixAddress = _core.UnixAddress
 NetlinkAddress = _core.NetlinkAddress
 PacketAddress = _core.PacketAddress
 
+#: Any of the Address classes: what ``local_address``, ``peer_address`` and ``Address.parse`` give.
 AnyAddress = Union[InetAddress, Inet6Address, UnixAddress, NetlinkAddress, PacketAddress]
 __all__ = ["Address", "AnyAddress", "InetAddress", "Inet6Address", "UnixAddress", "NetlinkAddress", "PacketAddress",
            "resolve"]

@@ -80,6 +80,7 @@ class _Io:
         raise NotImplementedError
 
     async def aclose(self) -> None:
+        """close(), as a coroutine (for ``contextlib.aclosing`` and ``async with``)."""
         self.close()
 
     async def __aenter__(self: _IoT) -> _IoT:
@@ -147,6 +148,7 @@ class _Io:
 
     @property
     def closed(self) -> bool:
+        """Whether close() has been called."""
         return self.socket.closed
 
     # --- what asyncio lacks: ancillary data --------------------------------------------------
@@ -213,13 +215,16 @@ class Stream(_Io):
 
     @property
     def local_address(self) -> AnyAddress:
+        """This end's Address (getsockname)."""
         return self.socket.local_address
 
     @property
     def peer_address(self) -> AnyAddress:
+        """The other end's Address (getpeername)."""
         return self.socket.peer_address
 
     def tcp_info(self) -> TcpInfo:
+        """The kernel's TCP_INFO (state, rtt, cwnd, retransmits ...) for a TCP stream."""
         return self.socket.tcp_info()
 
     # --- writing ---------------------------------------------------------------------------
@@ -420,6 +425,7 @@ class Datagram(_Io, Bound):
 
     @property
     def peer_address(self) -> AnyAddress:
+        """The Address connect() fixed (getpeername); OSError(ENOTCONN) before."""
         return self.socket.peer_address
 
     async def connect(self, target: EndpointLike) -> None:
@@ -433,6 +439,7 @@ class Datagram(_Io, Bound):
         self.socket.connect(address)
 
     async def send_to(self, data: Any, address: Any, *, timeout: Any = _DEFAULT) -> int:
+        """Sends one datagram to ``address`` (an Address, tuple or text); returns the bytes sent."""
         return await self._io(True, lambda: self.socket.sendto(data, address), self._deadline(timeout), "sendto")
 
     async def recv_from(self, max_size: int = 65535, *,
@@ -446,9 +453,11 @@ class Datagram(_Io, Bound):
         return data, Address.from_tuple(self.socket.family_number, address)
 
     async def send(self, data: Any, *, timeout: Any = _DEFAULT) -> int:
+        """Sends one datagram to the connected peer; returns the bytes sent."""
         return await self._io(True, lambda: self.socket.send(data), self._deadline(timeout), "send")
 
     async def recv(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> bytes:
+        """One datagram (at most ``max_size`` bytes of it), from the connected peer."""
         check_size("max_size", max_size)
         return await self._io(False, lambda: self.socket.recv(max_size), self._deadline(timeout), "recv")
 
@@ -470,6 +479,8 @@ class Datagram(_Io, Bound):
         return await self._io(False, lambda: self.socket.recv_many(batch), self._deadline(timeout), "recvmmsg")
 
     def close(self) -> None:
+        """Closes the socket (a task waiting on it gets OSError(EBADF)) and removes the unix socket
+        file it created, if any. Idempotent."""
         self._close_socket()
         self._remove_socket_file()
 

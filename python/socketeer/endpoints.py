@@ -13,7 +13,7 @@ IPv6 hosts go in brackets: ``tcp://[::1]:8080``. A unix PATH is read and written
 :meth:`Address.parse <socketeer.Address.parse>`: ``@name`` is abstract, ``//`` before a path is
 dropped (``unix:///run/app.sock``), and a path that begins with ``@`` or ``//`` is written after
 ``//`` (``unix://@not-abstract``), so ``str()`` of every Endpoint parses back to an equal one.
-Parsing never resolves a host name; :meth:`Endpoint.addresses` does.
+Parsing never resolves a host name; :meth:`Endpoint.addresses <socketeer.Endpoint.addresses>` does.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class Endpoint:
 
     @property
     def is_unix(self) -> bool:
+        """Whether this is a unix endpoint (``unix:``, ``unix+dgram:``, ``unix+seqpacket:``)."""
         return self.path is not None
 
     def __str__(self) -> str:

@@ -66,6 +66,7 @@ class FaultProxy:
 
     @property
     def upstream(self) -> str:
+        """The endpoint the proxy forwards to, as text."""
         return str(self._upstream)
 
     # --- faults -----------------------------------------------------------------------------
@@ -153,6 +154,8 @@ class FaultProxy:
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self) -> "FaultProxy":
+        """Starts forwarding in the proxy's C++ thread (if not running yet); returns the proxy.
+        ``with FaultProxy(...)`` starts it too."""
         if not self._proxy.running:
             self._proxy.start()
         return self

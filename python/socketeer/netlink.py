@@ -165,10 +165,12 @@ class Route(_Record):
 
     @property
     def prefix_len(self) -> int:
+        """The destination's prefix length (0 for the default route)."""
         return self.destination.prefixlen
 
     @property
     def default(self) -> bool:
+        """Whether this is a default route (destination prefix length 0)."""
         return self.destination.prefixlen == 0
 
     def __repr__(self) -> str:

@@ -58,6 +58,7 @@ class Monitor(Closeable):
 
     @property
     def closed(self) -> bool:
+        """Whether close() has been called."""
         return bool(self._core.closed)
 
     def close(self) -> None:

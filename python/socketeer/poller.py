@@ -78,6 +78,9 @@ PollEvent = _core.PollEvent
 
 
 class HasFileno(Protocol):
+    """Any object with a ``fileno()`` method (a socket, a file, a Poller): what ``register`` takes
+    besides an int fd."""
+
     def fileno(self) -> int: ...
 
 

@@ -73,6 +73,9 @@ class EpollSelector(BaseSelector):
             raise
 
     def register(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> SelectorKey:
+        """Watches ``fileobj`` (an fd or an object with ``fileno()``) for ``events``
+        (``EVENT_READ | EVENT_WRITE``); returns its SelectorKey, which carries ``data``.
+        ValueError for other events, KeyError if it is registered already."""
         if (not events) or (events & ~(EVENT_READ | EVENT_WRITE)):
             raise ValueError(f"Invalid events: {events!r}")
         key = SelectorKey(fileobj, self._fileobj_lookup(fileobj), events, data)
@@ -115,6 +118,8 @@ class EpollSelector(BaseSelector):
         return key
 
     def select(self, timeout: Optional[float] = None) -> list[tuple[SelectorKey, int]]:
+        """Waits until a registered file is ready, at most ``timeout`` seconds (None: no limit, 0
+        or less: do not wait), and returns ``(key, events)`` for each ready one."""
         return self._poller._select(self._fd_to_key, timeout)
 
     def get_key(self, fileobj: FileDescriptorLike) -> SelectorKey:
@@ -129,6 +134,7 @@ class EpollSelector(BaseSelector):
         return self._map
 
     def fileno(self) -> int:
+        """The epoll fd (as selectors.EpollSelector.fileno)."""
         return self._poller.fileno()
 
     def close(self) -> None:

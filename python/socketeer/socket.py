@@ -193,7 +193,7 @@ class Socket(_core.Socket):
         ``connect`` ..., with a timeout or without) is woken at once and raises OSError(EBADF);
         it never returns data, or a connection, that came after close() began. To wake it the
         socket is shut down (``SHUT_RDWR``): the peer sees the end of the stream, and so do
-        ``dup()``s of the socket. The fd number stays taken until that call has left, so it
+        the socket's ``dup()`` copies. The fd number stays taken until that call has left, so it
         cannot be handed to a new socket under it."""
         self._closed = True
         if self._io_refs <= 0:

@@ -93,10 +93,12 @@ class Stream(Closeable):
 
     @property
     def local_address(self) -> AnyAddress:
+        """This end's Address (getsockname)."""
         return self.socket.local_address
 
     @property
     def peer_address(self) -> AnyAddress:
+        """The other end's Address (getpeername)."""
         return self.socket.peer_address
 
     def tcp_info(self) -> TcpInfo:
@@ -172,10 +174,12 @@ class Stream(Closeable):
         self.close()
 
     def close(self) -> None:
+        """Closes the stream's socket (idempotent)."""
         self.socket.close()
 
     @property
     def closed(self) -> bool:
+        """Whether close() has been called."""
         return self.socket.closed
 
     def __repr__(self) -> str:
@@ -332,6 +336,7 @@ class Listener(Closeable, Bound):
 
     @property
     def closed(self) -> bool:
+        """Whether close() has been called."""
         return self._closed
 
     def __repr__(self) -> str:
@@ -355,10 +360,12 @@ class Datagram(Closeable, Bound):
 
     @property
     def peer_address(self) -> AnyAddress:
+        """The Address connect() fixed (getpeername); OSError(ENOTCONN) before."""
         return self.socket.peer_address
 
     @property
     def timeout(self) -> Optional[float]:
+        """The default timeout of every call, in seconds (None: wait forever)."""
         return self._timeouts.timeout
 
     @timeout.setter
@@ -434,11 +441,13 @@ class Datagram(Closeable, Bound):
             self.socket.setsockopt(IPPROTO_IP, option, request)
 
     def close(self) -> None:
+        """Closes the socket (idempotent) and removes the unix socket file it created, if any."""
         self.socket.close()
         self._remove_socket_file()
 
     @property
     def closed(self) -> bool:
+        """Whether close() has been called."""
         return self.socket.closed
 
     def __repr__(self) -> str:

@@ -60,6 +60,7 @@ def _describe(fd: int, target: str, socket: Optional[str]) -> str:
 
 
 def describe_leaks(leaked: dict[int, str]) -> str:
+    """The leaked fds ({fd: what /proc said}), one indented line each, as the guard reports them."""
     described = describe_fds(leaked)
     return "\n".join("  " + described[fd] for fd in sorted(leaked))
 

@@ -165,6 +165,7 @@ class NetNamespace:
 
     @property
     def exists(self) -> bool:
+        """Whether the namespace is still there (its /run/netns file)."""
         return os.path.exists(self.path)
 
     def __enter__(self) -> "NetNamespace":
@@ -222,6 +223,7 @@ class NetnsPair:
                 raise NetnsUnavailable(f"tc netem is not available in this kernel (sch_netem): {error}") from None
 
     def delete(self) -> None:
+        """Deletes both namespaces (the veth pair goes with them). Idempotent."""
         self.a.delete()
         if hasattr(self, "b"):
             self.b.delete()

@@ -223,6 +223,7 @@ class TestServer:
             return [data for data, _ in self._received]
 
     def stats(self) -> dict[str, int]:
+        """The server's counters (socketeer.Server.stats(): connections, bytes, messages ...)."""
         return self.server.stats()
 
     def close(self) -> None:
