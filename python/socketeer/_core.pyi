@@ -14,7 +14,7 @@ from typing import Any, Optional
 # the classes (socketeer.InetAddress is _core.InetAddress) type-checks.
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import ClassVar, Protocol, TypeVar, overload
+from typing import ClassVar, Protocol, TypeVar, final, overload
 
 from _typeshed import ReadableBuffer, StrOrBytesPath, WriteableBuffer
 
@@ -35,10 +35,13 @@ _AddressLike = _AnyAddress | tuple[Any, ...] | str | bytes
 
 _T_co = TypeVar("_T_co", covariant=True)
 
+# pybind11_builtins.pybind11_type: the metaclass of every class the extension binds (it has no stub).
+class _pybind11_type(type): ...
+
 class _Descriptor(Protocol[_T_co]):  # what address.py attaches: a property or staticmethod fits
     def __get__(self, instance: Any, owner: type | None = None, /) -> _T_co: ...
 
-class _AddressBase:
+class _AddressBase(metaclass=_pybind11_type):
     family: ClassVar[_Descriptor[AddressFamily]]
     parse: ClassVar[_Descriptor[Callable[[str], _AnyAddress]]]  # staticmethods
     from_tuple: ClassVar[_Descriptor[Callable[[int, Any], _AnyAddress]]]
@@ -127,7 +130,7 @@ def max_unix_path() -> int: ...
 def resolve(host: str, service: str, family: int = 0, type: int = 0, protocol: int = 0,
             flags: int = 0) -> list[tuple[int, int, int, str, InetAddress | Inet6Address]]: ...
 
-class DatagramBatch:
+class DatagramBatch(metaclass=_pybind11_type):
     """Reusable room for receiving many datagrams in one call."""
 
     def __init__(self, slots: int, slot_size: int) -> None: ...
@@ -136,7 +139,7 @@ class DatagramBatch:
     @property
     def slot_size(self) -> int: ...
 
-class Socket:
+class Socket(metaclass=_pybind11_type):
     """The C++ socket. Use socketeer.Socket, which adds the stdlib's ergonomics."""
 
     # life cycle
@@ -202,10 +205,12 @@ class Socket:
     def _send_file(self, in_fd: int, offset: int, count: int) -> int: ...
 
     # addresses and options
+    # A family without an Address class gives its stdlib tuple here too (see _OtherFamilyAddress);
+    # typed as the five Address kinds, which is what connect(), bind() and the Address methods take.
     @property
-    def local_address(self) -> _SocketAddress: ...
+    def local_address(self) -> _AnyAddress: ...
     @property
-    def peer_address(self) -> _SocketAddress: ...
+    def peer_address(self) -> _AnyAddress: ...
     @overload
     def getsockopt(self, level: int, optname: int, buflen: None = None) -> int: ...
     @overload
@@ -234,6 +239,7 @@ MODE_EXCLUSIVE: int
 EVENT_ERROR: int
 EVENT_HANGUP: int
 
+@final
 class PollEvent:
     """A ready fd; unpacks as (fd, events) and compares equal to that tuple."""
 
@@ -255,11 +261,11 @@ class PollEvent:
     @property
     def hangup(self) -> bool: ...
     def __len__(self) -> int: ...
-    def __getitem__(self, index: int) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __getitem__(self, index: int, /) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-class Poller:
+class Poller(metaclass=_pybind11_type):
     def __init__(self) -> None: ...
     def poll(self, timeout: Optional[float] = None) -> list[PollEvent]: ...
     def _select(self, keys: dict[int, Any], timeout: Optional[float] = None) -> list[tuple[Any, int]]: ...
@@ -274,7 +280,7 @@ class Poller:
     def fileno(self) -> int: ...
     def __len__(self) -> int: ...
 
-class Timer:
+class Timer(metaclass=_pybind11_type):
     def __init__(self) -> None: ...
     def set(self, delay: float | None, interval: Optional[float] = None) -> None: ...
     def cancel(self) -> None: ...
@@ -296,7 +302,7 @@ class MessageTooLarge(ValueError):
     size: int
     limit: int
 
-class Framing:
+class Framing(metaclass=_pybind11_type):
     @staticmethod
     def raw(max_size: int) -> Framing: ...
     @staticmethod
@@ -316,7 +322,7 @@ class Framing:
     def encode(self, message: ReadableBuffer) -> bytes: ...
     def split(self, data: ReadableBuffer) -> tuple[list[bytes], int]: ...
 
-class StreamReader:
+class StreamReader(metaclass=_pybind11_type):
     """One call at a time: any method or property called while another thread is inside one
     (a read waiting with the GIL released) raises RuntimeError "<operation>: another thread is
     already reading this stream"."""
@@ -345,7 +351,7 @@ class StreamReader:
     def read_frame(self, socket: Socket, framing: Framing, timeout: float | None = None) -> bytes | None: ...
     def read_line(self, socket: Socket, max_size: int, timeout: float | None = None) -> bytes | None: ...
 
-class AcceptBackoff:
+class AcceptBackoff(metaclass=_pybind11_type):
     """What an accept loop does after accept() failed (the C++ Server's policy)."""
     def __init__(self) -> None: ...
     def failed(self, errno: int) -> float | None: ...
@@ -357,7 +363,7 @@ class AcceptBackoff:
 
 # --- server (cpp/bindings/bind_server.cpp) ---------------------------------------------------------
 
-class Connection:
+class Connection(metaclass=_pybind11_type):
     @property
     def id(self) -> int: ...
     @property
@@ -372,14 +378,14 @@ class Connection:
     def abort(self) -> None: ...
     def __getattr__(self, name: str) -> Any: ...  # per-connection state set by handlers
 
-class DatagramEndpoint:
+class DatagramEndpoint(metaclass=_pybind11_type):
     @property
     def id(self) -> int: ...
     @property
     def address(self) -> _AnyAddress: ...
     def send_to(self, data: ReadableBuffer, address: _AddressLike) -> bool: ...
 
-class Reactor:
+class Reactor(metaclass=_pybind11_type):
     def __init__(self, framing: Framing | None = None, read_buffer: int = 65536, high_watermark: int = 4194304,
                  low_watermark: int = 1048576, idle_timeout: float | None = None, datagram_batch: int = 64,
                  datagram_size: int = 65536, tune_allocator: bool = True, udp_gso: bool = True) -> None: ...
@@ -402,7 +408,7 @@ class Reactor:
 
 # --- fault proxy (cpp/bindings/bind_proxy.cpp) -----------------------------------------------------
 
-class FaultProxy:
+class FaultProxy(metaclass=_pybind11_type):
     def __init__(self, listener: Socket, upstream: _AnyAddress) -> None: ...
     @property
     def local_address(self) -> _AnyAddress: ...
@@ -426,7 +432,7 @@ class FaultProxy:
 
 # --- sock_diag (bind_sock_diag.cpp; socketeer.diag) ---------------------------------------------
 
-class SocketRecord:
+class SocketRecord(metaclass=_pybind11_type):
     @property
     def family(self) -> int: ...  # an AddressFamily once socketeer.diag registered its types
     @property
@@ -491,7 +497,7 @@ def rtnl_add_route(destination: bytes, prefix_len: int, gateway: Optional[bytes]
 def rtnl_add_veth(name: str, peer: str, peer_netns: _Netns, netns: _Netns) -> None: ...
 def rtnl_delete_link(interface: _InterfaceArg, netns: _Netns) -> None: ...
 
-class RtnlMonitor:
+class RtnlMonitor(metaclass=_pybind11_type):
     def __init__(self, groups: list[str], netns: _Netns) -> None: ...
     def fileno(self) -> int: ...
     def wait(self, timeout_ms: int) -> bool: ...

@@ -34,7 +34,7 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 from . import _core
 from ._display import shown
@@ -47,7 +47,11 @@ from .framing import check_delimiter, check_framing, check_size
 from .opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
 from .opening import combined_connect_error, interleave_families
 from .opening import unix_socket_file
-from .streams import AcceptBackoff, EndpointLike, IncompleteReadError
+from .endpoints import EndpointLike
+from .streams import AcceptBackoff, IncompleteReadError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
            "MessageTooLarge"]
@@ -74,7 +78,7 @@ class _Io:
         sock.setblocking(False)
         self.socket = sock
         self.timeout = timeout
-        self._waiting: dict[bool, asyncio.Future] = {}  # write? -> the waiting task's future
+        self._waiting: dict[bool, asyncio.Future[None]] = {}  # write? -> the waiting task's future
 
     def close(self) -> None:
         raise NotImplementedError
@@ -89,7 +93,7 @@ class _Io:
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _deadline(self, timeout: Any) -> Optional[float]:
+    def _deadline(self, timeout: Optional[float]) -> Optional[float]:
         seconds = _core.timeout_seconds(self.timeout if timeout is _DEFAULT else timeout)
         return None if seconds is None else asyncio.get_running_loop().time() + seconds
 
@@ -153,26 +157,26 @@ class _Io:
 
     # --- what asyncio lacks: ancillary data --------------------------------------------------
 
-    async def send_fds(self, data: Any, fds: Sequence[Any], *, timeout: Any = _DEFAULT) -> int:
+    async def send_fds(self, data: ReadableBuffer, fds: Sequence[int], *, timeout: Optional[float] = _DEFAULT) -> int:
         """Sends ``data`` with open fds attached (SCM_RIGHTS), like ``socket.send_fds``."""
         return await self._io(True, lambda: self.socket.send_fds(data, fds), self._deadline(timeout), "send_fds")
 
     async def recv_fds(self, bufsize: int, maxfds: int, *,
-                       timeout: Any = _DEFAULT) -> tuple[bytes, list[int], int, Any]:
+                       timeout: Optional[float] = _DEFAULT) -> tuple[bytes, list[int], int, Any]:
         """``(data, fds, msg_flags, address)`` like ``socket.recv_fds``; the fds are yours to close."""
         self._check_unbuffered("recv_fds")
         return await self._io(False, lambda: self.socket.recv_fds(bufsize, maxfds), self._deadline(timeout),
                               "recv_fds")
 
     async def sendmsg(self, buffers: Iterable[Any], ancdata: Iterable[Any] = (), flags: int = 0,
-                      address: Any = None, *, timeout: Any = _DEFAULT) -> int:
+                      address: Any = None, *, timeout: Optional[float] = _DEFAULT) -> int:
         """``socket.sendmsg`` as a coroutine."""
         buffers, ancdata = list(buffers), list(ancdata)
-        args: tuple = (buffers, ancdata, flags) if address is None else (buffers, ancdata, flags, address)
+        args: tuple[Any, ...] = (buffers, ancdata, flags) if address is None else (buffers, ancdata, flags, address)
         return await self._io(True, lambda: self.socket.sendmsg(*args), self._deadline(timeout), "sendmsg")
 
     async def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0, *,
-                      timeout: Any = _DEFAULT) -> tuple[bytes, list, int, Any]:
+                      timeout: Optional[float] = _DEFAULT) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
         """``socket.recvmsg`` as a coroutine: ``(data, ancdata, msg_flags, address)``."""
         self._check_unbuffered("recvmsg")
         return await self._io(False, lambda: self.socket.recvmsg(bufsize, ancbufsize, flags),
@@ -182,7 +186,7 @@ class _Io:
         pass
 
 
-def _resolve(future: asyncio.Future, error: Optional[BaseException]) -> None:
+def _resolve(future: asyncio.Future[None], error: Optional[BaseException]) -> None:
     if not future.done():
         if error is None:
             future.set_result(None)
@@ -190,7 +194,7 @@ def _resolve(future: asyncio.Future, error: Optional[BaseException]) -> None:
             future.set_exception(error)
 
 
-def _time_out(future: asyncio.Future, timed_out: Callable[[], TimeoutError]) -> None:
+def _time_out(future: asyncio.Future[None], timed_out: Callable[[], TimeoutError]) -> None:
     """A wait's deadline passed: its TimeoutError, built only now (naming the peer takes a
     getpeername, which a wait that ends in time need not pay)."""
     if not future.done():
@@ -229,7 +233,7 @@ class Stream(_Io):
 
     # --- writing ---------------------------------------------------------------------------
 
-    async def send_all(self, data: Any, *, timeout: Any = _DEFAULT) -> None:
+    async def send_all(self, data: ReadableBuffer, *, timeout: Optional[float] = _DEFAULT) -> None:
         """Sends every byte of ``data`` within the timeout."""
         view = memoryview(data).cast("B")
         deadline = self._deadline(timeout)
@@ -237,7 +241,7 @@ class Stream(_Io):
             sent = await self._io(True, lambda: self.socket.send(view), deadline, "sendall")
             view = view[sent:]
 
-    async def send_message(self, message: Any, framing: Framing, *, timeout: Any = _DEFAULT) -> None:
+    async def send_message(self, message: ReadableBuffer, framing: Framing, *, timeout: Optional[float] = _DEFAULT) -> None:
         """Sends one message with ``framing``'s length prefix or delimiter added."""
         check_framing(framing)
         await self.send_all(framing.encode(message), timeout=timeout)
@@ -264,24 +268,24 @@ class Stream(_Io):
             result = take()
         return result
 
-    async def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
+    async def recv(self, max_size: int = 64 * 1024, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
         size = check_size("max_size", max_size)
         return await self._read(lambda: self._reader.take_some(size), timeout, "recv")
 
-    async def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
+    async def recv_exactly(self, size: int, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
         check_size("size", size)
         return await self._read(lambda: self._reader.take_exactly(size), timeout, "recv_exactly")
 
     async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
-                         timeout: Any = _DEFAULT) -> bytes:
+                         timeout: Optional[float] = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
         MessageTooLarge (never buffers without bound)."""
         wanted, limit = check_delimiter(delimiter), check_size("max_size", max_size)
         return await self._read(lambda: self._reader.take_until(wanted, limit), timeout, "recv_until")
 
-    async def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> AsyncIterator[bytes]:
+    async def messages(self, framing: Framing, *, timeout: Optional[float] = _DEFAULT) -> AsyncIterator[bytes]:
         """Whole messages split by ``framing`` (in C++, one call per message) until the stream
         ends; IncompleteReadError if it ends inside one. Each is taken off the buffer as it is
         yielded: a loop that stops early leaves the rest for the next read. ``timeout`` bounds the
@@ -297,7 +301,7 @@ class Stream(_Io):
             yield message
 
     async def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
-                    timeout: Any = _DEFAULT) -> AsyncIterator[Any]:
+                    timeout: Optional[float] = _DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
         one even without a newline; taken off the buffer as it is yielded, like messages()."""
         take_line, size = self._reader.take_line, check_size("max_size", max_size)
@@ -374,13 +378,13 @@ class Listener(_Io, Bound):
             backoff.accepted()
             yield stream
 
-    async def serve(self, handler: Callable[[Stream], Awaitable[Any]]) -> None:
+    async def serve(self, handler: Callable[[Stream], Awaitable[object]]) -> None:
         """Runs ``await handler(stream)`` in a task per connection until the listener is closed,
         then waits for the running handlers. The stream is closed when its handler returns; an
         exception in a handler is logged and closes only that connection. Out of fds, it keeps
         serving the open connections and accepts again once fds are free. Cancelling serve()
         cancels the handlers."""
-        tasks: set[asyncio.Task] = set()
+        tasks: set[asyncio.Task[None]] = set()
 
         async def run(stream: Stream) -> None:
             async with stream:
@@ -438,12 +442,13 @@ class Datagram(_Io, Bound):
             address = (await _addresses(parse_endpoint(target)))[0]
         self.socket.connect(address)
 
-    async def send_to(self, data: Any, address: Any, *, timeout: Any = _DEFAULT) -> int:
+    async def send_to(self, data: ReadableBuffer, address: AnyAddress | str | tuple[Any, ...], *,
+                      timeout: Optional[float] = _DEFAULT) -> int:
         """Sends one datagram to ``address`` (an Address, tuple or text); returns the bytes sent."""
         return await self._io(True, lambda: self.socket.sendto(data, address), self._deadline(timeout), "sendto")
 
     async def recv_from(self, max_size: int = 65535, *,
-                        timeout: Any = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
+                        timeout: Optional[float] = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
         """One datagram and the Address it came from (None for an unnamed unix sender)."""
         check_size("max_size", max_size)
         data, address = await self._io(False, lambda: self.socket.recvfrom(max_size), self._deadline(timeout),
@@ -452,16 +457,16 @@ class Datagram(_Io, Bound):
             return data, None
         return data, Address.from_tuple(self.socket.family_number, address)
 
-    async def send(self, data: Any, *, timeout: Any = _DEFAULT) -> int:
+    async def send(self, data: ReadableBuffer, *, timeout: Optional[float] = _DEFAULT) -> int:
         """Sends one datagram to the connected peer; returns the bytes sent."""
         return await self._io(True, lambda: self.socket.send(data), self._deadline(timeout), "send")
 
-    async def recv(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> bytes:
+    async def recv(self, max_size: int = 65535, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """One datagram (at most ``max_size`` bytes of it), from the connected peer."""
         check_size("max_size", max_size)
         return await self._io(False, lambda: self.socket.recv(max_size), self._deadline(timeout), "recv")
 
-    async def send_batch(self, messages: Iterable[Any], *, timeout: Any = _DEFAULT) -> int:
+    async def send_batch(self, messages: Iterable[ReadableBuffer | tuple[ReadableBuffer, AnyAddress | str | tuple[Any, ...]]], *, timeout: Optional[float] = _DEFAULT) -> int:
         """Sends ``[(data, address), ...]`` (``[data, ...]`` when connected) with sendmmsg;
         returns how many were sent (fewer when the socket buffer filled up)."""
         batch = list(messages)
@@ -470,7 +475,7 @@ class Datagram(_Io, Bound):
         return await self._io(True, lambda: self.socket.send_many(batch), self._deadline(timeout), "sendmmsg")
 
     async def recv_batch(self, max_messages: int = 64, max_size: int = 2048, *,
-                         timeout: Any = _DEFAULT) -> list[tuple[bytes, Optional[AnyAddress]]]:
+                         timeout: Optional[float] = _DEFAULT) -> list[tuple[bytes, Optional[AnyAddress]]]:
         """Waits for one datagram, then takes every one queued (up to ``max_messages``) in one
         recvmmsg call."""
         if self._batch is None or (self._batch.slots, self._batch.slot_size) != (max_messages, max_size):
@@ -498,7 +503,7 @@ async def _addresses(endpoint: Endpoint) -> list[AnyAddress]:
     return await asyncio.get_running_loop().run_in_executor(None, endpoint.addresses)
 
 
-async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Any:
+async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Union[Stream, Datagram]:
     """A Stream for ``tcp://``, ``unix:`` and ``unix+seqpacket:``, a connected Datagram for
     ``udp://`` and ``unix+dgram:``. Several addresses: Happy Eyeballs (RFC 8305), as the sync
     connect. ``timeout`` bounds the whole attempt, name resolution included."""
@@ -538,7 +543,7 @@ async def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, deadl
     """Starts an attempt per address, the next one HAPPY_EYEBALLS_DELAY after the previous or at
     once when it fails; the first to connect wins and the others are cancelled (and closed)."""
     remaining = list(addresses)
-    pending: set[asyncio.Task] = set()
+    pending: set[asyncio.Task[Socket]] = set()
     errors: list[OSError] = []
     try:
         while remaining or pending:

@@ -83,7 +83,11 @@ class Endpoint:
         return cls(scheme, kind, int(address.family), host=address.host, port=address.port)
 
 
-def parse_endpoint(endpoint: Union[str, Endpoint, AnyAddress]) -> Endpoint:
+EndpointLike = Union[str, Endpoint, AnyAddress]
+"""What connect(), listen(), bind(), Server and FaultProxy accept: endpoint text, an Endpoint or an Address."""
+
+
+def parse_endpoint(endpoint: EndpointLike) -> Endpoint:
     """Parses an endpoint string (see the module docstring); Endpoints pass through and Address
     objects become stream endpoints. Malformed input raises ValueError naming the bad part."""
     if isinstance(endpoint, Endpoint):

@@ -21,7 +21,7 @@ from typing import Any, Literal, Optional
 from . import _core
 from .address import AnyAddress
 from .constants import SOCK_DGRAM
-from .endpoints import Endpoint, parse_endpoint
+from .endpoints import Endpoint, EndpointLike, parse_endpoint
 from .opening import bound_socket
 
 __all__ = ["FaultProxy"]
@@ -33,7 +33,7 @@ _DIRECTIONS = {"upstream": (0,), "downstream": (1,), "both": (0, 1)}
 class FaultProxy:
     """A fault-injecting proxy from ``listen`` (default: a free loopback port) to ``upstream``."""
 
-    def __init__(self, upstream: Any, *, listen: Optional[str] = None, start: bool = True):
+    def __init__(self, upstream: EndpointLike, *, listen: Optional[str] = None, start: bool = True):
         target = parse_endpoint(upstream)
         self._upstream = target
         address = target.addresses()[0]

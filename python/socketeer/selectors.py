@@ -30,7 +30,7 @@ from .poller import FileDescriptorLike, fileobj_to_fd
 __all__ = ["EpollSelector", "DefaultSelector", "SelectorKey", "EVENT_READ", "EVENT_WRITE"]
 
 
-class _SelectorMapping(Mapping):
+class _SelectorMapping(Mapping[FileDescriptorLike, SelectorKey]):
     """The read-only fileobj -> SelectorKey view that ``get_map()`` returns."""
 
     def __init__(self, selector: EpollSelector) -> None:

@@ -38,13 +38,13 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, Optional
 
 from . import _core
 from .address import AnyAddress
 from .constants import AF_UNIX, SOCK_DGRAM
-from .endpoints import Endpoint, parse_endpoint
+from .endpoints import Endpoint, EndpointLike, parse_endpoint
 from .opening import bound_socket, unix_socket_file
 from .framing import Framing
 
@@ -55,7 +55,7 @@ DatagramEndpoint = _core.DatagramEndpoint
 log = logging.getLogger("socketeer.server")
 
 
-def _log_handler_error(conn: Any, error: BaseException) -> None:
+def _log_handler_error(conn: Connection, error: BaseException) -> None:
     log.error("socketeer.Server handler failed for %r; closing it", conn, exc_info=error)
 
 
@@ -139,11 +139,11 @@ class Server:
     when only a small part of a large message is needed for long. Datagrams are always ``bytes``.
     """
 
-    def __init__(self, handler: Any = None, *, builtin: Optional[Literal["echo", "discard", "fixed"]] = None,
+    def __init__(self, handler: object = None, *, builtin: Optional[Literal["echo", "discard", "fixed"]] = None,
                  response: Optional[bytes] = None, framing: Optional[Framing] = None,
                  idle_timeout: Optional[float] = None, high_watermark: int = 4 * 1024 * 1024,
                  low_watermark: int = 1024 * 1024, read_buffer: int = 64 * 1024, threads: int = 1,
-                 datagram_batch: int = 64, datagram_size: int = 65536, on_error: Any = _log_handler_error,
+                 datagram_batch: int = 64, datagram_size: int = 65536, on_error: Callable[[Connection, BaseException], object] = _log_handler_error,
                  tune_allocator: bool = True, udp_gso: bool = True, views: bool = False):
         if (handler is None) == (builtin is None):
             raise ValueError("give either a handler object or builtin='echo'|'discard'|'fixed'")
@@ -172,7 +172,7 @@ class Server:
 
     # --- endpoints --------------------------------------------------------------------------
 
-    def listen(self, endpoint: Any, *, backlog: int = 1024) -> AnyAddress:
+    def listen(self, endpoint: EndpointLike, *, backlog: int = 1024) -> AnyAddress:
         """Adds a stream endpoint (``tcp://``, ``unix:``, ``unix+seqpacket:``); returns the bound
         Address (port 0 resolved). Also while the server runs (after start(), inside ``with``,
         from a handler): the socket is bound and listening when this returns, and the running
@@ -188,7 +188,7 @@ class Server:
             raise ValueError(f"cannot listen on datagram endpoint {parsed}: use Server.bind()")
         return self._add(parsed, "listen on", backlog)
 
-    def bind(self, endpoint: Any) -> AnyAddress:
+    def bind(self, endpoint: EndpointLike) -> AnyAddress:
         """Adds a datagram endpoint (``udp://``, ``unix+dgram:``) for ``on_datagram``. Also while
         the server runs, as listen()."""
         parsed = parse_endpoint(endpoint)
@@ -242,7 +242,7 @@ class Server:
         endpoint, address = self._endpoints[index]
         return str(Endpoint.from_address(address, endpoint.kind))
 
-    def datagram_endpoints(self) -> list[Any]:
+    def datagram_endpoints(self) -> list[DatagramEndpoint]:
         """Handles to send from each datagram endpoint (of the first reactor)."""
         reactor = self._reactors[0]
         return [reactor.endpoint(id_) for (endpoint, _), id_ in zip(self._endpoints, self._endpoint_ids)

@@ -241,7 +241,7 @@ class Socket(_core.Socket):
         (EMSGSIZE) is raised rather than handing over a silently truncated list."""
         return super().recv_fds(bufsize, maxfds, flags)
 
-    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple[bytes, list, int, Any]:
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
         """``(data, ancdata, msg_flags, address)``, as ``socket.recvmsg``."""
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")

@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _core
 from ._display import Closeable, html_table, shown
 from .address import Address, AnyAddress
 from .constants import AF_INET6, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
-from .endpoints import Endpoint, parse_endpoint
+from .endpoints import Endpoint, EndpointLike, parse_endpoint
 from .framing import Framing
 from .framing import check_delimiter, check_framing, check_size
 from .opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
@@ -40,7 +40,8 @@ log = logging.getLogger("socketeer")
 
 _DEFAULT: Any = object()  # "use the object's default timeout"
 
-EndpointLike = Union[str, Endpoint, AnyAddress]
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 class _Timeouts:
@@ -51,10 +52,10 @@ class _Timeouts:
         self.socket = sock
         self.timeout = timeout
 
-    def pick(self, timeout: Any) -> Optional[float]:
+    def pick(self, timeout: Optional[float]) -> Optional[float]:
         return self.timeout if timeout is _DEFAULT else timeout
 
-    def apply(self, timeout: Any) -> None:
+    def apply(self, timeout: Optional[float]) -> None:
         wanted = self.pick(timeout)
         if self.socket.gettimeout() != wanted:
             self.socket.settimeout(wanted)
@@ -107,13 +108,13 @@ class Stream(Closeable):
 
     # --- writing ---------------------------------------------------------------------------
 
-    def send_all(self, data: Any, *, timeout: Any = _DEFAULT) -> None:
+    def send_all(self, data: ReadableBuffer, *, timeout: Optional[float] = _DEFAULT) -> None:
         """Sends every byte of ``data`` (bytes-like) within the timeout. Not atomic between
         threads: a concurrent ``send_all`` may interleave its bytes with these (see the class notes)."""
         self._timeouts.apply(timeout)
         self.socket.sendall(data)
 
-    def send_message(self, message: Any, framing: Framing, *, timeout: Any = _DEFAULT) -> None:
+    def send_message(self, message: ReadableBuffer, framing: Framing, *, timeout: Optional[float] = _DEFAULT) -> None:
         """Sends one message with ``framing``'s length prefix or delimiter added."""
         check_framing(framing)
         self.send_all(framing.encode(message), timeout=timeout)
@@ -125,23 +126,23 @@ class Stream(Closeable):
 
     # --- reading ---------------------------------------------------------------------------
 
-    def recv(self, max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
+    def recv(self, max_size: int = 64 * 1024, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes, as soon as any are there; ``b''`` at end of stream."""
         return self._reader.read_some(self.socket, check_size("max_size", max_size), self._timeouts.pick(timeout))
 
-    def recv_exactly(self, size: int, *, timeout: Any = _DEFAULT) -> bytes:
+    def recv_exactly(self, size: int, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes. End of stream before that raises IncompleteReadError, whose
         ``.partial`` holds what did arrive."""
         return self._reader.read_exactly(self.socket, check_size("size", size), self._timeouts.pick(timeout))
 
-    def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *, timeout: Any = _DEFAULT) -> bytes:
+    def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter`` (like asyncio's ``readuntil``). More than
         ``max_size`` bytes without one raises MessageTooLarge; never buffers without bound."""
         return self._reader.read_until(self.socket, check_delimiter(delimiter), check_size("max_size", max_size),
                                        self._timeouts.pick(timeout))
 
     def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
-              timeout: Any = _DEFAULT) -> Iterator[Any]:
+              timeout: Optional[float] = _DEFAULT) -> Iterator[Any]:
         """Yields each line without its line ending (``\\n`` or ``\\r\\n``), as bytes, or as str
         when ``encoding`` is given, until end of stream. A last line without a newline is yielded
         too. Each line is taken off the stream's buffer as it is yielded: a loop that stops early
@@ -151,7 +152,7 @@ class Stream(Closeable):
         while (line := read_line(sock, size, pick)) is not None:
             yield line.decode(encoding) if encoding else line
 
-    def messages(self, framing: Framing, *, timeout: Any = _DEFAULT) -> Iterator[bytes]:
+    def messages(self, framing: Framing, *, timeout: Optional[float] = _DEFAULT) -> Iterator[bytes]:
         """Yields whole messages split by ``framing`` (see socketeer.framing) until the stream
         ends. One C++ call per message, which only waits (GIL released) when no whole message is
         buffered; each message is taken off the stream's buffer as it is yielded, so a loop that
@@ -199,7 +200,7 @@ class AcceptBackoff:
     Server's policy (``_core.AcceptBackoff``), plus one log line when accepting pauses and one
     when it works again, not one per failure."""
 
-    def __init__(self, endpoint: Any):
+    def __init__(self, endpoint: object):
         self._policy = _core.AcceptBackoff()
         self._endpoint = endpoint
 
@@ -300,7 +301,7 @@ class Listener(Closeable, Bound):
             backoff.accepted()
             yield stream
 
-    def serve(self, handler: Callable[[Stream], Any], *, threads: int = 8) -> None:
+    def serve(self, handler: Callable[[Stream], object], *, threads: int = 8) -> None:
         """Runs ``handler(stream)`` for every connection on a pool of ``threads`` threads until
         the listener is closed (from another thread or by Ctrl-C). The stream is closed when the
         handler returns; an exception in a handler is logged with its traceback and closes only
@@ -377,12 +378,12 @@ class Datagram(Closeable, Bound):
         else are dropped by the kernel."""
         self.socket.connect(_single_address(target, self.socket.family_number))
 
-    def send_to(self, data: Any, address: Any, *, timeout: Any = _DEFAULT) -> int:
+    def send_to(self, data: ReadableBuffer, address: AnyAddress | str | tuple[Any, ...], *, timeout: Optional[float] = _DEFAULT) -> int:
         """Sends one datagram to ``address`` (an Address, ``"127.0.0.1:9"`` or a tuple)."""
         self._timeouts.apply(timeout)
         return self.socket.sendto(data, address)
 
-    def recv_from(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
+    def recv_from(self, max_size: int = 65535, *, timeout: Optional[float] = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
         """One datagram and the Address it came from (None for an unnamed unix sender)."""
         self._timeouts.apply(timeout)
         data, address = self.socket.recvfrom(max_size)
@@ -390,24 +391,24 @@ class Datagram(Closeable, Bound):
             return data, None
         return data, Address.from_tuple(self.socket.family_number, address)
 
-    def send(self, data: Any, *, timeout: Any = _DEFAULT) -> int:
+    def send(self, data: ReadableBuffer, *, timeout: Optional[float] = _DEFAULT) -> int:
         """Sends one datagram to the connected peer."""
         self._timeouts.apply(timeout)
         return self.socket.send(data)
 
-    def recv(self, max_size: int = 65535, *, timeout: Any = _DEFAULT) -> bytes:
+    def recv(self, max_size: int = 65535, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """One datagram from the connected peer."""
         self._timeouts.apply(timeout)
         return self.socket.recv(max_size)
 
-    def send_batch(self, messages: Iterable[Any], *, timeout: Any = _DEFAULT) -> int:
+    def send_batch(self, messages: Iterable[ReadableBuffer | tuple[ReadableBuffer, AnyAddress | str | tuple[Any, ...]]], *, timeout: Optional[float] = _DEFAULT) -> int:
         """Sends ``[(data, address), ...]`` (or ``[data, ...]`` when connected) in one sendmmsg
         call; returns how many were sent."""
         self._timeouts.apply(timeout)
         return self.socket.send_many(list(messages))
 
     def recv_batch(self, max_messages: int = 64, max_size: int = 2048, *,
-                   timeout: Any = _DEFAULT) -> list[tuple[bytes, Optional[AnyAddress]]]:
+                   timeout: Optional[float] = _DEFAULT) -> list[tuple[bytes, Optional[AnyAddress]]]:
         """Waits for one datagram, then takes every one already queued (up to ``max_messages``)
         in the same recvmmsg call: ``[(data, address), ...]``. Datagrams longer than
         ``max_size`` are truncated, as with recv."""
@@ -459,7 +460,7 @@ class Datagram(Closeable, Bound):
 
 # --- opening ----------------------------------------------------------------------------------
 
-def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Any:
+def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Union[Stream, Datagram]:
     """Connects to ``endpoint``: a :class:`Stream` for ``tcp://``, ``unix:`` and
     ``unix+seqpacket:``, a connected :class:`Datagram` for ``udp://`` and ``unix+dgram:``.
 
@@ -566,7 +567,7 @@ def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[
 
 def _single_address(target: EndpointLike, family: int) -> AnyAddress:
     if isinstance(target, Address):
-        return target  # type: ignore[return-value]
+        return target
     if isinstance(target, str) and "://" not in target and not target.startswith("unix"):
         return Address.parse(target)
     return parse_endpoint(target).addresses()[0]

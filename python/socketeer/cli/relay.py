@@ -61,6 +61,7 @@ class Relay:
             self.log(f"{name}: cannot connect to {self.target}: {reason(error)}")
             client.close()
             return name, None
+        assert isinstance(upstream, Stream)  # run() refused datagram endpoints
         self.log(f"{name}: relaying to {self.target}")
         return name, upstream
 

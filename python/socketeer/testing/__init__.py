@@ -7,7 +7,7 @@ Importing this package does not import the extension: ``TestServer``, ``CLOSE`` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .fds import describe_fd, describe_leaks, leaked_fds, open_fds
 from .sockets import SocketWatch, describe_socket, parse_states
@@ -18,8 +18,11 @@ __all__ = ["TestServer", "CLOSE", "RESET", "NetNamespace", "NetnsPair", "NetnsUn
            "describe_socket", "parse_states"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("TestServer", "CLOSE", "RESET", "expand_endpoint"):
-        from . import servers
-        return getattr(servers, name)
-    raise AttributeError(f"module 'socketeer.testing' has no attribute {name!r}")
+if TYPE_CHECKING:
+    from .servers import CLOSE, RESET, TestServer, expand_endpoint
+else:  # to a type checker, a module __getattr__ makes every unknown name Any
+    def __getattr__(name: str) -> Any:
+        if name in ("TestServer", "CLOSE", "RESET", "expand_endpoint"):
+            from . import servers
+            return getattr(servers, name)
+        raise AttributeError(f"module 'socketeer.testing' has no attribute {name!r}")
