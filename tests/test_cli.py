@@ -482,19 +482,78 @@ def test_info_unknown_host_is_one_line(socketeer_netns) -> None:
 # --- bench -----------------------------------------------------------------------------------
 
 
-def test_bench_runs_benchmarks_run_py_from_a_checkout() -> None:
-    if not (ROOT / "benchmarks" / "run.py").is_file():
-        pytest.skip("no source checkout around the tests")
-    result = run_cli("bench", "--list", cwd=ROOT)
+QUICK_ROW = re.compile(r"(?P<config>tcp-10x64|tcp-100x1k|)\s+(?P<server>\S+)\s+(?P<rps>[\d,]+)\s+(?P<ratio>\d+\.\d\d)"
+                       r"\s+\(\d+\.\d\d-\d+\.\d\d\)\s+(?P<cpu>\d+\.\d\d)\s+\d+\.\d\d\s+\d+\b.*")
+
+
+@pytest.mark.timeout(200)  # in a source tree the first run builds the load generator
+def test_bench_quick_prints_the_table_from_any_directory(tmp_path: Path) -> None:
+    """From a directory that is no checkout: every server of the quick set on both configs, each
+    with req/s, a ratio to the C reference and the server's CPU per request (never how fast)."""
+    result = subprocess.run([*CLI, "bench", "--quick", "--duration", "0.2", "--warmup", "0.05", "--repeats", "1"],
+                            env=child_env(), capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                            stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
-    assert "server  c-reference" in result.stdout and "config  tcp-10x64" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("socketeer echo benchmark: 1 x 0.2 s per cell")
+    rows: dict[tuple[str, str], re.Match[str]] = {}
+    config = ""
+    for line in lines[2:]:
+        if not line:
+            continue
+        config = line.split()[0] if line.startswith("tcp-") else config
+        server = line.split()[1] if line.startswith("tcp-") else line.split()[0]
+        if server == "uvloop-protocol" and "n/a (uvloop is not installed" in line:
+            continue  # optional
+        match = QUICK_ROW.fullmatch(line)
+        assert match, line
+        rows[(config, server)] = match
+    servers = ["c-reference", "socketeer-builtin", "socketeer-handler", "socketeer-aio", "asyncio-protocol",
+               "asyncio-streams"]
+    for config in ("tcp-10x64", "tcp-100x1k"):
+        assert {name for (cfg, name) in rows if cfg == config} - {"uvloop-protocol"} == set(servers)
+        assert float(rows[(config, "c-reference")]["ratio"]) == 1.0
+        for server in servers:
+            row = rows[(config, server)]
+            assert int(row["rps"].replace(",", "")) > 0 and float(row["ratio"]) > 0, row.group(0)
+            assert float(row["cpu"]) >= 0
 
 
-def test_bench_outside_a_checkout_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli.bench, "benchmark_roots", lambda: [tmp_path])
+def test_bench_lists_and_explains_itself_outside_a_checkout(tmp_path: Path) -> None:
+    listed = run_cli("bench", "--list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "server  c-reference" in listed.stdout and "server  socketeer-aio" in listed.stdout
+    assert "config  tcp-10x64" in listed.stdout
+    helped = run_cli("bench", "--help", cwd=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: socketeer bench")
+    for option in ("--quick", "--servers", "--configs", "--duration", "--repeats", "--json"):
+        assert option in helped.stdout
+
+
+def test_bench_usage_mistake_is_one_line() -> None:
+    for args, expected in ((["--servers", "no-such-server"], "bench: no server matches 'no-such-server'"),
+                           (["--repeats", "0"], "bench: --repeats must be >= 1")):
+        result = run_cli("bench", *args)
+        one_line_error(result, expected, "socketeer bench --help")
+        assert result.returncode == 2
+
+
+@pytest.mark.parametrize("present", [(), ("echo-reference",)], ids=["no bin", "no loadgen"])
+def test_bench_without_the_load_generator_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str], present: tuple[str, ...]) -> None:
+    """A broken install (the programs missing from socketeer/bin, no source tree to build them in)."""
+    from socketeer.benchmark import tools
+
+    if present:
+        (tmp_path / "bin").mkdir()
+        for name in present:
+            (tmp_path / "bin" / name).write_text("#!/bin/sh\n")
+            (tmp_path / "bin" / name).chmod(0o755)
+    monkeypatch.setattr(tools, "installed_dir", lambda: tmp_path / "bin")
+    monkeypatch.setattr(tools, "checkout_root", lambda: None)
     assert cli.main(["bench", "--quick"]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and len(err.splitlines()) == 1 and "source tree" in err
-    assert cli.main(["bench", "--help"]) == 0
-    assert "usage: socketeer bench" in capsys.readouterr().out
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("socketeer: bench: ")
+    assert "socketeer-loadgen" in err and "is missing from this install" in err and "pip install" in err

@@ -9,7 +9,8 @@
     socketeer ss [-tuwxlapin46H] [-N NETNS] [FILTER]
                                       the kernel's sockets (sock_diag), printed as iproute2's ss
                                       prints them; names never resolved
-    socketeer bench [ARGS...]         the side-by-side benchmarks (benchmarks/run.py, source tree only)
+    socketeer bench [--quick]         echo servers side by side (socketeer, asyncio, uvloop) as ratios
+                                      to a C epoll server, with CPU per request (--help: options)
     socketeer echo --self-test        start echo servers on loopback (TCP, UDP, a unix stream
                                       socket), talk to each, print what happened, exit 0 if all
                                       answered correctly
@@ -59,7 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs one ``socketeer`` command; returns the exit status (2 usage mistakes, 1 failures)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[:1] == ["bench"]:  # every other argument belongs to benchmarks/run.py
+        if argv[:1] == ["bench"]:  # bench parses its own arguments (socketeer.benchmark.command)
             return bench.run(argv[1:])
         args = _parser().parse_args(argv)
         if args.command is None:

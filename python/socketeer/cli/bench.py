@@ -1,62 +1,74 @@
-"""``socketeer bench [ARGS...]``: the side-by-side benchmarks (benchmarks/run.py).
+"""``socketeer bench [--quick] [OPTIONS]``: the side-by-side echo benchmark, from the installed
+package.
 
-Every argument after ``bench`` belongs to run.py, so this command has no argparse parser of its own.
+socketeer's Server (built-in echo, a Python handler) and socketeer.aio beside asyncio (Protocol,
+streams) and uvloop, each req/s a ratio to a plain C epoll echo server, with the server's CPU
+time per request. The load generator and the C server come with the package (``socketeer/bin``);
+the harness is :mod:`socketeer.benchmark`, which ``benchmarks/run.py`` drives with the full
+matrix in a source checkout.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Optional
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
+from ..benchmark import command, tools
 from .common import CommandError
 
-__all__ = ["add_parser", "run", "find_benchmarks", "benchmark_roots"]
+__all__ = ["PROFILE", "add_parser", "run"]
+
+PROFILE = command.Profile(
+    servers="c-reference,socketeer-builtin,socketeer-handler,socketeer-aio,asyncio-protocol,asyncio-streams,"
+            "uvloop-protocol",
+    configs="tcp-1x64,tcp-10x64,tcp-100x1k,tcp-10x64k,unix-10x64,udp-10x64",
+    cells=command.Cells(duration=1.5, warmup=0.3, repeats=3),
+    quick_servers="c-reference,socketeer-builtin,socketeer-handler,socketeer-aio,asyncio-protocol,"
+                  "asyncio-streams,uvloop-protocol",
+    quick_configs="tcp-10x64,tcp-100x1k",
+    quick_cells=command.Cells(duration=0.6, warmup=0.2, repeats=3),
+)
+
+DESCRIPTION = """\
+Echo servers side by side on loopback: socketeer's Server (built-in echo, a Python handler) and
+socketeer.aio beside asyncio and uvloop (when installed), each req/s a ratio to a plain C epoll
+echo server (x C), with the server's CPU time per request (user + system). Servers and the load
+generator run pinned to different CPUs; rounds are interleaved so the host's drift hits all
+alike. --quick takes under a minute on two cores. The full matrix is benchmarks/run.py in a
+source checkout."""
 
 
-BENCH_HELP = """usage: socketeer bench [ARGS...]
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line, exit status 2 (through socketeer's CommandError)."""
 
-Runs the side-by-side echo benchmarks (benchmarks/run.py) with ARGS: socketeer's Server beside
-asyncio, uvloop, selectors and a plain C epoll server, one table of ratios. The benchmarks live
-in socketeer's source tree, not in the installed package: run this inside a checkout (found
-from the current directory or next to the imported package). `socketeer bench --help` in a
-checkout shows run.py's own options (--quick, --servers, --configs, --json ...)."""
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"bench: {message} (see socketeer bench --help)", 2)
 
 
-def benchmark_roots() -> list[Path]:
-    """Where a checkout may be: the current directory, and the tree holding this package
-    (python/socketeer/ in a checkout)."""
-    return [Path.cwd(), Path(__file__).resolve().parents[3]]
+def parser() -> argparse.ArgumentParser:
+    """``socketeer bench``'s own options."""
+    bench = _Parser(prog="socketeer bench", description=DESCRIPTION,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_arguments(bench, PROFILE)
+    return bench
 
 
-def find_benchmarks() -> Optional[Path]:
-    for root in benchmark_roots():
-        script = root / "benchmarks" / "run.py"
-        if script.is_file():
-            return script
-    return None
+def installed_tools(args: argparse.Namespace, log: Callable[[str], None]) -> tools.Tools:
+    """The programs installed with the package (built first in a source tree without them)."""
+    if tools.installed() is None and tools.checkout_root() is not None:
+        log("building socketeer-loadgen and echo-reference in the source tree's build/bench ...")
+    return tools.find()
 
 
 def run(argv: Sequence[str]) -> int:
-    script = find_benchmarks()
-    if script is None:
-        if list(argv) in (["-h"], ["--help"]):
-            print(BENCH_HELP)
-            return 0
-        raise CommandError("bench: the benchmarks live in socketeer's source tree (benchmarks/run.py); "
-                           "run `socketeer bench` inside a checkout")
-    import importlib.util
+    """Runs the benchmark with ``argv`` (everything after ``bench``)."""
+    try:
+        return command.main(parser(), PROFILE, list(argv), installed_tools)
+    except tools.ToolsError as error:
+        raise CommandError(f"bench: {error}") from None
 
-    spec = importlib.util.spec_from_file_location("socketeer_benchmarks_run", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    sys.argv[0] = "socketeer bench"  # run.py's argparse names itself after argv[0]
-    return int(module.main(list(argv)))
 
 def add_parser(commands: Any) -> None:
-    """Registers ``socketeer bench`` (for --help; main() hands its arguments to run.py)."""
-    commands.add_parser("bench", add_help=False, help="the side-by-side benchmarks (benchmarks/run.py; "
-                                                      "source tree only)")
+    """Registers ``socketeer bench`` (for the top-level --help; main() hands its arguments to run())."""
+    commands.add_parser("bench", add_help=False, help="echo servers side by side, ratios to C (--quick: < 1 min)")

@@ -1,14 +1,15 @@
 """What every benchmark echo server shares: the command line, pinning, the announce line.
 
-Each server is a standalone script:
+Each server is a module run as a program of its own:
 
-    python benchmarks/servers/asyncio_protocol.py tcp://127.0.0.1:0 [--cpu N] [--lifetime S]
+    python -m socketeer.benchmark.servers.asyncio_protocol tcp://127.0.0.1:0 [--cpu N] [--lifetime S]
 
 It binds the endpoint (tcp://HOST:PORT, udp://HOST:PORT or unix:PATH; port 0 picks a free one),
 prints the bound endpoint as its first stdout line, and serves until killed or until --lifetime
 seconds have passed (so a harness that dies leaves no server running for long). A server that
 cannot run here (uvloop not installed, no datagram API, socketeer.Server not built yet) prints
-"n/a: REASON" on stderr and exits with status 3; benchmarks/run.py shows that reason in its table.
+"n/a: REASON" on stderr and exits with status 3; the harness (socketeer bench,
+benchmarks/run.py) shows that reason in its table.
 """
 
 from __future__ import annotations

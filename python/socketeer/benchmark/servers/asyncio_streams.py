@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _common import parse_args, serve_asyncio, unavailable
+from .common import parse_args, serve_asyncio, unavailable
 
 LIMIT = 1 << 20  # readline() must take a whole 64 KiB message
 

@@ -5,7 +5,7 @@ stream has no datagram form: UDP is n/a."""
 
 from __future__ import annotations
 
-from _common import parse_args, serve_socketeer, unavailable
+from .common import parse_args, serve_socketeer, unavailable
 
 
 class LineEcho:

@@ -8,7 +8,7 @@ import selectors
 import socket
 import time
 
-from _common import announce, parse_args
+from .common import announce, parse_args
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 CHUNK = 256 * 1024

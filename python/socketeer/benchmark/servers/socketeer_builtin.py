@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _common import parse_args, serve_socketeer
+from .common import parse_args, serve_socketeer
 
 if __name__ == "__main__":
     args = parse_args(__doc__, no_gso="UDP: send and receive without GSO/GRO (to compare)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from _common import parse_args, serve_asyncio
+from .common import parse_args, serve_asyncio
 
 
 class EchoProtocol(asyncio.Protocol):

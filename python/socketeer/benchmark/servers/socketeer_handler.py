@@ -3,7 +3,7 @@ and buffering in C++, the handler called with whole messages in batches. UDP: on
 
 from __future__ import annotations
 
-from _common import parse_args, serve_socketeer
+from .common import parse_args, serve_socketeer
 
 
 class Echo:

@@ -1,0 +1,13 @@
+"""Echo servers side by side: socketeer's Server and socketeer.aio beside asyncio, uvloop,
+selectors and a plain C epoll server, each req/s a ratio to the C one, with the server's CPU
+time per request.
+
+One implementation, two drivers: ``socketeer bench`` (the installed package; ``--quick`` for a
+run under a minute) and ``benchmarks/run.py`` in a source checkout (the full matrix).
+
+- :mod:`.tools`: the load generator and the C reference (shipped in the wheel's ``bin/``)
+- :mod:`.harness`: the servers and configs, starting a server, measuring it, the run
+- :mod:`.report`: rows, ratios to C, the table
+- :mod:`.command`: the command line both drivers share
+- :mod:`.servers`: the echo servers, one module each
+"""
