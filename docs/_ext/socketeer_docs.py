@@ -153,9 +153,14 @@ def reexported(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
         return None
     target = node["reftarget"]
     candidates = [target.strip("'\"")]
-    if candidates[0].startswith("socketeer."):
-        candidates.append("socketeer." + candidates[0].rsplit(".", 1)[1])
     domain = env.get_domain("py")
+    if candidates[0].startswith("socketeer.") or "." not in candidates[0]:
+        short = candidates[0].rsplit(".", 1)[-1]
+        candidates.append("socketeer." + short)
+        # documented in a submodule's page only (socketeer.server.DatagramEndpoint), or named
+        # bare by an annotation (EndpointLike)
+        candidates += sorted(name for name in domain.objects
+                             if name.startswith("socketeer.") and name.endswith("." + short))
     for candidate in candidates:
         if candidate == target:
             continue
