@@ -39,6 +39,16 @@ WELL_FORMED = [
 ]
 
 
+@pytest.mark.parametrize("text, port, protocol", [("tcp://127.0.0.1:http", 80, "tcp"),
+                                                  ("udp://[::1]:domain", 53, "udp"),
+                                                  ("tcp4://localhost:echo", 7, "tcp")])
+def test_service_names_are_ports_from_the_local_services_database(text, port, protocol):
+    """The stdlib's getservbyname (/etc/services, no network) is the oracle."""
+    endpoint = parse_endpoint(text)
+    assert endpoint.port == port == stdlib.getservbyname(text.rpartition(":")[2], protocol)
+    assert str(endpoint).endswith(f":{port}") and parse_endpoint(str(endpoint)) == endpoint
+
+
 @pytest.mark.parametrize("text, scheme, kind, family, host, port, path, abstract", WELL_FORMED,
                          ids=[case[0] for case in WELL_FORMED])
 def test_parse_and_str_round_trip(text, scheme, kind, family, host, port, path, abstract):
@@ -184,7 +194,10 @@ MALFORMED = [
     ("tcp://:80", "empty host"),
     ("tcp://[]:80", "empty host"),
     ("tcp://a:", "port ''"),
-    ("tcp://a:http", "port 'http'"),
+    ("tcp://a:no-such-service", "unknown service 'no-such-service' (no tcp port of that name in /etc/services)"),
+    ("udp://a:http-alt", "unknown service 'http-alt' (no udp port"),  # 8080/tcp only
+    ("tcp://a:http!", "port 'http!' is not a number 0-65535 or a service name"),
+    ("tcp://a:_http", "port '_http'"),
     ("tcp://a:65536", "port '65536'"),
     ("tcp://a:-1", "port '-1'"),
     ("tcp://a:+1", "port '+1'"),

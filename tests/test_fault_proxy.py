@@ -191,3 +191,23 @@ def test_datagram_faults_on_a_tcp_proxy_raise(proxy, fault):
 def test_stream_faults_on_a_udp_proxy_raise(udp_proxy, apply):
     with pytest.raises(ValueError, match="TCP"):
         apply(udp_proxy)
+
+
+# --- an upstream that refuses ------------------------------------------------------------------
+
+
+def test_a_refused_upstream_connect_is_counted_with_its_errno(wait_until) -> None:
+    """The client is reset, and stats() say why: connect_errors and the last connect_errno (what
+    `socketeer relay` reports); the connection is no longer counted as active."""
+    import errno
+    import socket
+
+    with socket.socket() as bound:  # bound, never listening: loopback refuses
+        bound.bind(("127.0.0.1", 0))
+        with socketeer.FaultProxy(f"tcp://127.0.0.1:{bound.getsockname()[1]}") as proxy:
+            assert proxy.stats()["connect_errors"] == 0 and proxy.stats()["connect_errno"] == 0
+            with socketeer.connect(proxy.endpoint, timeout=10) as client:
+                with pytest.raises(ConnectionResetError):
+                    client.recv(10, timeout=10)
+            stats = wait_until(lambda: (s := proxy.stats())["active"] == 0 and s, what="the pair to end")
+    assert (stats["connections"], stats["connect_errors"], stats["connect_errno"]) == (1, 1, errno.ECONNREFUSED)

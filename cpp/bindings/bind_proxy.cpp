@@ -84,6 +84,8 @@ void init_proxy(py::module_& m) {
         d["dropped"] = s.dropped;
         d["duplicated"] = s.duplicated;
         d["reordered"] = s.reordered;
+        d["connect_errors"] = s.connect_errors;
+        d["connect_errno"] = s.connect_errno;
         return d;
       });
 }

@@ -169,8 +169,10 @@ class TcpRelay final : public FaultRelay {
         pair->server.emplace(family_of(upstream_), SOCK_STREAM);
         pair->server->set_timeout(0ns);
         if (::connect(pair->server->fd(), sockaddr_of(upstream_), length_of(upstream_)) < 0 && errno != EINPROGRESS) {
+          controls_.count_connect_error(errno);
           reset_socket(pair->client);
           pair->dead = true;
+          --controls_.counters.active;  // kill() does this for the pairs that got further
         } else {
           poller_.add(pair->server->fd(), Ready::readable | Ready::writable | Ready::read_closed, Mode::edge);
           by_fd_[pair->server->fd()] = {pair.get(), 1};
@@ -191,7 +193,10 @@ class TcpRelay final : public FaultRelay {
     if (which == 1 && !pair.connected) {
       if (!(events & (Ready::writable | Ready::error | Ready::hangup))) return;
       int code = pair.server->get_option(SOL_SOCKET, SO_ERROR);
-      if (code != 0) return kill(pair, true);
+      if (code != 0) {
+        controls_.count_connect_error(code);
+        return kill(pair, true);
+      }
       pair.connected = true;
       apply_half_close(pair);
       read(pair, kUpstream);

@@ -9,7 +9,9 @@
 ``unix+seqpacket:PATH``         unix seqpacket socket
 ==============================  ============================================
 
-IPv6 hosts go in brackets: ``tcp://[::1]:8080``. A unix PATH is read and written by the rule of
+IPv6 hosts go in brackets: ``tcp://[::1]:8080``. A PORT may be a service name, looked up in the
+local services database for the scheme's protocol (``tcp://localhost:http`` is port 80; no
+network involved); an unknown one is a ValueError naming it. A unix PATH is read and written by the rule of
 :meth:`Address.parse <socketeer.Address.parse>`: ``@name`` is abstract, ``//`` before a path is
 dropped (``unix:///run/app.sock``), and a path that begins with ``@`` or ``//`` is written after
 ``//`` (``unix://@not-abstract``), so ``str()`` of every Endpoint parses back to an equal one.
@@ -18,6 +20,8 @@ Parsing never resolves a host name; :meth:`Endpoint.addresses <socketeer.Endpoin
 
 from __future__ import annotations
 
+import re
+import socket
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -31,6 +35,7 @@ _INET_SCHEMES = {
     "udp": (0, SOCK_DGRAM), "udp4": (AF_INET, SOCK_DGRAM), "udp6": (AF_INET6, SOCK_DGRAM),
 }
 _UNIX_SCHEMES = {"unix": SOCK_STREAM, "unix+dgram": SOCK_DGRAM, "unix+seqpacket": SOCK_SEQPACKET}
+_SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._+-]*")  # /etc/services' names, and nothing else
 _FORMS = "tcp://HOST:PORT, udp://HOST:PORT, unix:PATH, unix+dgram:PATH or unix+seqpacket:PATH"
 
 
@@ -137,9 +142,7 @@ def _parse_inet(endpoint: str, scheme: str, rest: str) -> Endpoint:
             raise ValueError(f"bad endpoint {endpoint!r}: IPv6 hosts need brackets: {scheme}://[{host}]:{port_text}")
     if not host:
         raise ValueError(f"bad endpoint {endpoint!r}: empty host (use 0.0.0.0 or [::] for every interface)")
-    # ASCII digits only: str.isdigit() also admits '²' (int() rejects it) and '٣' (int() reads 3).
-    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-        raise ValueError(f"bad endpoint {endpoint!r}: port {port_text!r} is not a number 0-65535")
+    port = _port_number(endpoint, port_text, kind)
     if "/" in host or not host.isprintable() or any(c.isspace() for c in host):
         raise ValueError(f"bad endpoint {endpoint!r}: bad host {host!r}")
     numeric = numeric_address(host, 0)
@@ -147,7 +150,25 @@ def _parse_inet(endpoint: str, scheme: str, rest: str) -> Endpoint:
         raise ValueError(f"bad endpoint {endpoint!r}: {host!r} in brackets is not an IPv6 address")
     if family and numeric is not None and numeric.family != family:
         raise ValueError(f"bad endpoint {endpoint!r}: {host} is not an {_family_word(family)} address")
-    return Endpoint(scheme, kind, family, host=host, port=int(port_text))
+    return Endpoint(scheme, kind, family, host=host, port=port)
+
+
+def _port_number(endpoint: str, text: str, kind: int) -> int:
+    """A port: a number 0-65535, or a service name looked up in the local services database
+    (/etc/services, no network) for the endpoint's protocol: ``http`` -> 80."""
+    # ASCII digits only: str.isdigit() also admits '²' (int() rejects it) and '٣' (int() reads 3).
+    if text.isascii() and text.isdigit():
+        if int(text) > 65535:
+            raise ValueError(f"bad endpoint {endpoint!r}: port {text!r} is not a number 0-65535")
+        return int(text)
+    protocol = "udp" if kind == SOCK_DGRAM else "tcp"
+    if not _SERVICE_NAME.fullmatch(text):
+        raise ValueError(f"bad endpoint {endpoint!r}: port {text!r} is not a number 0-65535 or a service name")
+    try:
+        return socket.getservbyname(text, protocol)
+    except OSError:
+        raise ValueError(f"bad endpoint {endpoint!r}: unknown service {text!r} "
+                         f"(no {protocol} port of that name in /etc/services)") from None
 
 
 def numeric_address(host: str, port: int) -> Optional[AnyAddress]:

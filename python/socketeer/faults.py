@@ -16,13 +16,15 @@ TCP-only. Latency and jitter apply to both, and never change the order of what t
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any, Literal, Optional
 
 from . import _core
 from .address import AnyAddress
 from .constants import SOCK_DGRAM
 from .endpoints import Endpoint, EndpointLike, parse_endpoint
-from .opening import bound_socket
+from .opening import bound_socket, unix_socket_file
 
 __all__ = ["FaultProxy"]
 
@@ -43,9 +45,14 @@ class FaultProxy:
         where = parse_endpoint(listen)
         if (where.kind == SOCK_DGRAM) != (target.kind == SOCK_DGRAM):
             raise ValueError(f"proxy {listen} -> {target}: both ends must be streams or both datagrams")
-        sock = bound_socket(where.addresses()[0], where.kind, backlog=None if where.kind == SOCK_DGRAM else 1024)
+        listen_address = where.addresses()[0]
+        sock = bound_socket(listen_address, where.kind, backlog=None if where.kind == SOCK_DGRAM else 1024)
+        self._unlink = unix_socket_file(listen_address)  # a unix socket file is removed by close()
         try:
             self._proxy = _core.FaultProxy(sock, address)
+        except BaseException:
+            self._remove_socket_file()
+            raise
         finally:
             sock.close()
         self._kind = where.kind
@@ -148,7 +155,9 @@ class FaultProxy:
         return {"upstream": self._proxy.faults(0), "downstream": self._proxy.faults(1)}
 
     def stats(self) -> dict[str, int]:
-        """connections, active, upstream_bytes, downstream_bytes; datagrams, dropped, duplicated, reordered."""
+        """connections, active, upstream_bytes, downstream_bytes; datagrams, dropped, duplicated, reordered;
+        connect_errors (TCP: clients reset because connecting upstream failed) and connect_errno
+        (the errno of the last such failure, 0 if none)."""
         return self._proxy.stats()
 
     # --- life cycle -------------------------------------------------------------------------
@@ -161,8 +170,16 @@ class FaultProxy:
         return self
 
     def close(self) -> None:
-        """Stops the proxy thread (open connections are reset) and closes its sockets. Idempotent."""
+        """Stops the proxy thread (open connections are reset) and closes its sockets, removing
+        the unix socket file it listened on. Idempotent."""
         self._proxy.close()
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        if self._unlink:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._unlink)
+            self._unlink = None
 
     def __enter__(self) -> "FaultProxy":
         return self.start()

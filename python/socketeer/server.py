@@ -38,7 +38,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Literal, Optional
 
 from . import _core
@@ -46,6 +46,7 @@ from .address import AnyAddress
 from .constants import AF_UNIX, SOCK_DGRAM
 from .endpoints import Endpoint, EndpointLike, parse_endpoint
 from .opening import bound_socket, unix_socket_file
+from .socket import Socket
 from .framing import Framing
 
 __all__ = ["Server", "Connection", "DatagramEndpoint"]
@@ -92,8 +93,8 @@ class Server:
     """A C++ event-loop server. See the module docstring for the handler protocol.
 
     ``builtin="echo"`` / ``"discard"`` / ``"fixed"`` (with ``response=``) run entirely in C++.
-    ``threads=N`` runs N reactors, each with its own SO_REUSEPORT socket per endpoint, so the
-    kernel spreads connections over them.
+    ``threads=N`` runs N reactors, each with its own SO_REUSEPORT socket per inet endpoint, so
+    the kernel spreads connections over them; on a unix endpoint they share one socket (dup()ed).
 
     ``tune_allocator`` (default on): Python handlers get a fresh ``bytes`` per message (unless
     ``views``), and with glibc's defaults freeing a large one returns the heap top to the
@@ -204,19 +205,22 @@ class Server:
                 raise ValueError(f"cannot {operation} {parsed}: the server is closed")
             address = parsed.addresses()[0]
             ids = []
-            for reactor in self._reactors:
-                sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=len(self._reactors) > 1)
-                try:
-                    address = sock.local_address  # the other reactors bind the port the first got
-                    ids.append(reactor.add_listener(sock) if backlog is not None else reactor.add_datagram(sock))
-                except ValueError as error:
-                    path = unix_socket_file(address)
-                    if not ids and path:  # refused before any reactor took it: no file left
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(path)
-                    raise ValueError(f"cannot {operation} {parsed}: {error}") from None
-                finally:
-                    sock.close()
+            sockets = self._reactor_sockets(address, parsed.kind, backlog)
+            try:
+                for reactor, sock in zip(self._reactors, sockets):
+                    try:
+                        address = sock.local_address
+                        ids.append(reactor.add_listener(sock) if backlog is not None else reactor.add_datagram(sock))
+                    except ValueError as error:
+                        path = unix_socket_file(address)
+                        if not ids and path:  # refused before any reactor took it: no file left
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(path)
+                        raise ValueError(f"cannot {operation} {parsed}: {error}") from None
+                    finally:
+                        sock.close()
+            finally:
+                sockets.close()
             self._addresses.append(address)
             self._endpoints.append((parsed, address))
             self._endpoint_ids.append(ids[0])
@@ -224,6 +228,21 @@ class Server:
             if path:
                 self._unlink.append(path)
             return address
+
+    def _reactor_sockets(self, address: AnyAddress, kind: int, backlog: Optional[int]) -> Generator[Socket, None, None]:
+        """One bound socket per reactor. Inet: each its own, SO_REUSEPORT when there are several
+        (the kernel spreads connections over them), all on the port the first got. Unix: a unix
+        socket file has one socket only (SO_REUSEPORT is for inet), so each reactor gets a dup()
+        of it, and the first to accept a connection takes it."""
+        if address.family == AF_UNIX:
+            with bound_socket(address, kind, backlog=backlog) as shared:
+                for _ in self._reactors:
+                    yield shared.dup()
+            return
+        for _ in self._reactors:
+            sock = bound_socket(address, kind, backlog=backlog, reuse_port=len(self._reactors) > 1)
+            address = sock.local_address  # the other reactors bind the port the first got
+            yield sock
 
     @property
     def addresses(self) -> list[AnyAddress]:

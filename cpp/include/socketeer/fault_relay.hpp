@@ -28,6 +28,8 @@ struct FaultProxyStats {
   uint64_t connections = 0, active = 0;
   uint64_t upstream_bytes = 0, downstream_bytes = 0;
   uint64_t datagrams = 0, dropped = 0, duplicated = 0, reordered = 0;
+  // TCP: upstream connects that failed (the client was reset), and the errno of the last one.
+  uint64_t connect_errors = 0, connect_errno = 0;
 };
 
 // What the proxy thread shares with the others: the faults in force (set from any thread, read
@@ -54,14 +56,20 @@ class FaultControls {
   struct Counters {
     std::atomic<uint64_t> connections{0}, active{0}, upstream_bytes{0}, downstream_bytes{0};
     std::atomic<uint64_t> datagrams{0}, dropped{0}, duplicated{0}, reordered{0};
+    std::atomic<uint64_t> connect_errors{0}, connect_errno{0};
   };
   Counters counters;
+  void count_connect_error(int code) {
+    counters.connect_errno = uint64_t(code);  // first: a reader that sees the count sees an errno
+    ++counters.connect_errors;
+  }
   void count_bytes(int direction, uint64_t bytes) {
     (direction == kUpstream ? counters.upstream_bytes : counters.downstream_bytes) += bytes;
   }
   FaultProxyStats stats() const {
     return {counters.connections, counters.active, counters.upstream_bytes, counters.downstream_bytes,
-            counters.datagrams,   counters.dropped, counters.duplicated,    counters.reordered};
+            counters.datagrams,   counters.dropped, counters.duplicated,    counters.reordered,
+            counters.connect_errors, counters.connect_errno};
   }
 
  private:

@@ -60,12 +60,36 @@ class Server:
     what: str
     module: str = ""  # in socketeer.benchmark.servers; empty for the C reference
     flags: tuple[str, ...] = ()
+    cli: bool = False  # `python -m socketeer echo ENDPOINT`, as a user runs it
 
     def argv(self, reference: Path, endpoint: str, cpu: Optional[int], lifetime: float) -> list[str]:
+        if self.cli:  # pinned and bounded by preexec(), as the command line has no such options
+            return [sys.executable, "-m", "socketeer", "echo", endpoint]
         base = [str(reference)] if not self.module else [sys.executable, "-m", f"{SERVERS_PACKAGE}.{self.module}",
                                                           *self.flags]
         pin = ["--cpu", str(cpu)] if cpu is not None else []
         return [*base, endpoint, *pin, "--lifetime", f"{lifetime:.0f}"]
+
+    def preexec(self, cpu: Optional[int]) -> Optional[Callable[[], None]]:
+        """For the command line: in the child before exec, pin it to ``cpu`` and have it get
+        SIGTERM when the harness dies (a server outliving a killed harness would not stop)."""
+        if not self.cli:
+            return None
+
+        def setup() -> None:
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+        return setup
+
+    def endpoint_of(self, first_line: str) -> str:
+        """The endpoint in the server's first line: all of it, or the command line's
+        "echo: listening on ENDPOINT (Ctrl-C stops)"."""
+        line = first_line.strip()
+        if self.cli and line.startswith("echo: listening on "):
+            return line.split()[3]
+        return line
 
 
 SERVERS = [
@@ -78,6 +102,8 @@ SERVERS = [
     Server("socketeer-streams-views", "the same, Server(views=True)", "socketeer_streams", ("--views",)),
     Server("socketeer-aio", "socketeer.aio Stream recv/send_all, a task per connection, stdlib loop",
            "socketeer_aio"),
+    Server("socketeer-cli-echo", "the command line: python -m socketeer echo ENDPOINT (the reactor's echo)",
+           cli=True),
     Server("uvloop-protocol", "uvloop, asyncio.Protocol", "asyncio_protocol", ("--uvloop",)),
     Server("uvloop-streams", "uvloop, asyncio streams (start_server)", "asyncio_streams", ("--uvloop",)),
     Server("asyncio-protocol", "stdlib asyncio, Protocol", "asyncio_protocol"),
@@ -136,13 +162,14 @@ def start(server: Server, transport: str, reference: Path, workdir: Path, cpu: O
     running = Running(server, transport)
     running.logs = [tempfile.TemporaryFile(dir=workdir), tempfile.TemporaryFile(dir=workdir)]
     running.proc = subprocess.Popen([*wrapper, *server.argv(reference, endpoint[transport], cpu, lifetime)], env=env,
-                                    stdin=subprocess.DEVNULL, stdout=running.logs[0], stderr=running.logs[1])
+                                    stdin=subprocess.DEVNULL, stdout=running.logs[0], stderr=running.logs[1],
+                                    preexec_fn=server.preexec(cpu))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         running.logs[0].seek(0)
         first = running.logs[0].readline().decode(errors="replace")
         if first.endswith("\n"):
-            running.endpoint = first.strip()
+            running.endpoint = server.endpoint_of(first)
             return running
         if running.proc.poll() is not None:
             tail = running.stderr_tail()

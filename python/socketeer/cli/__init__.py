@@ -2,25 +2,40 @@
 
     socketeer connect ENDPOINT        netcat-like: stdin to the socket, the socket to stdout; stdin's
                                       end half-closes the stream, the peer's end ends the program
-                                      (udp:// and unix+dgram: each stdin line is one datagram)
-    socketeer relay A B               socat-like: listen on A, connect each client to B, copy both
-                                      ways, passing each half-close on
+                                      (-w SECONDS: or that much quiet after stdin ended; -v: say
+                                      what happens on stderr). udp:// and unix+dgram: each stdin
+                                      line is one datagram
+    socketeer listen [-k] ENDPOINT    netcat -l: accept a connection, then as connect; -k accepts
+                                      the next one after it; udp:// prints each datagram and sends
+                                      stdin lines to the last sender
+    socketeer relay A B               socat-like, on the C++ proxy (splice): listen on A, connect
+                                      each client to B, copy both ways passing each half-close on;
+                                      udp:// A and B relay datagrams
     socketeer info ENDPOINT           the addresses an endpoint names (host names resolved)
     socketeer ss [-tuwxlapin46H] [-N NETNS] [FILTER]
                                       the kernel's sockets (sock_diag), printed as iproute2's ss
                                       prints them; names never resolved
     socketeer bench [--quick]         echo servers side by side (socketeer, asyncio, uvloop) as ratios
                                       to a C epoll server, with CPU per request (--help: options)
-    socketeer echo --self-test        start echo servers on loopback (TCP, UDP, a unix stream
+    socketeer echo --self-test        start the reactor's echo on loopback (TCP, UDP, a unix stream
                                       socket), talk to each, print what happened, exit 0 if all
                                       answered correctly
-    socketeer echo tcp://HOST:PORT    serve echo until Ctrl-C (also udp://HOST:PORT, unix:PATH,
-                                      unix+seqpacket:PATH, unix:@NAME for the abstract namespace;
-                                      see socketeer.endpoints); port 0 picks one, and the first
-                                      line printed names the address really bound
+    socketeer echo [--threads N] tcp://HOST:PORT
+                                      serve echo with the C++ reactor until Ctrl-C (also
+                                      udp://HOST:PORT, unix:PATH, unix+seqpacket:PATH, unix:@NAME
+                                      for the abstract namespace; see socketeer.endpoints); port 0
+                                      picks one, and the first line printed names the address
+                                      really bound
+    socketeer --version
 
-One module per command (echo, connect, relay, info, ss, bench); each registers its own parser with
-``add_parser`` and runs with ``run``. What they share is in :mod:`socketeer.cli.common`.
+Endpoints take service names for ports (``tcp://localhost:http``, from /etc/services). Every
+error is one line on stderr, ``socketeer: COMMAND: ENDPOINT: ERRNAME (reason)``; the exit
+status is 2 for a usage mistake, 1 for a failure. A closed stdout (``... | head -1``) ends a
+command quietly with status 141, as SIGPIPE would end cat.
+
+One module per command (echo, connect, listen, relay, info, ss, bench); each registers its own
+parser with ``add_parser`` and runs with ``run``. What they share is in
+:mod:`socketeer.cli.common` and, for stdin/stdout against a socket, :mod:`socketeer.cli.stdio`.
 """
 
 from __future__ import annotations
@@ -31,13 +46,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, Optional
 
-from . import bench, connect, echo, info, relay, ss
-from .common import CommandError, fail
+from .. import __version__
+from . import bench, connect, echo, info, listen, relay, ss
+from .common import CommandError, StdoutClosed, fail
 
 __all__ = ["main"]
 
+SIGPIPE_STATUS = 128 + 13  # what a shell reports for a program SIGPIPE ended
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "echo": echo.run, "connect": connect.run, "relay": relay.run, "info": info.run, "ss": ss.run,
+    "echo": echo.run, "connect": connect.run, "listen": listen.run, "relay": relay.run, "info": info.run, "ss": ss.run,
 }
 
 
@@ -50,8 +68,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="socketeer", description="Every Berkeley socket for Python: tools.")
+    parser.add_argument("--version", action="version", version=f"socketeer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (echo, connect, relay, info, ss, bench):
+    for module in (echo, connect, listen, relay, info, ss, bench):
         module.add_parser(commands)
     return parser
 
@@ -71,6 +90,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return error.status
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # stdout closed early (`socketeer ... | head`): quietly, as cat does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    except (StdoutClosed, BrokenPipeError):  # stdout closed early (`socketeer ... | head`): quietly, as cat
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush fails no more
+        return SIGPIPE_STATUS

@@ -1,123 +1,65 @@
 """``socketeer echo``: an echo server on any endpoint, and ``--self-test``.
 
-Servers use one thread per connection: simple and plenty for a diagnostic tool."""
+Both run socketeer's C++ reactor with its built-in echo (``Server(builtin="echo")``): no Python
+runs per connection or message, so the command serves as fast as the library does
+(benchmarks/run.py measures it as the server ``socketeer-cli-echo``). ``--threads N`` runs N
+reactors (SO_REUSEPORT sockets on inet endpoints, one shared socket on unix ones)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import sys
-import threading
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
-from ..constants import AF_UNIX, SHUT_RDWR, SO_REUSEADDR, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET
+from ..constants import SOCK_DGRAM, SOCK_STREAM
 from ..endpoints import Endpoint, parse_endpoint
+from ..server import Server
 from ..socket import Socket
-from .common import ENDPOINT_FORMS, fail, stopped_by_signals
+from .common import ENDPOINT_FORMS, CommandError, endpoint_arg, fail, os_error, stopped_by_signals
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "open_server"]
 
 
-def open_server(endpoint: Endpoint) -> Socket:
-    """A socket bound to ``endpoint`` (and listening, unless it is a datagram one)."""
-    address = endpoint.addresses()[0]
-    sock = Socket(address.family, endpoint.kind)
+def open_server(endpoint: Endpoint, threads: int = 1) -> tuple[Server, Endpoint]:
+    """A built-in echo Server on ``endpoint`` (not running yet) and the endpoint it bound."""
+    server = Server(builtin="echo", threads=threads)
     try:
-        if address.family != AF_UNIX and endpoint.kind == SOCK_STREAM:
-            sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
-        sock.bind(address)
-        if endpoint.kind != SOCK_DGRAM:
-            sock.listen()
+        address = server.bind(endpoint) if endpoint.kind == SOCK_DGRAM else server.listen(endpoint)
     except BaseException:
-        sock.close()
+        server.close()
         raise
-    return sock
+    return server, Endpoint.from_address(address, endpoint.kind)
 
 
-def echo_stream(conn: Socket) -> int:
-    """Echoes one connection until the peer closes; returns the byte count."""
-    total = 0
-    with conn:
-        while data := conn.recv(65536):
-            conn.sendall(data)
-            total += len(data)
-    return total
-
-
-def serve_datagrams(sock: Socket, messages: Optional[int] = None) -> None:
-    """Sends every datagram back to its sender; stops after ``messages`` (None: never)."""
-    count = 0
-    while messages is None or count < messages:
-        data, sender = sock.recvfrom(65536)
-        sock.sendto(data, sender)
-        count += 1
-
-
-def serve_streams(listener: Socket, log: Callable[[str], None]) -> None:
-    """Accepts forever, one thread per connection. On the way out (Ctrl-C), open connections
-    are shut down so their threads finish."""
-    connections: set[Socket] = set()
-    threads: list[threading.Thread] = []
-
-    def run(conn: Socket, peer: Any) -> None:
-        try:
-            log(f"{peer}: closed after echoing {echo_stream(conn)} bytes")
-        except OSError as error:
-            log(f"{peer}: {error}")
-        finally:
-            connections.discard(conn)
-
-    try:
-        while True:
-            conn, peer = listener.accept()
-            log(f"{peer}: connected")
-            connections.add(conn)
-            threads = [thread for thread in threads if thread.is_alive()]
-            threads.append(threading.Thread(target=run, args=(conn, peer), daemon=True))
-            threads[-1].start()
-    finally:
-        for conn in list(connections):
-            try:
-                conn.shutdown(SHUT_RDWR)
-            except OSError:  # closed by its thread meanwhile
-                pass
-        for thread in threads:
-            thread.join(timeout=1)
-
-
-
-def serve_forever(endpoint: Endpoint) -> int:
+def serve_forever(endpoint: Endpoint, threads: int) -> int:
     def log(message: str) -> None:
         print(f"echo: {message}", flush=True)
 
-    sock = open_server(endpoint)
-    bound = Endpoint.from_address(sock.local_address, endpoint.kind)
     try:
-        with stopped_by_signals():
-            log(f"listening on {bound} (Ctrl-C stops)")
-            if endpoint.kind == SOCK_DGRAM:
-                serve_datagrams(sock)
-            else:
-                serve_streams(sock, log)
-    except KeyboardInterrupt:
-        log("stopped")
-    finally:
-        sock.close()
-        _remove_socket_file(bound)
-    return 0
-
-
-def _remove_socket_file(endpoint: Endpoint) -> None:
-    if endpoint.is_unix and not endpoint.abstract and endpoint.path:
+        server, bound = open_server(endpoint, threads)
+    except OSError as error:
+        raise os_error("echo", endpoint, error) from None
+    except ValueError as error:  # refused by the reactor: the endpoint, not the run, is wrong
+        raise CommandError(f"echo: {error}", 2) from None
+    try:
         try:
-            os.unlink(endpoint.path)
-        except FileNotFoundError:
+            with stopped_by_signals():
+                log(f"listening on {bound} (Ctrl-C stops)")
+                server.run()
+        except KeyboardInterrupt:
             pass
-
+        stats = server.stats()
+    finally:
+        server.close()  # also removes a unix socket file
+    if endpoint.kind == SOCK_DGRAM:
+        log(f"stopped after echoing {stats.get('datagrams', 0)} datagrams")
+    else:
+        log(f"stopped after {stats.get('accepted', 0)} connections, {stats.get('sent_bytes', 0)} bytes echoed")
+    return 0
 
 
 # --- self-test -------------------------------------------------------------------------------
@@ -138,25 +80,6 @@ class TransportReport:
                 f"rtt median {median:.1f} µs (min {min(self.rtts_ns) / 1000:.1f} µs)")
 
 
-def _serve_in_thread(server: Socket, endpoint: Endpoint, rounds: int) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            if endpoint.kind == SOCK_DGRAM:
-                serve_datagrams(server, rounds)
-            else:
-                conn, _ = server.accept()
-                conn.settimeout(5)
-                echo_stream(conn)
-        except BaseException as error:  # reported by the client side
-            errors.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, errors
-
-
 def _round_trip(client: Socket, message: bytes) -> bytes:
     if client.type_number != SOCK_STREAM:  # datagrams and seqpackets: one message, one reply
         client.send(message)
@@ -172,16 +95,15 @@ def _round_trip(client: Socket, message: bytes) -> bytes:
 
 
 def check_transport(endpoint: Endpoint, rounds: int) -> TransportReport:
-    """Starts an echo server on ``endpoint``, makes ``rounds`` round trips to it, checks every
-    reply and returns what happened."""
-    with open_server(endpoint) as server:
-        server.settimeout(5)
-        bound = Endpoint.from_address(server.local_address, endpoint.kind)
-        thread, errors = _serve_in_thread(server, endpoint, rounds)
+    """Starts the reactor's echo on ``endpoint``, makes ``rounds`` round trips to it with a plain
+    socket, checks every reply and returns what happened."""
+    server, bound = open_server(endpoint)
+    with server:  # started in background threads, closed at the end
+        address = bound.addresses()[0]
         report = TransportReport(bound, rounds, 0, 0, [])
-        with Socket(server.family, server.type) as client:
+        with Socket(address.family, bound.kind) as client:
             client.settimeout(5)
-            client.connect(server.local_address)
+            client.connect(address)
             for number in range(rounds):
                 message = f"{bound.scheme} echo {number}".encode()
                 start = time.perf_counter_ns()
@@ -191,11 +113,6 @@ def check_transport(endpoint: Endpoint, rounds: int) -> TransportReport:
                     raise RuntimeError(f"sent {message!r}, got back {reply!r}")
                 report.sent += len(message)
                 report.received += len(reply)
-        thread.join(5)
-        if errors:
-            raise errors[0]
-        if thread.is_alive():
-            raise RuntimeError("the server did not finish")
     return report
 
 
@@ -207,20 +124,25 @@ def self_test(rounds: int) -> int:
             try:
                 print(check_transport(endpoint, rounds), flush=True)
             except Exception as error:
-                print(f"socketeer echo --self-test: {endpoint.scheme} failed: {type(error).__name__}: {error}",
+                detail = f"{error}" if not isinstance(error, OSError) else f"{endpoint}: {error}"
+                print(f"socketeer: echo: --self-test: {endpoint.scheme} failed: {type(error).__name__}: {detail}",
                       file=sys.stderr)
                 return 1
-    print(f"self-test passed: {', '.join(e.scheme for e in endpoints)} echo servers answered correctly")
+    print(f"self-test passed: {', '.join(e.scheme for e in endpoints)} echo servers (socketeer's reactor) "
+          "answered correctly")
     return 0
 
 
 def add_parser(commands: Any) -> None:
     """Registers ``socketeer echo`` on the subcommand parsers."""
     echo = commands.add_parser("echo", help="run an echo server, or check that sockets work (--self-test)",
-                               description="Serve echo on ENDPOINT until Ctrl-C, or run a self-test.")
+                               description="Serve echo on ENDPOINT until Ctrl-C with socketeer's C++ reactor "
+                                           "(Server(builtin='echo')), or run a self-test.")
     echo.add_argument("endpoint", nargs="?", metavar="ENDPOINT",
                       help=f"{ENDPOINT_FORMS} (unix:@NAME is abstract; port 0 picks a free port; "
                            "IPv6 hosts in brackets: tcp://[::1]:0)")
+    echo.add_argument("--threads", type=int, default=1, metavar="N",
+                      help="run N reactors, the kernel spreading connections over them (1)")
     echo.add_argument("--self-test", action="store_true",
                       help="start echo servers on loopback over TCP, UDP and a unix socket, talk to each, report")
     echo.add_argument("--rounds", type=int, default=100, help="round trips per transport in --self-test (100)")
@@ -235,12 +157,6 @@ def run(args: argparse.Namespace) -> int:
         return self_test(args.rounds)
     if args.endpoint is None:
         return fail(f"echo: give an ENDPOINT to serve ({ENDPOINT_FORMS}) or --self-test")
-    try:
-        endpoint = parse_endpoint(args.endpoint)
-    except ValueError as error:
-        return fail(f"echo: {error}")
-    try:
-        return serve_forever(endpoint)
-    except OSError as error:
-        print(f"socketeer: echo: cannot serve on {endpoint}: {error}", file=sys.stderr)
-        return 1
+    if args.threads < 1:
+        return fail(f"echo: --threads must be at least 1, not {args.threads}")
+    return serve_forever(endpoint_arg(args.endpoint, "echo"), args.threads)

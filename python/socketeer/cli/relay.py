@@ -1,144 +1,125 @@
-"""``socketeer relay A B``: socat-like, accept on A and copy each client both ways to B."""
+"""``socketeer relay A B``: socat-like, accept on A and copy each client both ways to B.
+
+The copying runs in socketeer's C++ proxy (:class:`socketeer.FaultProxy`, with no fault set): one
+thread, splice() between the two sockets, each side's half-close passed on; UDP relays datagrams
+(one upstream socket per client address, so the replies find their way back). This command only
+watches the proxy's counters and says what happened."""
 
 from __future__ import annotations
 
 import argparse
-import threading
+import os
+import time
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
-from ..constants import SHUT_RDWR, SOCK_DGRAM
+from ..constants import SOCK_DGRAM, SOCK_SEQPACKET
 from ..endpoints import Endpoint
-from ..streams import Listener, Stream, connect, listen
-from .common import CommandError, endpoint_arg, reason, stopped_by_signals
+from ..faults import FaultProxy
+from .common import CommandError, endpoint_arg, errno_text, os_error, stopped_by_signals
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "RelayWatch"]
 
-
-def _shutdown(stream: Stream) -> None:
-    try:
-        stream.socket.shutdown(SHUT_RDWR)
-    except OSError:  # not connected any more
-        pass
+LOOK_EVERY = 0.05  # seconds between two looks at the proxy's counters
 
 
-def _pump(source: Stream, sink: Stream) -> None:
-    """Copies source to sink; source's end becomes sink's half-close. An error (a reset) ends
-    both directions: shutting both streams down wakes the other pump."""
-    try:
-        while data := source.recv(65536):
-            sink.send_all(data)
-        sink.close_write()
-    except OSError:
-        _shutdown(source)
-        _shutdown(sink)
+class RelayWatch:
+    """Turns the proxy's counters into log lines: each new connection, each failed connect
+    upstream (with its errno), each connection that ended."""
 
+    def __init__(self, proxy: FaultProxy, target: Endpoint, log: Callable[[str], None]):
+        self.proxy, self.target, self.log = proxy, target, log
+        self.connections = self.errors = self.closed = 0
 
-def splice(client: Stream, upstream: Stream) -> None:
-    """Copies both ways until both directions have ended, then closes both streams."""
-    with client, upstream:
-        back = threading.Thread(target=_pump, args=(upstream, client), daemon=True, name="socketeer-relay")
-        back.start()
-        _pump(client, upstream)
-        back.join()
+    def look(self) -> dict[str, int]:
+        stats = self.proxy.stats()
+        for number in range(self.connections + 1, stats["connections"] + 1):
+            self.log(f"connection {number}: relaying to {self.target}")
+        self.connections = stats["connections"]
+        if stats["connect_errors"] > self.errors:
+            code = stats["connect_errno"]
+            failure = errno_text(OSError(code, os.strerror(code)))
+            for _ in range(stats["connect_errors"] - self.errors):
+                self.log(f"cannot connect to {self.target}: {failure}; client closed")
+            self.errors = stats["connect_errors"]
+        closed = stats["connections"] - stats["active"]
+        if closed > self.closed:
+            self.log(f"{closed - self.closed} connection{'s' if closed - self.closed > 1 else ''} closed "
+                     f"({stats['active']} open)")
+            self.closed = closed
+        return stats
 
+    def until_first_ends(self) -> bool:
+        """Waits for the first connection to end; False if connecting it upstream failed."""
+        while True:
+            stats = self.look()
+            if stats["connections"] - stats["active"] >= 1:  # one has ended (others may go on: cut short)
+                return stats["connect_errors"] == 0
+            time.sleep(LOOK_EVERY)
 
-class Relay:
-    """Accepts on a listener and splices each client to a fresh connection to ``target``."""
-
-    def __init__(self, listener: Listener, target: Endpoint, log: Callable[[str], None]):
-        self.listener, self.target, self.log = listener, target, log
-        self._active: set[Stream] = set()
-        self._threads: list[threading.Thread] = []
-        self._count = 0
-
-    def open_upstream(self, client: Stream) -> tuple[str, Optional[Stream]]:
-        self._count += 1
-        name = f"connection {self._count} from {_peer(client)}"
-        try:
-            upstream = connect(self.target, timeout=10)
-        except OSError as error:
-            self.log(f"{name}: cannot connect to {self.target}: {reason(error)}")
-            client.close()
-            return name, None
-        assert isinstance(upstream, Stream)  # run() refused datagram endpoints
-        self.log(f"{name}: relaying to {self.target}")
-        return name, upstream
-
-    def run_one(self, name: str, client: Stream, upstream: Stream) -> None:
-        self._active.update((client, upstream))
-        try:
-            splice(client, upstream)
-        finally:
-            self._active.difference_update((client, upstream))
-        self.log(f"{name}: closed")
-
-    def serve(self, once: bool) -> bool:
-        """Relays until stopped (or one connection with ``once``); False if ``once`` failed."""
-        for client in self.listener:
-            name, upstream = self.open_upstream(client)
-            if once:
-                if upstream is not None:
-                    self.run_one(name, client, upstream)
-                return upstream is not None
-            if upstream is not None:
-                self._threads = [thread for thread in self._threads if thread.is_alive()]
-                self._threads.append(threading.Thread(target=self.run_one, args=(name, client, upstream),
-                                                      daemon=True))
-                self._threads[-1].start()
-        return True
-
-    def stop(self) -> None:
-        """Ends every relayed connection (their threads close them) and waits a moment for that."""
-        for stream in list(self._active):
-            _shutdown(stream)
-        for thread in self._threads:
-            thread.join(timeout=2)
-
-
-def _peer(stream: Stream) -> str:
-    try:
-        address = stream.peer_address
-    except OSError:
-        return "a peer already gone"
-    return str(address) if str(address) != "unix:" else "an unnamed unix socket"
+    def forever(self) -> None:
+        while True:
+            self.look()
+            time.sleep(LOOK_EVERY)
 
 
 def add_parser(commands: Any) -> None:
     """Registers ``socketeer relay`` on the subcommand parsers."""
     relay = commands.add_parser(
         "relay", help="socat-like: accept on A, connect each client to B, copy both ways",
-        description="Listen on A; connect every client that arrives to B and copy both directions, "
-                    "passing each side's half-close on to the other. Any two stream endpoints: "
-                    "e.g. `socketeer relay unix:/tmp/app.sock tcp://127.0.0.1:8080`.")
-    relay.add_argument("listen", metavar="A", help="where to listen: tcp://HOST:PORT, unix:PATH, unix+seqpacket:PATH")
-    relay.add_argument("target", metavar="B", help="where to connect each client: a stream endpoint")
-    relay.add_argument("--once", action="store_true", help="relay one connection, then exit")
+        description="Listen on A; connect every client that arrives to B and copy both directions in "
+                    "socketeer's C++ proxy (splice), passing each side's half-close on to the other. Any "
+                    "two byte-stream endpoints (tcp://, unix:), e.g. `socketeer relay unix:/tmp/app.sock "
+                    "tcp://127.0.0.1:8080`, or two udp:// ones (datagrams, replies back to each client).")
+    relay.add_argument("listen", metavar="A", help="where to listen: tcp://HOST:PORT, unix:PATH or udp://HOST:PORT")
+    relay.add_argument("target", metavar="B", help="where to connect each client: tcp://, unix: or udp:// as A")
+    relay.add_argument("--once", action="store_true", help="relay one connection, then exit (streams)")
+
+
+def _check(source: Endpoint, target: Endpoint, once: bool) -> None:
+    """Usage mistakes: what the proxy cannot relay."""
+    for endpoint in (source, target):
+        if endpoint.kind == SOCK_SEQPACKET:
+            raise CommandError(f"relay: {endpoint}: seqpacket records would lose their boundaries in a byte "
+                               "stream; relay copies tcp:// and unix: streams, or udp:// datagrams", 2)
+        if endpoint.kind == SOCK_DGRAM and endpoint.is_unix:
+            raise CommandError(f"relay: {endpoint}: relay copies tcp:// and unix: streams, or udp:// datagrams "
+                               "(a unix datagram endpoint is not supported)", 2)
+    if (source.kind == SOCK_DGRAM) != (target.kind == SOCK_DGRAM):
+        datagram = source if source.kind == SOCK_DGRAM else target
+        raise CommandError(f"relay: {datagram} is a datagram endpoint and the other a stream: "
+                           "both must be streams (tcp://, unix:) or both udp://", 2)
+    if once and source.kind == SOCK_DGRAM:
+        raise CommandError(f"relay: --once needs stream endpoints ({source} has no connections to count)", 2)
 
 
 def run(args: argparse.Namespace) -> int:
     source, target = endpoint_arg(args.listen, "relay"), endpoint_arg(args.target, "relay")
-    for endpoint in (source, target):
-        if endpoint.kind == SOCK_DGRAM:
-            raise CommandError(f"relay: {endpoint} is a datagram endpoint; relay copies streams "
-                               "(tcp://, unix:, unix+seqpacket:)", 2)
+    _check(source, target, args.once)
 
     def log(message: str) -> None:
         print(f"relay: {message}", flush=True)
 
     try:
-        listener = listen(source)
+        target.addresses()  # resolved once, here, where a failure names the target
     except OSError as error:
-        raise CommandError(f"relay: cannot listen on {source}: {reason(error)}") from None
-    relay = Relay(listener, target, log)
+        raise os_error("relay", target, error) from None
+    try:
+        proxy = FaultProxy(target, listen=str(source))
+    except OSError as error:
+        raise os_error("relay", source, error) from None
     ok = True
+    watch = RelayWatch(proxy, target, log)
     try:
         with stopped_by_signals():
-            log(f"listening on {listener.endpoint}, relaying to {target} (Ctrl-C stops)")
-            ok = relay.serve(args.once)
+            log(f"listening on {proxy.endpoint}, relaying to {target} (Ctrl-C stops)")
+            if args.once:
+                ok = watch.until_first_ends()
+            else:
+                watch.forever()
     except KeyboardInterrupt:
+        watch.look()  # what happened since the last look
         log("stopped")
     finally:
-        listener.close()
-        relay.stop()
+        proxy.close()
     return 0 if ok else 1

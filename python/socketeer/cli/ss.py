@@ -9,7 +9,6 @@ can be compared field by field. Names are never resolved: every address and port
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, Optional
 from ..address import Inet6Address, InetAddress, UnixAddress
 from ..constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, TcpState
 from ..diag import SocketRecord, sockets
-from .common import CommandError
+from .common import CommandError, errno_text
 from .ss_filter import SS_ALL, SS_CONN, SS_LISTENING, SsFilter, parse_filter, unix_name
 from .ss_tcpinfo import tcp_info_text
 
@@ -205,11 +204,6 @@ def add_parser(commands: Any) -> None:
     ss.add_argument("filter", nargs="*", metavar="FILTER", help="a filter expression (see below)")
 
 
-def _errno_name(error: OSError) -> str:
-    name = errno.errorcode.get(error.errno or 0, str(error.errno))
-    return f"{name} ({error.strerror})" if error.strerror else name
-
-
 def list_records(selection: Selection, found: SsFilter, args: argparse.Namespace) -> list[SocketRecord]:
     """The records ss would print, in ss's order."""
     states = [TcpState(bit) for bit in range(1, 12) if selection.states >> bit & 1]
@@ -220,7 +214,7 @@ def list_records(selection: Selection, found: SsFilter, args: argparse.Namespace
             tcp_info=args.info, processes=args.processes, netns=args.net)
     except OSError as error:
         what = error.filename or ("network namespace " + repr(args.net) if args.net else "sock_diag")
-        raise CommandError(f"ss: {what}: {_errno_name(error)}") from None
+        raise CommandError(f"ss: {what}: {errno_text(error)}") from None
     kept = [r for r in records if r.netid in selection.dbs and _ports_match(r, found) and found.matches(r)]
     kept.sort(key=lambda r: (_ORDER.get(r.netid, 4), r.family != AF_INET))
     return kept
