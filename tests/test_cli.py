@@ -21,8 +21,8 @@ import pytest
 import socketeer
 from socketeer.endpoints import parse_endpoint
 from socketeer import cli
-from cli_run import TIMEOUT, cli_server, echo_server, one_line_error, reply_after_eof_server, run_cli, stop
-from subprocess_env import ROOT
+from cli_run import CLI, TIMEOUT, cli_server, echo_server, one_line_error, reply_after_eof_server, run_cli, stop
+from subprocess_env import child_env
 
 # --- --self-test -----------------------------------------------------------------------------
 

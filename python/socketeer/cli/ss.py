@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..address import Inet6Address, InetAddress, UnixAddress
-from ..constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, TcpState
+from ..constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, TcpState
 from ..diag import SocketRecord, sockets
 from .common import CommandError, errno_text
 from .ss_filter import SS_ALL, SS_CONN, SS_LISTENING, SsFilter, parse_filter, unix_name
