@@ -30,21 +30,37 @@ def needs(module: str) -> Any:
     return pytest.importorskip(module, reason=f"{module} is not installed (pip install '.[test]')")
 
 
+async def _open_aio() -> tuple[Any, Any, Any, Any]:
+    import socketeer.aio
+    listener = await socketeer.aio.listen("tcp://127.0.0.1:0")
+    stream = await socketeer.aio.connect(listener.endpoint, timeout=10)
+    accepted = await listener.accept(timeout=10)
+    datagram = await socketeer.aio.bind("udp://127.0.0.1:0")
+    return listener, stream, accepted, datagram
+
+
 @pytest.fixture
 def live_objects(short_tmp: Path) -> Iterator[dict[str, Any]]:
     """One open instance of every class the notebook shows."""
+    from socketeer.testing import TestServer
     with socketeer.listen("tcp://127.0.0.1:0") as listener, \
             socketeer.connect(listener.endpoint, timeout=10) as stream, \
             socketeer.bind(f"unix+dgram:{short_tmp}/d.sock") as datagram, \
-            socketeer.Socket() as sock, socketeer.Poller() as poller:
+            socketeer.Socket() as sock, socketeer.Poller() as poller, \
+            TestServer("echo") as test_server, socketeer.FaultProxy(test_server.endpoint) as proxy:
+        aio_objects = asyncio.run(_open_aio())
         server = socketeer.Server(builtin="echo")
         try:
             server.listen("tcp://127.0.0.1:0")
             yield {"Address": listener.address, "UnixAddress": datagram.address, "Socket": sock,
                    "Stream": stream, "Listener": listener, "Datagram": datagram, "Poller": poller,
-                   "Server": server}
+                   "Server": server, "aio.Listener": aio_objects[0], "aio.Stream": aio_objects[1],
+                   "aio.Datagram": aio_objects[3], "FaultProxy": proxy, "TestServer": test_server,
+                   "TcpInfo": stream.socket.tcp_info(), "Endpoint": socketeer.endpoints.parse_endpoint(listener.endpoint)}
         finally:
             server.close()
+            for obj in aio_objects:
+                obj.close()
 
 
 def test_every_object_displays_as_html_and_pretty_text(live_objects: dict[str, Any]) -> None:
@@ -53,12 +69,35 @@ def test_every_object_displays_as_html_and_pretty_text(live_objects: dict[str, A
         html = obj._repr_html_()
         assert html.startswith("<table>") and "</table>" in html, name
         assert pretty.pretty(obj) == repr(obj), name
+        assert html.count(">timeout<") <= 1, f"{name} shows two timeout rows"
     assert "ESTABLISHED" in live_objects["Stream"]._repr_html_()
-    assert "LISTEN" in live_objects["Listener"]._repr_html_()
+    assert "ESTABLISHED" in live_objects["aio.Stream"]._repr_html_()
+    assert "ESTABLISHED" in live_objects["TcpInfo"]._repr_html_()
+    for name in ("Listener", "aio.Listener"):
+        listener = live_objects[name]
+        html = listener._repr_html_()
+        assert "LISTEN" in html, name
+        assert f"tcp://127.0.0.1:{listener.address.port}<" in html and ":0<" not in html, f"{name}: {html}"
+    assert ">running<" in live_objects["TestServer"]._repr_html_()
+    proxy = live_objects["FaultProxy"]
+    proxy.set_latency(0.25)
+    assert "latency=0.25" in proxy._repr_html_() and ">up<" in proxy._repr_html_()
+    assert f"port</th><td style='text-align:left'><code>{live_objects['Listener'].address.port}<" \
+        in live_objects["Endpoint"]._repr_html_()
+
+
+def test_a_server_shows_whether_it_runs(live_objects: dict[str, Any]) -> None:
+    server = live_objects["Server"]
+    assert ">stopped<" in server._repr_html_() and "stopped" in repr(server)
+    server.start()
+    assert ">running<" in server._repr_html_() and "running" in repr(server)
+    server.stop()
+    assert ">stopped<" in server._repr_html_()
 
 
 def test_closed_objects_still_display(live_objects: dict[str, Any]) -> None:
-    for name in ("Socket", "Stream", "Listener", "Datagram", "Poller", "Server"):
+    for name in ("Socket", "Stream", "Listener", "Datagram", "Poller", "Server", "aio.Stream", "aio.Listener",
+                 "aio.Datagram", "FaultProxy", "TestServer"):
         obj = live_objects[name]
         obj.close()
         assert "<table>" in obj._repr_html_(), name

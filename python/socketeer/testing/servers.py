@@ -301,7 +301,22 @@ class TestServer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<socketeer.testing.TestServer {self.kind} {self.endpoint}>"
+        return f"<socketeer.testing.TestServer {self.kind} {self.endpoint} {'running' if self.server.running else 'stopped'}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        from socketeer._display import html_table, shown
+        rows: list[tuple[str, object]] = [("kind", self.kind if self.record else f"{self.kind} (C++ built-in)"),
+                                          ("endpoint", self.endpoint),
+                                          ("state", "running" if self.server.running else "stopped"),
+                                          ("connections", shown(lambda: self.connections))]
+        if self.record:
+            with self._changed:
+                rows += [("closed", self._counts["closed"]), ("received", f"{len(self._received)} messages, "
+                                                              f"{sum(len(data) for data, _ in self._received)} bytes")]
+        return html_table("socketeer.testing.TestServer", rows)
 
 
 def _resolve(future: "asyncio.Future[None]") -> None:
