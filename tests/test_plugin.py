@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -824,6 +825,9 @@ def test_fixtures_in_async_tests_beside_pytest_asyncio_and_anyio(pytester: pytes
         asyncio_default_fixture_loop_scope = function
         socketeer_fd_guard_all = true
     """)
-    pytester.makepyfile(test_async_user=ASYNC_TESTS)
+    readme = re.findall(r"```python\n(.*?)```", (Path(__file__).parent.parent / "README.md").read_text(), re.S)
+    readme_async = [block for block in readme if "@pytest.mark.asyncio" in block]
+    assert len(readme_async) == 1, "README's async example"
+    pytester.makepyfile(test_async_user=ASYNC_TESTS, test_readme_async=readme_async[0])
     result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-rA", timeout=SUBRUN_TIMEOUT)
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
