@@ -61,9 +61,17 @@ struct FaultProxy::Loop {
   }
 };
 
+// SO_REUSEADDR before any connection is accepted (they inherit it): up() binds the address anew
+// while the connections down() closed wait in TIME_WAIT on it, which only sockets that all have
+// SO_REUSEADDR may do.
+static Socket reusable(Socket listener) {
+  listener.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
+  return listener;
+}
+
 FaultProxy::FaultProxy(Socket listener, Address upstream_address)
     : upstream_(upstream_address), local_(listener.local_address()), datagram_(listener.type() == SOCK_DGRAM),
-      loop_(std::make_unique<Loop>(std::move(listener), std::move(upstream_address))) {}
+      loop_(std::make_unique<Loop>(reusable(std::move(listener)), std::move(upstream_address))) {}
 
 FaultProxy::~FaultProxy() {
   try {

@@ -174,8 +174,8 @@ bool nothing_arrives(Socket& socket, std::chrono::milliseconds within = 200ms) {
   bool nothing = false;
   try {
     nothing = !socket.recv(&byte, 1).has_value();
-  } catch (const Error& error) {
-    nothing = error.code_value() == EAGAIN || error.code_value() == ETIMEDOUT;
+  } catch (const TimedOut&) {
+    nothing = true;
   }
   socket.set_timeout(5s);
   return nothing;
