@@ -275,7 +275,7 @@ class TcpRelay final : public FaultRelay {
     if (!flow.schedule.direct(controls_.faults(direction))) return false;
     if (!flow.pipe) flow.pipe = std::make_unique<SplicePipe>();
     try {
-      while (drain_pipe(pair, direction) && !flow.source_done) {
+      while (flowing(pair, direction) && drain_pipe(pair, direction) && !flow.source_done) {
         auto got = splice_now(side(pair, direction).fd(), flow.pipe->write_end.get(), kPipeSize);
         if (!got) break;  // drained
         if (*got == 0) flow.source_done = true;
@@ -293,7 +293,9 @@ class TcpRelay final : public FaultRelay {
     Socket& source = side(pair, direction);
     Socket& target = side(pair, 1 - direction);
     if (splice_through(pair, direction)) return write(pair, direction);
-    while (!pair.dead && !flow.source_done && flow.schedule.end() == End::none && flow.schedule.queued() < kQueueLimit) {
+    // flowing() each time round: a hold set while this loop runs applies from the next read.
+    while (flowing(pair, direction) && !flow.source_done && flow.schedule.end() == End::none &&
+           flow.schedule.queued() < kQueueLimit) {
       std::optional<size_t> n;
       try {
         n = source.recv_now(scratch_.data(), scratch_.size());
