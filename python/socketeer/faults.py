@@ -230,7 +230,8 @@ class FaultProxy:
     def _active_faults(self) -> list[tuple[str, str]]:
         """(direction, 'name=value ...') for each direction with a fault in force."""
         rows = []
-        for direction, faults in shown(self.faults, {}).items():  # type: ignore[union-attr]
+        in_force: Any = shown(self.faults, {})  # {} once closed
+        for direction, faults in in_force.items():
             changed = [f"{name}={value}" for name, value in faults.items() if _NO_FAULT.get(name) != value]
             if changed:
                 rows.append((direction, " ".join(changed)))
@@ -248,8 +249,8 @@ class FaultProxy:
         if shown(lambda: self._proxy.black_hole, False):
             rows.append(("black hole", "on"))
         rows += [(f"faults {direction}", text) for direction, text in self._active_faults()]
-        stats = shown(self.stats, {})
-        rows += [(name, value) for name, value in stats.items() if value or name in ("connections", "active")]  # type: ignore[union-attr]
+        stats: Any = shown(self.stats, {})
+        rows += [(name, value) for name, value in stats.items() if value or name in ("connections", "active")]
         return html_table("socketeer.FaultProxy", rows)
 
 
