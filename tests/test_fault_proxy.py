@@ -211,3 +211,179 @@ def test_a_refused_upstream_connect_is_counted_with_its_errno(wait_until) -> Non
                     client.recv(10, timeout=10)
             stats = wait_until(lambda: (s := proxy.stats())["active"] == 0 and s, what="the pair to end")
     assert (stats["connections"], stats["connect_errors"], stats["connect_errno"]) == (1, 1, errno.ECONNREFUSED)
+
+
+# --- toxiproxy parity: slow_close, timeout, limit_data, down/up, black_hole on open connections --
+# Both peers are the stdlib's sockets: the proxy is what is under test.
+
+import socket as stdlib_socket
+import time
+
+
+@pytest.fixture
+def std_upstream(closing):
+    """A stdlib listener on 127.0.0.1, with a proxy in front of it: (listener, proxy)."""
+    listener = closing(stdlib_socket.create_server(("127.0.0.1", 0)))
+    listener.settimeout(10)
+    proxy = closing(socketeer.FaultProxy(f"tcp://127.0.0.1:{listener.getsockname()[1]}"))
+    return listener, proxy
+
+
+def _std_pair(closing, listener, proxy):
+    """A stdlib client connected through the proxy, and the upstream's side of it."""
+    client = closing(stdlib_socket.create_connection((proxy.address.host, proxy.address.port), timeout=10))
+    peer = closing(listener.accept()[0])
+    peer.settimeout(10)
+    return client, peer
+
+
+def _exchange(client, peer) -> None:
+    """One byte each way: the connection relays."""
+    client.sendall(b"u")
+    assert peer.recv(1) == b"u"
+    peer.sendall(b"d")
+    assert client.recv(1) == b"d"
+
+
+def _nothing_arrives(sock, within: float = 0.3) -> bool:
+    """True if ``sock`` gets nothing (no data, no end) for ``within`` seconds: a bounded wait."""
+    sock.settimeout(within)
+    try:
+        sock.recv(1)
+    except TimeoutError:
+        return True
+    finally:
+        sock.settimeout(10)
+    return False
+
+
+def test_slow_close_delays_the_end_of_stream_not_the_data(closing, std_upstream):
+    listener, proxy = std_upstream
+    proxy.slow_close(1.0, direction="downstream")
+    client, peer = _std_pair(closing, listener, proxy)
+    peer.sendall(b"bye")
+    closed_at = time.monotonic()
+    peer.close()
+    assert client.recv(3) == b"bye"
+    assert client.recv(1) == b""  # the FIN, held back by the proxy
+    assert time.monotonic() - closed_at >= 1.0
+    assert proxy.faults()["downstream"]["slow_close"] == 1.0
+
+
+def test_timeout_stops_the_data_then_closes_the_connection(closing, std_upstream, wait_until):
+    listener, proxy = std_upstream
+    client, peer = _std_pair(closing, listener, proxy)
+    _exchange(client, peer)  # open and relaying before the fault: it applies to open connections
+    started = time.monotonic()
+    proxy.timeout(1.0)
+    client.sendall(b"stopped")
+    wait_until(lambda: proxy.stats()["active"] == 0, what="the timeout to close the connection")
+    assert time.monotonic() - started >= 1.0
+    # The upstream never got the bytes; each side sees its connection end (FIN, or a RST where
+    # the proxy left what it was sent unread).
+    try:
+        assert peer.recv(16) == b""
+    except ConnectionResetError:
+        pass
+    assert proxy.stats()["upstream_bytes"] == 1
+
+
+def test_timeout_zero_holds_the_data_until_the_fault_goes(closing, std_upstream):
+    listener, proxy = std_upstream
+    client, peer = _std_pair(closing, listener, proxy)
+    _exchange(client, peer)
+    proxy.timeout(0)
+    client.sendall(b"held")
+    peer.sendall(b"also held")
+    assert _nothing_arrives(peer) and _nothing_arrives(client)
+    assert proxy.stats()["active"] == 1
+    proxy.clear()
+    assert peer.recv(4) == b"held"  # the data waited, and flows on
+    assert client.recv(9) == b"also held"
+    _exchange(client, peer)
+
+
+def test_limit_data_is_close_after_under_toxiproxys_name(closing, std_upstream):
+    listener, proxy = std_upstream
+    proxy.limit_data(5)
+    assert proxy.faults()["downstream"]["close_after"] == 5
+    client, peer = _std_pair(closing, listener, proxy)
+    peer.sendall(b"0123456789")
+    received = b""
+    while chunk := client.recv(16):
+        received += chunk
+    assert received == b"01234"
+
+
+def test_down_closes_connections_and_refuses_new_ones_up_serves_again(closing, std_upstream, wait_until):
+    listener, proxy = std_upstream
+    client, peer = _std_pair(closing, listener, proxy)
+    _exchange(client, peer)
+    endpoint = proxy.endpoint
+    proxy.down()
+    assert not proxy.enabled
+    assert proxy.stats()["active"] == 0
+    assert client.recv(1) == b""  # closed: an orderly end
+    with pytest.raises(ConnectionRefusedError):
+        stdlib_socket.create_connection((proxy.address.host, proxy.address.port), timeout=10).close()
+    proxy.up()
+    assert proxy.enabled and proxy.endpoint == endpoint
+    again, again_peer = _std_pair(closing, listener, proxy)
+    _exchange(again, again_peer)
+    proxy.enabled = False  # the property is the same switch
+    with pytest.raises(ConnectionRefusedError):
+        stdlib_socket.create_connection((proxy.address.host, proxy.address.port), timeout=10).close()
+    proxy.enabled = True
+    _exchange(*_std_pair(closing, listener, proxy))
+
+
+def test_up_names_the_address_when_the_port_was_taken(closing, std_upstream):
+    listener, proxy = std_upstream
+    proxy.down()
+    thief = closing(stdlib_socket.socket())
+    thief.bind((proxy.address.host, proxy.address.port))
+    thief.listen()
+    with pytest.raises(OSError, match=f"bind on 127.0.0.1:{proxy.address.port}") as error:
+        proxy.up()
+    assert error.value.errno == 98
+    assert not proxy.enabled
+    thief.close()
+    proxy.up()
+    _exchange(*_std_pair(closing, listener, proxy))
+
+
+def test_black_hole_holds_open_connections_too(closing, std_upstream):
+    listener, proxy = std_upstream
+    client, peer = _std_pair(closing, listener, proxy)
+    _exchange(client, peer)
+    proxy.black_hole()
+    client.sendall(b"into the hole")
+    assert _nothing_arrives(peer)
+    proxy.black_hole(False)
+    assert peer.recv(13) == b"into the hole"
+    _exchange(client, peer)
+
+
+def test_black_hole_drops_udp_datagrams(udp_proxy, udp_upstream, wait_until):
+    udp_proxy.black_hole()
+    with socketeer.bind("udp://127.0.0.1:0", timeout=5) as client:
+        client.connect(udp_proxy.endpoint)
+        client.send(b"lost")
+        wait_until(lambda: udp_proxy.stats()["datagrams"] == 1, what="the proxy to read the datagram")
+        udp_proxy.black_hole(False)
+        client.send(b"found")
+        assert udp_upstream.recv_from()[0] == b"found"
+    assert udp_proxy.stats()["dropped"] == 1
+
+
+@pytest.mark.parametrize("apply", [lambda p: p.slow_close(1), lambda p: p.timeout(1), lambda p: p.limit_data(1)],
+                         ids=["slow_close", "timeout", "limit_data"])
+def test_toxiproxy_stream_faults_on_a_udp_proxy_raise(udp_proxy, apply):
+    with pytest.raises(ValueError, match="TCP"):
+        apply(udp_proxy)
+
+
+@pytest.mark.parametrize("apply", [lambda p: p.slow_close(-1), lambda p: p.timeout(-0.5)], ids=["slow_close", "timeout"])
+def test_negative_delays_raise(proxy, apply):
+    with pytest.raises(ValueError, match=">= 0"):
+        apply(proxy)

@@ -5,8 +5,10 @@ leaking test and naming the fd, options and markers in --help, and start-up with
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -310,6 +312,121 @@ def test_netns_unavailable_reason_when_not_root(monkeypatch: pytest.MonkeyPatch)
 
 # --- the fault proxy --------------------------------------------------------------------------
 
+# --- factories say they are factories ----------------------------------------------------------
+
+@pytest.mark.parametrize("fixture, product", [("socketeer_server", "TestServer"),
+                                              ("socketeer_fault_proxy", "FaultProxy")])
+def test_a_factory_fixture_used_as_its_product_says_to_call_it(request, fixture: str, product: str) -> None:
+    factory = request.getfixturevalue(fixture)
+    with pytest.raises(AttributeError, match=rf"^{fixture} is a factory: call {fixture}\(\.\.\.\) to get a "
+                                             rf"{product}, and use \.endpoint on that$"):
+        factory.endpoint
+    assert not hasattr(factory, "__wrapped__")  # protocol probes get a plain AttributeError
+    assert fixture in repr(factory)
+
+
+def test_a_factory_closes_what_it_made_newest_first() -> None:
+    from socketeer.testing.factories import Factory
+
+    closed: list[int] = []
+
+    class Thing:
+        def __init__(self, number: int) -> None:
+            self.number = number
+
+        def close(self) -> None:
+            closed.append(self.number)
+
+    factory = Factory("thing_fixture", "Thing", Thing)
+    assert [factory(1).number, factory(2).number] == [1, 2]
+    assert [thing.number for thing in factory.made] == [1, 2]
+    factory.close_all()
+    assert closed == [2, 1] and factory.made == []
+
+
+# --- waits for coroutines ---------------------------------------------------------------------
+
+def _run_async(main, loop_kind: str):
+    """Runs main() on a fresh loop of ``loop_kind`` (asyncio's default, or one on socketeer's
+    EpollSelector), bounded, as tests/test_aio.py does."""
+    async def bounded():
+        return await asyncio.wait_for(main(), 20)
+
+    if loop_kind == "asyncio":
+        return asyncio.run(bounded())
+    import socketeer.selectors
+    loop = asyncio.SelectorEventLoop(socketeer.selectors.EpollSelector())
+    try:
+        return loop.run_until_complete(bounded())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "epoll"])
+def test_async_waits_let_the_loop_run_the_client(socketeer_server, loop_kind: str) -> None:
+    """The client runs on the very loop that waits: a wait that blocked the loop would never see
+    its bytes (wait_received() here deadlocks until its timeout)."""
+    server = socketeer_server("discard")
+    address = server.address
+
+    async def main():
+        waiting = asyncio.ensure_future(server.wait_received_async(10))
+        closed = asyncio.ensure_future(server.wait_closed_async())
+        reader, writer = await asyncio.open_connection(address.host, address.port)
+        assert not waiting.done()
+        writer.write(b"hello")
+        await writer.drain()
+        writer.write(b"world")
+        await writer.drain()
+        received = await waiting
+        writer.close()
+        await writer.wait_closed()
+        await closed
+        return received
+
+    assert b"".join(_run_async(main, loop_kind)) == b"helloworld"
+    assert server.received_data == b"helloworld"
+
+
+def test_async_wait_times_out_naming_what_came(socketeer_server) -> None:
+    server = socketeer_server("discard")
+
+    async def main():
+        with pytest.raises(TimeoutError, match=r"waited 0.2 s for 3 messages; got 0 messages, 0 bytes"):
+            await server.wait_received_async(count=3, timeout=0.2)
+        with pytest.raises(TimeoutError, match=r"1 closed connections"):
+            await server.wait_closed_async(timeout=0.05)
+        with pytest.raises(ValueError, match="either nbytes or count"):
+            await server.wait_received_async()
+
+    _run_async(main, "asyncio")
+
+
+def test_async_wait_on_a_builtin_server_says_it_keeps_no_record(socketeer_echo_server) -> None:
+    async def main():
+        with pytest.raises(RuntimeError, match="keeps no record"):
+            await socketeer_echo_server.wait_received_async(1)
+
+    _run_async(main, "asyncio")
+
+
+def test_a_cancelled_async_wait_leaves_no_waiter_behind(socketeer_server) -> None:
+    server = socketeer_server("discard")
+
+    async def main():
+        waiting = asyncio.ensure_future(server.wait_received_async(1))
+        await asyncio.sleep(0)  # let it start waiting
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    _run_async(main, "asyncio")
+    with socketeer.connect(server.endpoint, timeout=5) as client:  # the reactor notifies nobody stale
+        client.send_all(b"x")
+        assert server.wait_received(1) == [b"x"]
+
+
 def test_fault_proxy_latency_adds_to_the_round_trip(socketeer_fault_proxy, socketeer_echo_server) -> None:
     proxy = socketeer_fault_proxy(socketeer_echo_server)
     with socketeer.connect(proxy.endpoint, timeout=5) as client:
@@ -558,6 +675,20 @@ def test_options_and_markers_are_documented(subrun, pytester: pytest.Pytester) -
         result.stdout.fnmatch_lines([f"{name}*"])
 
 
+def test_fixtures_listing_shows_a_complete_first_line_for_each(subrun, pytester: pytest.Pytester) -> None:
+    """``pytest --fixtures`` prints each fixture's first paragraph: for socketeer's, one line and
+    a whole sentence (no summary cut off at a colon, nor running on into the details)."""
+    lines = subrun("--fixtures").stdout.lines
+    shown = {}
+    for number, line in enumerate(lines):
+        if line.startswith("socketeer_") and " -- " in line:
+            shown[line.split(" -- ")[0].split(" [")[0]] = lines[number + 1:number + 3]
+    assert len(shown) >= 12, shown
+    for name, (first, after) in shown.items():
+        assert first.startswith("    ") and first.rstrip().endswith("."), (name, first)
+        assert not after.strip(), f"{name}: the first paragraph runs on: {after!r}"
+
+
 def test_no_netns_option_skips_with_the_reason(subrun, pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ns(socketeer_netns):\n    pass\n")
     result = subrun("-rs", "--socketeer-no-netns")
@@ -643,6 +774,15 @@ ASYNC_TESTS = """
         assert await ping(proxied.endpoint) == b"ping"
 
 
+    @pytest.mark.asyncio
+    async def test_pytest_asyncio_waits_for_the_server(socketeer_server):
+        server = socketeer_server("discard")
+        async with await socketeer.aio.connect(server.endpoint, timeout=5) as client:
+            await client.send_all(b"hello")
+            assert b"".join(await server.wait_received_async(5)) == b"hello"
+        await server.wait_closed_async()
+
+
     @pytest.mark.anyio
     async def test_anyio(socketeer_echo_server, socketeer_server):
         server = socketeer_server("scripted", "unix", script=[b"hi"])
@@ -685,6 +825,9 @@ def test_fixtures_in_async_tests_beside_pytest_asyncio_and_anyio(pytester: pytes
         asyncio_default_fixture_loop_scope = function
         socketeer_fd_guard_all = true
     """)
-    pytester.makepyfile(test_async_user=ASYNC_TESTS)
+    readme = re.findall(r"```python\n(.*?)```", (Path(__file__).parent.parent / "README.md").read_text(), re.S)
+    readme_async = [block for block in readme if "@pytest.mark.asyncio" in block]
+    assert len(readme_async) == 1, "README's async example"
+    pytester.makepyfile(test_async_user=ASYNC_TESTS, test_readme_async=readme_async[0])
     result = pytester.runpytest_subprocess(*PLUGIN_ARGS, "-rA", timeout=SUBRUN_TIMEOUT)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=6)

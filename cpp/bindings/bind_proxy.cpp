@@ -22,6 +22,8 @@ Faults faults_from(const py::dict& d) {
     else if (name == "reset_after") f.reset_after = value.cast<int64_t>();
     else if (name == "close_after") f.close_after = value.cast<int64_t>();
     else if (name == "half_close") f.half_close = value.cast<bool>();
+    else if (name == "slow_close") f.slow_close = duration_arg(value.ptr(), "slow_close");
+    else if (name == "timeout") f.timeout = value.is_none() ? std::chrono::nanoseconds(-1) : duration_arg(value.ptr(), "timeout");
     else if (name == "drop") f.drop = value.cast<double>();
     else if (name == "duplicate") f.duplicate = value.cast<double>();
     else if (name == "reorder") f.reorder = value.cast<double>();
@@ -41,6 +43,8 @@ py::dict faults_to(const Faults& f) {
   d["reset_after"] = f.reset_after;
   d["close_after"] = f.close_after;
   d["half_close"] = f.half_close;
+  d["slow_close"] = in_seconds(f.slow_close);
+  d["timeout"] = f.timeout < std::chrono::nanoseconds(0) ? py::object(py::none()) : py::float_(in_seconds(f.timeout));
   d["drop"] = f.drop;
   d["duplicate"] = f.duplicate;
   d["reorder"] = f.reorder;
@@ -73,6 +77,8 @@ void init_proxy(py::module_& m) {
         p.set_faults(direction_of(direction), faults_from(faults));
       })
       .def_property("black_hole", &FaultProxy::black_hole, &FaultProxy::set_black_hole)
+      .def_property("enabled", &FaultProxy::enabled,
+                    py::cpp_function(&FaultProxy::set_enabled, py::call_guard<py::gil_scoped_release>()))
       .def("stats", [](const FaultProxy& p) {
         FaultProxyStats s = p.stats();
         py::dict d;

@@ -1,5 +1,6 @@
 #include "socketeer/fault_proxy.hpp"
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -21,6 +22,8 @@ const char* meaningless_fault(const Faults& f, bool datagram) {
     if (f.reset_after >= 0) return "reset_after";
     if (f.close_after >= 0) return "close_after";
     if (f.half_close) return "half_close";
+    if (f.slow_close > 0ns) return "slow_close";
+    if (f.timeout >= 0ns) return "timeout";
     return nullptr;
   }
   if (f.drop > 0) return "drop";
@@ -55,13 +58,20 @@ struct FaultProxy::Loop {
     // (which has no MSG_NOSIGNAL) is then nested in this one and makes no syscall of its own.
     SigpipeGuard for_this_thread;
     while (!stopping.load()) turn();
-    relay->reset_all();
   }
 };
 
+// SO_REUSEADDR before any connection is accepted (they inherit it): up() binds the address anew
+// while the connections down() closed wait in TIME_WAIT on it, which only sockets that all have
+// SO_REUSEADDR may do.
+static Socket reusable(Socket listener) {
+  listener.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
+  return listener;
+}
+
 FaultProxy::FaultProxy(Socket listener, Address upstream_address)
     : upstream_(upstream_address), local_(listener.local_address()), datagram_(listener.type() == SOCK_DGRAM),
-      loop_(std::make_unique<Loop>(std::move(listener), std::move(upstream_address))) {}
+      loop_(std::make_unique<Loop>(reusable(std::move(listener)), std::move(upstream_address))) {}
 
 FaultProxy::~FaultProxy() {
   try {
@@ -95,6 +105,11 @@ void FaultProxy::start() {
 }
 
 void FaultProxy::stop() {
+  halt();
+  if (loop_) loop_->relay->reset_all();
+}
+
+void FaultProxy::halt() {
   if (!thread_.joinable()) return;
   loop_->stopping = true;
   try {
@@ -125,7 +140,38 @@ void FaultProxy::set_faults(Direction direction, const Faults& faults) {
 
 bool FaultProxy::black_hole() const { return loop().controls.black_hole(); }
 
-void FaultProxy::set_black_hole(bool enabled) { loop().controls.set_black_hole(enabled); }
+void FaultProxy::set_black_hole(bool enabled) {
+  loop().controls.set_black_hole(enabled);
+  loop_->poller.wake();  // open connections are held (or let go) on the next turn
+}
+
+bool FaultProxy::enabled() const { return loop().relay->listening(); }
+
+Socket FaultProxy::new_listener() const {
+  Socket listener(family_of(local_), datagram_ ? SOCK_DGRAM : SOCK_STREAM);
+  listener.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
+  listener.bind(local_);
+  if (!datagram_) listener.listen(1024);
+  return listener;
+}
+
+// The relay is changed with its thread stopped (halt, then start again): nothing races it, and
+// once this returns the listener is gone (or back).
+void FaultProxy::set_enabled(bool enabled) {
+  FaultRelay& relay = *loop().relay;
+  if (enabled == relay.listening()) return;
+  std::optional<Socket> listener;
+  if (enabled) listener.emplace(new_listener());  // a bind error leaves the proxy down, running
+  bool was_running = running();
+  halt();
+  if (enabled) {
+    relay.listen_on(std::move(*listener));
+  } else {
+    relay.stop_listening();
+    relay.close_all();
+  }
+  if (was_running) start();
+}
 
 FaultProxyStats FaultProxy::stats() const { return loop().controls.stats(); }
 

@@ -80,8 +80,27 @@ void StreamSchedule::sent(size_t size, const Faults& faults, TimePoint now) {
 }
 
 std::optional<TimePoint> StreamSchedule::next_due() const {
-  if (queue_.empty()) return std::nullopt;
+  if (queue_.empty()) return fin_given_ ? std::nullopt : fin_at_;
   return std::max(queue_.front().due, next_send_);
+}
+
+bool StreamSchedule::fin_due(const Faults& faults, TimePoint now) {
+  if (!fin_at_) fin_at_ = now + (faulty_ ? faults.slow_close : 0ns);
+  fin_given_ = now >= *fin_at_;
+  return fin_given_;
+}
+
+StreamHold::State StreamHold::update(const Faults& faults, bool faulty, bool black_hole, TimePoint now) {
+  bool timeout = faulty && faults.timeout >= 0ns;
+  if (!timeout && !black_hole) {
+    since_.reset();
+    expiry_.reset();
+    return State::flowing;
+  }
+  if (!since_) since_ = now;
+  expiry_.reset();
+  if (timeout && faults.timeout > 0ns) expiry_ = *since_ + faults.timeout;
+  return expiry_ && now >= *expiry_ ? State::expired : State::held;
 }
 
 // --- UDP -----------------------------------------------------------------------------------------

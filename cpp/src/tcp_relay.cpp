@@ -81,8 +81,10 @@ class TcpRelay final : public FaultRelay {
     auto consider = [&](TimePoint t) { next = next ? std::min(*next, t) : t; };
     for (auto& [id, pair] : pairs_) {
       if (pair->drain) consider(pair->drain->next_look);
-      for (auto& flow : pair->flows)
-        if (auto due = flow.schedule.next_due()) consider(*due);
+      for (auto& flow : pair->flows) {
+        if (auto due = flow.schedule.next_due(); due && !flow.hold.held()) consider(*due);
+        if (auto expiry = flow.hold.expiry()) consider(*expiry);
+      }
     }
     if (!next) return std::nullopt;
     return std::max(0ns, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()));
@@ -105,6 +107,8 @@ class TcpRelay final : public FaultRelay {
     }
     auto now = Clock::now();
     for (auto& [id, pair] : pairs_) {
+      if (pair->seen != controls_.version() || pair->flows[0].hold.held() || pair->flows[1].hold.held())
+        update_holds(*pair, now);
       write(*pair, kUpstream);
       write(*pair, kDownstream);
       if (pair->drain && !pair->dead) look_at_drain(*pair, now);
@@ -117,12 +121,18 @@ class TcpRelay final : public FaultRelay {
     pairs_.clear();
   }
 
+  void close_all() override {
+    for (auto& [id, pair] : pairs_) kill(*pair, false);
+    pairs_.clear();
+  }
+
  private:
   struct Flow {  // one direction of one connection
     StreamSchedule schedule;
     bool source_done = false;
     bool shut = false;    // FIN sent to the receiver
     bool paused = false;  // stopped reading at kQueueLimit: read again once it drains
+    StreamHold hold;      // timeout / black hole: nothing read or sent while held
     std::unique_ptr<SplicePipe> pipe;  // the zero-copy path, made on first use
   };
 
@@ -143,6 +153,7 @@ class TcpRelay final : public FaultRelay {
     bool connected = false;
     bool silent = false;  // black hole
     bool dead = false;
+    uint64_t seen = 0;  // the controls' version its holds were last updated for
     std::optional<Drain> drain;  // nothing more is relayed
     Flow flows[2];  // [kUpstream]: client -> server, [kDownstream]: server -> client
   };
@@ -198,6 +209,7 @@ class TcpRelay final : public FaultRelay {
         return kill(pair, true);
       }
       pair.connected = true;
+      update_holds(pair, Clock::now());
       apply_half_close(pair);
       read(pair, kUpstream);
       read(pair, kDownstream);
@@ -207,6 +219,29 @@ class TcpRelay final : public FaultRelay {
     // Data read from side `which` flows in direction `which` (0 = client -> upstream).
     read(pair, which);
     if (!pair.dead) write(pair, 1 - which);
+  }
+
+  // timeout and black hole, for this connection now: held directions stop, a timeout that has
+  // run out closes it, and a direction let go reads on (edge-triggered: what waited in the
+  // kernel raises no new event).
+  void update_holds(Pair& pair, TimePoint now) {
+    if (pair.dead || !pair.connected || pair.drain) return;
+    pair.seen = controls_.version();
+    bool black_hole = controls_.black_hole();
+    for (int d = 0; d < 2; ++d) {
+      Flow& flow = pair.flows[d];
+      bool was_held = flow.hold.held();
+      auto state = flow.hold.update(controls_.faults(d), flow.schedule.faulty(), black_hole, now);
+      if (state == StreamHold::State::expired) return kill(pair, false);
+      if (was_held && state == StreamHold::State::flowing) read(pair, d);
+      if (pair.dead) return;
+    }
+  }
+
+  // Whether direction `direction` may move data now (faults changed since its holds were updated: update them).
+  bool flowing(Pair& pair, int direction) {
+    if (pair.seen != controls_.version()) update_holds(pair, Clock::now());
+    return !pair.dead && !pair.flows[direction].hold.held();
   }
 
   void apply_half_close(Pair& pair) {
@@ -245,7 +280,7 @@ class TcpRelay final : public FaultRelay {
     if (!flow.schedule.direct(controls_.faults(direction))) return false;
     if (!flow.pipe) flow.pipe = std::make_unique<SplicePipe>();
     try {
-      while (drain_pipe(pair, direction) && !flow.source_done) {
+      while (flowing(pair, direction) && drain_pipe(pair, direction) && !flow.source_done) {
         auto got = splice_now(side(pair, direction).fd(), flow.pipe->write_end.get(), kPipeSize);
         if (!got) break;  // drained
         if (*got == 0) flow.source_done = true;
@@ -258,11 +293,14 @@ class TcpRelay final : public FaultRelay {
   }
 
   void read(Pair& pair, int direction) {
+    if (!flowing(pair, direction)) return;
     Flow& flow = pair.flows[direction];
     Socket& source = side(pair, direction);
     Socket& target = side(pair, 1 - direction);
     if (splice_through(pair, direction)) return write(pair, direction);
-    while (!pair.dead && !flow.source_done && flow.schedule.end() == End::none && flow.schedule.queued() < kQueueLimit) {
+    // flowing() each time round: a hold set while this loop runs applies from the next read.
+    while (flowing(pair, direction) && !flow.source_done && flow.schedule.end() == End::none &&
+           flow.schedule.queued() < kQueueLimit) {
       std::optional<size_t> n;
       try {
         n = source.recv_now(scratch_.data(), scratch_.size());
@@ -298,7 +336,7 @@ class TcpRelay final : public FaultRelay {
 
   // Sends what is due in direction `direction`, paced by the bandwidth limit.
   void write(Pair& pair, int direction) {
-    if (pair.dead || !pair.connected || pair.drain) return;
+    if (pair.dead || !pair.connected || pair.drain || !flowing(pair, direction)) return;
     Flow& flow = pair.flows[direction];
     Socket& target = side(pair, 1 - direction);
     Faults faults = controls_.faults(direction);
@@ -330,7 +368,7 @@ class TcpRelay final : public FaultRelay {
     }
     if (flow.schedule.queued() > 0) return;  // the rest is not due yet
     if (flow.schedule.end() != End::none) return end_when_drained(pair, direction, flow.schedule.end() == End::reset);
-    if (flow.source_done && !flow.shut) {
+    if (flow.source_done && !flow.shut && flow.schedule.fin_due(faults, now)) {  // slow_close may hold it
       flow.shut = true;
       try {
         target.shutdown(SHUT_WR);

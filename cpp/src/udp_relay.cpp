@@ -42,6 +42,12 @@ class UdpRelay final : public FaultRelay {
 
   void reset_all() override {}  // datagrams have no connection to reset
 
+  void close_all() override {  // down: each client's upstream socket goes, and what waited
+    for (auto& flow : flows_) poller_.remove(flow->server.fd());
+    by_fd_.clear();
+    flows_.clear();
+  }
+
  private:
   struct Flow {  // one client: its upstream socket, and what waits to go each way
     Flow(Socket server_, Address client_) : server(std::move(server_)), client(std::move(client_)) {}
@@ -63,6 +69,11 @@ class UdpRelay final : public FaultRelay {
   }
 
   void relay_datagram(Flow& flow, std::string data, int direction) {
+    if (controls_.black_hole()) {  // everything in, nothing out
+      ++controls_.counters.datagrams;
+      ++controls_.counters.dropped;
+      return;
+    }
     auto fate = flow.schedules[direction].arrive(std::move(data), controls_.faults(direction), Clock::now(), random_);
     ++controls_.counters.datagrams;
     if (fate.dropped) ++controls_.counters.dropped;

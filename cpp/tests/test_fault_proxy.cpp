@@ -167,4 +167,58 @@ TEST(faults_a_transport_cannot_honour_are_refused) {
   CHECK_EQ(udp.faults(FaultProxy::downstream).slice_size, 0u);
 }
 
+// Whether `socket` gets nothing (no data, no end) for `within`: a bounded wait.
+bool nothing_arrives(Socket& socket, std::chrono::milliseconds within = 200ms) {
+  socket.set_timeout(within);
+  char byte;
+  bool nothing = false;
+  try {
+    nothing = !socket.recv(&byte, 1).has_value();
+  } catch (const TimedOut&) {
+    nothing = true;
+  }
+  socket.set_timeout(5s);
+  return nothing;
+}
+
+TEST(black_hole_and_timeout_hold_open_connections_until_lifted) {
+  Proxied p;
+  Socket client = connected(p.proxy.local_address());
+  Socket server = accepted(p.upstream);
+  char buffer[16];
+  client.send_all("a", 1);
+  CHECK_EQ(server.recv(buffer, 1).value_or(0), 1u);
+  p.proxy.set_black_hole(true);
+  client.send_all("held", 4);
+  CHECK(nothing_arrives(server));
+  p.proxy.set_black_hole(false);
+  CHECK_EQ(server.recv(buffer, 4, MSG_WAITALL).value_or(0), 4u);
+  Faults holding;
+  holding.timeout = 0s;
+  p.proxy.set_faults(FaultProxy::downstream, holding);
+  server.send_all("back", 4);
+  CHECK(nothing_arrives(client));
+  p.proxy.set_faults(FaultProxy::downstream, Faults{});
+  CHECK_EQ(client.recv(buffer, 4, MSG_WAITALL).value_or(0), 4u);
+  CHECK_EQ(std::string(buffer, 4), std::string("back"));
+}
+
+TEST(down_refuses_and_closes_up_listens_again_on_the_same_address) {
+  Proxied p;
+  Socket client = connected(p.proxy.local_address());
+  Socket server = accepted(p.upstream);
+  p.proxy.set_enabled(false);
+  CHECK(!p.proxy.enabled());
+  CHECK_EQ(p.proxy.stats().active, 0u);
+  char byte;
+  CHECK_EQ(client.recv(&byte, 1).value_or(1), 0u);  // the end of stream
+  Socket refused(AF_INET, SOCK_STREAM);
+  CHECK_EQ(refused.connect_ex(p.proxy.local_address()), ECONNREFUSED);
+  p.proxy.set_enabled(true);
+  Socket again = connected(p.proxy.local_address());
+  Socket again_server = accepted(p.upstream);
+  again.send_all("x", 1);
+  CHECK_EQ(again_server.recv(&byte, 1).value_or(0), 1u);
+}
+
 int main() { return socketeer::testing::run_all(); }

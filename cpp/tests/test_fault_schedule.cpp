@@ -471,4 +471,60 @@ TEST(datagram_latency_and_jitter_delay_without_reordering) {
   CHECK(drain(schedule, t0) == in);
 }
 
+// --- slow_close and the holds (timeout, black hole) -------------------------------------------
+
+TEST(slow_close_holds_the_fin_for_its_delay_and_then_says_so_once) {
+  Faults faults;
+  faults.slow_close = 300ms;
+  StreamSchedule schedule;
+  CHECK(!schedule.fin_due(faults, t0));
+  CHECK(schedule.next_due() == t0 + 300ms);  // the relay's loop wakes for it
+  CHECK(!schedule.fin_due(faults, t0 + 299ms));
+  CHECK(schedule.fin_due(faults, t0 + 300ms));
+  CHECK(!schedule.next_due().has_value());  // given: no more wake-ups for it
+}
+
+TEST(slow_close_spares_a_connection_that_rolled_fault_free) {
+  Faults faults;
+  faults.slow_close = 300ms;
+  StreamSchedule schedule(false);
+  CHECK(schedule.fin_due(faults, t0));
+}
+
+TEST(a_timeout_holds_then_expires_and_zero_holds_for_ever) {
+  Faults faults;
+  faults.timeout = 1s;
+  StreamHold hold;
+  CHECK(hold.update(faults, true, false, t0) == StreamHold::State::held);
+  CHECK(hold.expiry() == t0 + 1s);
+  CHECK(hold.update(faults, true, false, t0 + 999ms) == StreamHold::State::held);
+  CHECK(hold.update(faults, true, false, t0 + 1s) == StreamHold::State::expired);
+  faults.timeout = 0s;
+  StreamHold for_ever;
+  CHECK(for_ever.update(faults, true, false, t0) == StreamHold::State::held);
+  CHECK(!for_ever.expiry().has_value());
+  CHECK(for_ever.update(faults, true, false, t0 + 1h) == StreamHold::State::held);
+}
+
+TEST(a_hold_lets_go_when_its_fault_goes_and_starts_afresh_next_time) {
+  Faults timeout;
+  timeout.timeout = 1s;
+  StreamHold hold;
+  CHECK(hold.update(timeout, true, false, t0) == StreamHold::State::held);
+  CHECK(hold.update(Faults{}, true, false, t0 + 500ms) == StreamHold::State::flowing);
+  CHECK(!hold.held() && !hold.expiry().has_value());
+  CHECK(hold.update(timeout, true, false, t0 + 2s) == StreamHold::State::held);  // counted from now
+  CHECK(hold.expiry() == t0 + 3s);
+}
+
+TEST(a_black_hole_holds_every_connection_and_never_expires) {
+  StreamHold hold;
+  CHECK(hold.update(Faults{}, false, true, t0) == StreamHold::State::held);  // even fault-free ones
+  CHECK(!hold.expiry().has_value());
+  Faults timeout;
+  timeout.timeout = 1s;
+  StreamHold spared;  // a connection that rolled fault-free ignores the timeout
+  CHECK(spared.update(timeout, false, false, t0) == StreamHold::State::flowing);
+}
+
 int main() { return socketeer::testing::run_all(); }

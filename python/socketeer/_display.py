@@ -28,7 +28,25 @@ def html_table(title: str, rows: Iterable[tuple[str, object]]) -> str:
     return f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>{cells}</table>"
 
 
-class Closeable:
+def with_row(rows: list[tuple[str, object]], key: str, value: object) -> list[tuple[str, object]]:
+    """``rows`` with ``key``'s row (the first) showing ``value`` instead, or added at the end: one
+    row per key, e.g. the object's own timeout in place of its socket's."""
+    out = [(k, v) for k, v in rows if k != key]
+    index = next((i for i, (k, _) in enumerate(rows) if k == key), len(out))
+    out.insert(index, (key, value))
+    return out
+
+
+class Pretty:
+    """Pretty-printed in IPython by its repr (``_repr_pretty_``), beside its ``_repr_html_``."""
+
+    __slots__ = ()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+class Closeable(Pretty):
     """A context manager that closes on exit, pretty-printed in IPython by its repr."""
 
     __slots__ = ()
@@ -41,9 +59,6 @@ class Closeable:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(repr(self))
 
 
 def html_grid(title: str, headers: Iterable[str], rows: Iterable[Iterable[object]]) -> str:

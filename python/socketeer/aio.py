@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 from . import _core
-from ._display import shown
+from ._display import Pretty, html_table, shown, with_row
 from .address import Address, AnyAddress
 from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, numeric_address, parse_endpoint
@@ -71,7 +71,7 @@ def _closed(operation: str) -> OSError:
 _IoT = TypeVar("_IoT", bound="_Io")
 
 
-class _Io:
+class _Io(Pretty):
     """Readiness waits on one socket, with deadlines, cancellable, woken by close()."""
 
     def __init__(self, sock: Socket, timeout: Optional[float]):
@@ -341,6 +341,9 @@ class Stream(_Io):
         local, peer = shown(lambda: self.socket.local_address), shown(lambda: self.socket.peer_address)
         return f"<socketeer.aio.Stream {local} -> {peer}>"
 
+    def _repr_html_(self) -> str:
+        return html_table("socketeer.aio.Stream", with_row(self.socket._describe(), "timeout", self.timeout))
+
 
 class Listener(_Io, Bound):
     """A listening socket: ``await accept()``, ``async for stream in listener``, ``serve()``."""
@@ -414,6 +417,10 @@ class Listener(_Io, Bound):
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Listener {'closed' if self.closed else shown(lambda: self.endpoint)}>"
+
+    def _repr_html_(self) -> str:
+        rows = self.socket._describe() + [("endpoint", shown(lambda: self.endpoint))]
+        return html_table("socketeer.aio.Listener", with_row(rows, "timeout", self.timeout))
 
 
 class Datagram(_Io, Bound):
@@ -492,6 +499,9 @@ class Datagram(_Io, Bound):
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Datagram {'closed' if self.closed else shown(lambda: self.socket.local_address)}>"
+
+    def _repr_html_(self) -> str:
+        return html_table("socketeer.aio.Datagram", with_row(self.socket._describe(), "timeout", self.timeout))
 
 
 # --- opening ----------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from .address import Address, AnyAddress, NetlinkAddress, PacketAddress, UnixAddress, resolve
-from .constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM
+from ._display import Pretty, html_table
+from .constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, AddressFamily, SocketKind
 
 __all__ = ["Endpoint", "parse_endpoint"]
 
@@ -40,7 +41,7 @@ _FORMS = "tcp://HOST:PORT, udp://HOST:PORT, unix:PATH, unix+dgram:PATH or unix+s
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Pretty):
     """A parsed endpoint: where to connect, listen or bind, and with which kind of socket."""
 
     scheme: str
@@ -61,6 +62,14 @@ class Endpoint:
             return self.scheme + str(UnixAddress(self.path or "", abstract=self.abstract))[len("unix"):]
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
+
+    def _repr_html_(self) -> str:
+        where: list[tuple[str, object]] = (
+            [("path", ("@" if self.abstract else "") + (self.path or "") or "(unnamed)")] if self.is_unix
+            else [("host", self.host), ("port", self.port)])
+        family = AddressFamily(self.family).name if self.family else "any the host resolves to"
+        return html_table("socketeer.Endpoint", [("endpoint", str(self)), ("scheme", self.scheme),
+                                                 ("kind", SocketKind(self.kind).name), ("family", family)] + where)
 
     def addresses(self) -> list[AnyAddress]:
         """The socket addresses this endpoint names (host names resolved, IPv6 first as the

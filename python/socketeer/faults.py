@@ -10,8 +10,15 @@ Directions: ``"upstream"`` is client -> server, ``"downstream"`` server -> clien
 Every setter takes ``probability`` (0..1), rolled once per connection (TCP) or per datagram
 (UDP). Faults can change while connections are open; ``clear()`` removes them all. A fault the
 proxy's transport has no use for raises ValueError: ``drop``, ``duplicate`` and ``reorder`` are
-UDP-only; ``set_bandwidth``, ``slice``, ``reset_after``, ``close_after`` and ``half_close``
-TCP-only. Latency and jitter apply to both, and never change the order of what they delay.
+UDP-only; ``set_bandwidth``, ``slice``, ``reset_after``, ``close_after`` (alias ``limit_data``),
+``half_close``, ``slow_close`` and ``timeout`` TCP-only. Latency and jitter apply to both, and
+never change the order of what they delay.
+
+toxiproxy's toxics and switches, by their names here: latency -> :meth:`set_latency`, bandwidth
+-> :meth:`set_bandwidth`, slicer -> :meth:`slice`, reset_peer -> :meth:`reset_after`,
+limit_data -> :meth:`limit_data` (= :meth:`close_after`), slow_close -> :meth:`slow_close`,
+timeout -> :meth:`timeout`, ``enabled=false/true`` -> :meth:`down` / :meth:`up` (or the
+``enabled`` property). :meth:`black_hole` and the UDP faults have no toxiproxy twin.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any, Literal, Optional
 from . import _core
 from .address import AnyAddress
 from .constants import SOCK_DGRAM
+from ._display import html_table, shown
 from .endpoints import Endpoint, EndpointLike, parse_endpoint
 from .opening import bound_socket, unix_socket_file
 
@@ -114,6 +122,27 @@ class FaultProxy:
         anyway."""
         self._update(direction, close_after=_count(nbytes), probability=probability)
 
+    def limit_data(self, nbytes: int, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
+        """TCP: toxiproxy's ``limit_data``, which is :meth:`close_after` here: after ``nbytes``
+        in ``direction`` the connection is closed, its receiver having got exactly ``nbytes``.
+        (``faults()`` shows it as ``close_after``.)"""
+        self.close_after(nbytes, direction=direction, probability=probability)
+
+    def slow_close(self, delay: float, *, direction: Direction = "both", probability: float = 1.0) -> None:
+        """TCP: when a side ends its stream (FIN), the other side gets that end ``delay`` seconds
+        after the last byte before it (toxiproxy's ``slow_close``); data is not delayed."""
+        if delay < 0:
+            raise ValueError(f"slow_close delay must be >= 0, got {delay}")
+        self._update(direction, slow_close=delay, probability=probability)
+
+    def timeout(self, seconds: float, *, direction: Direction = "both", probability: float = 1.0) -> None:
+        """TCP: stops the data (toxiproxy's ``timeout``), on open connections too: nothing more
+        is read or sent in ``direction``, and ``seconds`` later the connection is closed. With 0
+        it is never closed: the data waits, and flows on once the fault is cleared."""
+        if seconds < 0:
+            raise ValueError(f"timeout must be >= 0 seconds (0: hold the data, never close), got {seconds}")
+        self._update(direction, timeout=seconds, probability=probability)
+
     def half_close(self, *, direction: Direction = "downstream", probability: float = 1.0) -> None:
         """TCP: the receiver of ``direction`` reads end of stream at once; the other direction flows."""
         self._update(direction, half_close=True, probability=probability)
@@ -125,8 +154,32 @@ class FaultProxy:
         self._update(direction, slice_size=size, slice_delay=delay, probability=probability)
 
     def black_hole(self, enabled: bool = True) -> None:
-        """New connections are accepted and then get nothing: no upstream, no data, no close."""
+        """New connections are accepted and then get nothing: no upstream, no data, no close.
+        Open connections stop relaying (what they send waits, unread) until ``black_hole(False)``,
+        when it flows on. UDP: every datagram is dropped."""
         self._proxy.black_hole = enabled
+
+    # --- the whole proxy down and up (toxiproxy's enabled) ----------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """False while the proxy is down (see :meth:`down`); setting it is :meth:`down` / :meth:`up`."""
+        return self._proxy.enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._proxy.enabled = bool(value)
+
+    def down(self) -> None:
+        """Takes the proxy down, as toxiproxy's ``enabled=false``: it stops listening, so
+        connecting is refused (ECONNREFUSED), and every open connection is closed. Faults are
+        kept. Once it returns, no connection gets through."""
+        self._proxy.enabled = False
+
+    def up(self) -> None:
+        """Brings the proxy back up on the same address (same :attr:`endpoint`). Raises OSError
+        (EADDRINUSE) if something else took the port while it was down; it then stays down."""
+        self._proxy.enabled = True
 
     def drop(self, probability: float, *, direction: Direction = "both") -> None:
         """UDP: drops each datagram with ``probability``."""
@@ -187,8 +240,44 @@ class FaultProxy:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _state(self) -> str:
+        if self._proxy.closed:
+            return "closed"
+        if not self._proxy.running:
+            return "stopped"
+        return "up" if self._proxy.enabled else "down"
+
+    def _active_faults(self) -> list[tuple[str, str]]:
+        """(direction, 'name=value ...') for each direction with a fault in force."""
+        rows = []
+        in_force: Any = shown(self.faults, {})  # {} once closed
+        for direction, faults in in_force.items():
+            changed = [f"{name}={value}" for name, value in faults.items() if _NO_FAULT.get(name) != value]
+            if changed:
+                rows.append((direction, " ".join(changed)))
+        return rows
+
     def __repr__(self) -> str:
-        return f"<socketeer.FaultProxy {self.endpoint} -> {self.upstream}>"
+        return f"<socketeer.FaultProxy {self.endpoint} -> {self.upstream} {shown(self._state)}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [("listen", shown(lambda: self.endpoint)), ("upstream", self.upstream),
+                                          ("state", shown(self._state))]
+        if shown(lambda: self._proxy.black_hole, False):
+            rows.append(("black hole", "on"))
+        rows += [(f"faults {direction}", text) for direction, text in self._active_faults()]
+        stats: Any = shown(self.stats, {})
+        rows += [(name, value) for name, value in stats.items() if value or name in ("connections", "active")]
+        return html_table("socketeer.FaultProxy", rows)
+
+
+# Each fault's "none" value, as faults() reports it: the rest are in force.
+_NO_FAULT: dict[str, Any] = {"probability": 1.0, "latency": 0.0, "jitter": 0.0, "bandwidth": 0, "slice_size": 0,
+                             "slice_delay": 0.0, "reset_after": -1, "close_after": -1, "half_close": False,
+                             "slow_close": 0.0, "timeout": None, "drop": 0.0, "duplicate": 0.0, "reorder": 0.0}
 
 
 def _count(nbytes: int) -> int:

@@ -331,16 +331,22 @@ class Server:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
+    @property
+    def running(self) -> bool:
+        """True from start() until stop() or close(): its reactor threads serve."""
         # A started thread counts at once: its reactor may not have entered run() yet.
         started = any(thread.is_alive() for thread in self._threads)
-        state = "running" if started or any(r.running for r in self._reactors if not r.closed) else "stopped"
+        return started or any(r.running for r in self._reactors if not r.closed)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
         endpoints = ", ".join(self.endpoint(i) for i in range(len(self._endpoints)))
         return f"<socketeer.Server {state} {endpoints or '(no endpoints)'}>"
 
     def _repr_html_(self) -> str:
         from ._display import html_table
-        rows: list[tuple[str, object]] = [("endpoint", self.endpoint(i)) for i in range(len(self._endpoints))]
+        rows: list[tuple[str, object]] = [("state", "running" if self.running else "stopped")]
+        rows += [("endpoint", self.endpoint(i)) for i in range(len(self._endpoints))]
         rows += list(self.stats().items())
         return html_table("socketeer.Server", rows)
 

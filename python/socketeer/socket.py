@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import _core
-from ._display import html_table, shown
+from ._display import Pretty, html_table, shown
 from .address import AnyAddress
 from .constants import AF_INET, AF_UNIX, SOCK_STREAM, AddressFamily, SocketKind, TcpState, to_family, to_kind
 
@@ -34,7 +34,7 @@ class PeerCredentials:
 
 
 @dataclass(frozen=True)
-class TcpInfo:
+class TcpInfo(Pretty):
     """The kernel's ``struct tcp_info`` (getsockopt TCP_INFO). Times are in microseconds
     (``rtt``, ``rttvar``, ``rto``, ``min_rtt`` ...), windows in segments (``snd_cwnd``)."""
 
@@ -78,6 +78,16 @@ class TcpInfo:
     min_rtt: int
     delivery_rate_app_limited: int
     delivery_rate: int
+
+    def _repr_html_(self) -> str:
+        """The fields one looks at first; the repr has them all."""
+        rows: list[tuple[str, object]] = [
+            ("state", _name(self.state)), ("rtt", f"{self.rtt} µs (±{self.rttvar})"), ("min rtt", f"{self.min_rtt} µs"),
+            ("rto", f"{self.rto} µs"), ("snd_cwnd", f"{self.snd_cwnd} segments of {self.snd_mss} bytes"),
+            ("unacked", self.unacked), ("retransmits", f"{self.retransmits} now, {self.total_retrans} in all"),
+            ("bytes sent", self.bytes_sent), ("bytes received", self.bytes_received),
+            ("not sent", self.notsent_bytes), ("delivery rate", f"{self.delivery_rate} bytes/s")]
+        return html_table("socketeer.TcpInfo", rows)
 
 
 

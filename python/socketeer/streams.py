@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _core
-from ._display import Closeable, html_table, shown
+from ._display import Closeable, html_table, shown, with_row
 from .address import Address, AnyAddress
 from .constants import AF_INET6, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, EndpointLike, parse_endpoint
@@ -191,7 +191,7 @@ class Stream(Closeable):
 
     def _repr_html_(self) -> str:
         buffered = shown(lambda: f"{self._reader.buffered_size} bytes", "? (another thread is reading)")
-        rows = self.socket._describe() + [("buffered", buffered), ("timeout", self.timeout)]
+        rows = with_row(self.socket._describe(), "timeout", self.timeout) + [("buffered", buffered)]
         return html_table("socketeer.Stream", rows)
 
 
@@ -344,7 +344,7 @@ class Listener(Closeable, Bound):
         return f"<socketeer.Listener {'closed' if self._closed else shown(lambda: self.endpoint)}>"
 
     def _repr_html_(self) -> str:
-        return html_table("socketeer.Listener", self.socket._describe() + [("endpoint", self._endpoint)])
+        return html_table("socketeer.Listener", self.socket._describe() + [("endpoint", shown(lambda: self.endpoint))])
 
 
 class Datagram(Closeable, Bound):
@@ -455,7 +455,7 @@ class Datagram(Closeable, Bound):
         return f"<socketeer.Datagram {'closed' if self.closed else shown(lambda: self.socket.local_address)}>"
 
     def _repr_html_(self) -> str:
-        return html_table("socketeer.Datagram", self.socket._describe() + [("timeout", self.timeout)])
+        return html_table("socketeer.Datagram", with_row(self.socket._describe(), "timeout", self.timeout))
 
 
 # --- opening ----------------------------------------------------------------------------------

@@ -18,12 +18,23 @@
 //                      it had not taken.
 //   half_close         the receiving side of this direction gets a FIN at once; the other
 //                      direction keeps flowing
-//   black_hole         (global) connections are accepted, then nothing: no upstream, no data
+//   slow_close         the FIN that follows the source's end waits this long (toxiproxy's
+//                      slow_close)
+//   timeout            data stops (held where it is, nothing read or sent) and, after this
+//                      long, the connection closes; 0: it never closes, and the data flows on
+//                      once the fault goes (toxiproxy's timeout). Existing connections too.
+//   black_hole         (global) new connections are accepted, then nothing: no upstream, no
+//                      data; existing ones stop relaying (data held, as with timeout 0) until
+//                      it is lifted. UDP: every datagram is dropped.
+//   enabled            (global) down: the listener is closed (connecting is refused) and every
+//                      connection closed; up: listening again on the same address (toxiproxy's
+//                      enabled=false / true)
 //   drop / duplicate / reorder   UDP: per datagram (reorder: a datagram held back goes right
 //                      after the next one; see DatagramSchedule)
 //
 // Faults a transport has no use for are refused (InvalidArgument): drop, duplicate and reorder
-// on TCP; bandwidth, slice, reset_after, close_after and half_close on UDP.
+// on TCP; bandwidth, slice, reset_after, close_after, half_close, slow_close and timeout on UDP.
+// (toxiproxy's limit_data is close_after: the Python API has it under both names.)
 //
 // Three pieces: the fault schedule decides (fault_schedule.hpp, pure), a relay per transport
 // moves the data (fault_relay.hpp), and this class runs the relay in its thread.
@@ -55,6 +66,11 @@ class FaultProxy {
 
   void start();  // the proxy thread
   void stop();   // joins it; open connections are reset
+  // Down (false): stops listening and closes every connection; up (true): listens again on the
+  // same address (throws, staying down, if the address was taken meanwhile). Synchronous: once
+  // it returns, connecting is refused (down) or accepted (up).
+  void set_enabled(bool enabled);
+  bool enabled() const;
   void close();  // stop(), then close the listener and every other fd; only the addresses stay
   bool running() const { return thread_.joinable(); }
   bool closed() const { return !loop_; }
@@ -68,6 +84,8 @@ class FaultProxy {
  private:
   struct Loop;
   Loop& loop() const;  // throws EBADF once closed
+  void halt();         // joins the thread, connections left as they are
+  Socket new_listener() const;
   Address upstream_;
   Address local_;
   bool datagram_;

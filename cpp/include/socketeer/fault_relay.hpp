@@ -43,6 +43,7 @@ class FaultControls {
   void set_faults(int direction, const Faults& faults) {
     std::lock_guard lock(mutex_);
     faults_[direction] = faults;
+    ++version_;
   }
   bool black_hole() const {
     std::lock_guard lock(mutex_);
@@ -51,7 +52,10 @@ class FaultControls {
   void set_black_hole(bool enabled) {
     std::lock_guard lock(mutex_);
     black_hole_ = enabled;
+    ++version_;
   }
+  // Bumped by every change above: a relay that saw this version has nothing new to apply.
+  uint64_t version() const noexcept { return version_.load(); }
 
   struct Counters {
     std::atomic<uint64_t> connections{0}, active{0}, upstream_bytes{0}, downstream_bytes{0};
@@ -76,6 +80,7 @@ class FaultControls {
   mutable std::mutex mutex_;
   Faults faults_[2];
   bool black_hole_ = false;
+  std::atomic<uint64_t> version_{0};
 };
 
 class FaultRelay {
@@ -84,8 +89,7 @@ class FaultRelay {
   FaultRelay(Poller& poller, Socket listener, Address upstream, FaultControls& controls)
       : poller_(poller), listener_(std::move(listener)), upstream_(std::move(upstream)), controls_(controls),
         random_(std::random_device{}()) {
-    listener_.set_timeout(Timeout(std::chrono::nanoseconds(0)));
-    poller_.add(listener_.fd(), Ready::readable, Mode::edge);
+    listen_on(Socket::take(listener_));
   }
   virtual ~FaultRelay() = default;
   // How long the loop may wait for events before after_events() has work (nullopt: no timer).
@@ -96,6 +100,23 @@ class FaultRelay {
   virtual void after_events() = 0;
   // The proxy stops: every open connection is reset.
   virtual void reset_all() = 0;
+  // The proxy goes down: every open connection is closed (FIN; a RST where input is unread).
+  virtual void close_all() = 0;
+
+  // Down: the listener is closed, so connecting gets ECONNREFUSED (a UDP client, ICMP
+  // unreachable). Up again: a new listener bound to the same address takes its place.
+  void stop_listening() {
+    if (listener_.closed()) return;
+    poller_.remove(listener_.fd());
+    listener_.close();
+  }
+  void listen_on(Socket listener) {
+    stop_listening();
+    listener_ = std::move(listener);
+    listener_.set_timeout(Timeout(std::chrono::nanoseconds(0)));
+    poller_.add(listener_.fd(), Ready::readable, Mode::edge);
+  }
+  bool listening() const noexcept { return !listener_.closed(); }
 
  protected:
   Poller& poller_;

@@ -37,6 +37,9 @@ struct Faults {
   int64_t reset_after = -1;  // -1: never
   int64_t close_after = -1;
   bool half_close = false;
+  std::chrono::nanoseconds slow_close{0};  // the FIN after the source's end waits this long
+  std::chrono::nanoseconds timeout{-1};    // < 0: off; else data stops, and the connection
+                                           // closes after this long (0: never; data waits)
   double drop = 0, duplicate = 0, reorder = 0;  // UDP
 };
 
@@ -85,6 +88,10 @@ class StreamSchedule {
   // none until a limit is reached; then nothing more is taken, and once queued() is 0 the
   // relay resets or closes the connection.
   End end() const noexcept { return end_; }
+  // slow_close: the source has ended and everything queued is sent; whether its FIN may go on
+  // at `now`. The first call starts the wait (slow_close, 0 for a connection that rolled
+  // fault-free); next_due() includes the FIN's time until a call has said yes.
+  bool fin_due(const Faults& faults, TimePoint now);
 
  private:
   struct Piece {
@@ -99,8 +106,28 @@ class StreamSchedule {
   uint64_t taken_ = 0;
   TimePoint last_due_{};
   TimePoint next_send_{};  // bandwidth pacing
+  std::optional<TimePoint> fin_at_;  // slow_close: when the FIN may go
+  bool fin_given_ = false;
   bool faulty_;
   End end_ = End::none;
+};
+
+// timeout and black_hole: a direction of a connection whose data is held where it is (nothing read
+// from its source, nothing sent to its receiver) for as long as either is in force, existing
+// connections included. A timeout (> 0) that has held it that long closes the connection; with
+// 0, or a black hole, it is held until the fault goes, and then flows on.
+class StreamHold {
+ public:
+  enum class State { flowing, held, expired };
+  // The faults in force at `now` (`faulty`: the connection's probability roll).
+  State update(const Faults& faults, bool faulty, bool black_hole, TimePoint now);
+  bool held() const noexcept { return since_.has_value(); }
+  // When a held direction's timeout closes the connection (nullopt: never, or not held).
+  std::optional<TimePoint> expiry() const noexcept { return expiry_; }
+
+ private:
+  std::optional<TimePoint> since_;
+  std::optional<TimePoint> expiry_;
 };
 
 // One direction of one UDP client's flow.

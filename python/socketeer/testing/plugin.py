@@ -16,6 +16,7 @@ Fixtures
     socketeer_socketpair        two connected AF_UNIX stream socketeer.Sockets
     socketeer_server            factory: socketeer_server(kind="echo"|"discard"|"scripted",
                                 endpoint="tcp://127.0.0.1:0"|"udp"|"unix"|"unix+dgram"|..., ...)
+                                (a Factory: forgetting the call gets an error that says so)
     socketeer_echo_server       a TCP echo server (the C++ built-in)
     socketeer_fault_proxy       factory: socketeer_fault_proxy(upstream, listen=None) -> FaultProxy
     socketeer_netns             a fresh network namespace (root only; skipped otherwise)
@@ -42,6 +43,7 @@ from .fds import FdGuard, leaked_fds, open_fds
 from .sockets import SocketWatch
 
 if TYPE_CHECKING:
+    from .factories import Factory
     from .netns import NetNamespace, NetnsPair
     from .servers import TestServer
 
@@ -137,8 +139,10 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Ite
 
 @pytest.fixture
 def socketeer_fd_guard() -> Iterator[FdGuard]:
-    """Fails the test (at teardown) if it leaves a file descriptor open, listing each leaked fd
-    and what it is: 'fd 9 -> socket:[81234] (tcp 127.0.0.1:41000 -> 127.0.0.1:8080 ESTABLISHED)',
+    """Fails the test if it leaves a file descriptor open, naming each leaked fd.
+
+    Checked at teardown; each leaked fd is listed with what it is:
+    'fd 9 -> socket:[81234] (tcp 127.0.0.1:41000 -> 127.0.0.1:8080 ESTABLISHED)',
     'pipe:[...]', a file path. Also applied by @pytest.mark.socketeer_no_fd_leaks and
     --socketeer-fd-guard-all."""
     guard = FdGuard()
@@ -154,7 +158,7 @@ def socketeer_fd_guard() -> Iterator[FdGuard]:
 
 @pytest.fixture
 def socketeer_sockets(request: pytest.FixtureRequest) -> Iterator[SocketWatch]:
-    """Socket-state assertions from the kernel's socket list (sock_diag): CLOSE_WAIT left behind, listeners.
+    """Socket-state assertions from the kernel's socket list (sock_diag), e.g. no CLOSE_WAIT left.
 
     Watches this process's sockets from the fixture's setup (a cheap /proc/self/fd snapshot; the
     kernel is asked only when you assert). Each failure names what it found: fd or holding
@@ -201,9 +205,11 @@ def socketeer_sockets(request: pytest.FixtureRequest) -> Iterator[SocketWatch]:
 
 @pytest.fixture
 def socketeer_tcp_listener() -> Iterator[Any]:
-    """A socketeer.Listener listening on 127.0.0.1 at a kernel-chosen port. It is handed over
-    still bound, so no other process can take the port between choosing and using it. Connect to
-    ``listener.endpoint`` / ``listener.address``; ``listener.accept(timeout=...)``."""
+    """A socketeer.Listener listening on 127.0.0.1 at a kernel-chosen port, closed after the test.
+
+    It is handed over still bound, so no other process can take the port between choosing and
+    using it. Connect to ``listener.endpoint`` / ``listener.address``;
+    ``listener.accept(timeout=...)``."""
     import socketeer
     with socketeer.listen("tcp://127.0.0.1:0") as listener:
         yield listener
@@ -211,8 +217,9 @@ def socketeer_tcp_listener() -> Iterator[Any]:
 
 @pytest.fixture
 def socketeer_udp_socket() -> Iterator[Any]:
-    """A socketeer.Datagram bound to 127.0.0.1 at a kernel-chosen port (kept bound), with a 10 s
-    default timeout. ``.address``, ``.endpoint``, ``send_to``, ``recv_from``."""
+    """A socketeer.Datagram bound to 127.0.0.1 at a kernel-chosen port, with a 10 s timeout.
+
+    Kept bound for the test; ``.address``, ``.endpoint``, ``send_to``, ``recv_from``."""
     import socketeer
     with socketeer.bind("udp://127.0.0.1:0", timeout=10.0) as datagram:
         yield datagram
@@ -246,8 +253,10 @@ def _socketeer_paths() -> Iterator[_ShortPaths]:
 
 @pytest.fixture
 def socketeer_unix_path(_socketeer_paths: _ShortPaths) -> str:
-    """A fresh unix socket path (not created) in a private directory under /tmp, well under
-    sockaddr_un's 108 bytes; the directory and whatever is in it are removed after the test."""
+    """A fresh unix socket path (not created), well under sockaddr_un's 108 bytes.
+
+    It is in a private directory under /tmp; the directory and whatever is in it are removed
+    after the test."""
     return _socketeer_paths.new()
 
 
@@ -257,8 +266,9 @@ def _abstract_name() -> str:
 
 @pytest.fixture
 def socketeer_abstract_name() -> str:
-    """A fresh abstract unix name, '@socketeer-PID-RANDOM' (socketeer's spelling: endpoint
-    'unix:' + name; for the stdlib, '\\0' + name[1:])."""
+    """A fresh abstract unix socket name, '@socketeer-PID-RANDOM'.
+
+    socketeer's spelling: the endpoint is 'unix:' + name; for the stdlib, '\\0' + name[1:]."""
     return _abstract_name()
 
 
@@ -274,8 +284,10 @@ def socketeer_socketpair() -> Iterator[tuple[Any, Any]]:
 # --- servers ----------------------------------------------------------------------------------
 
 @pytest.fixture
-def socketeer_server(_socketeer_paths: _ShortPaths) -> Iterator[Callable[..., "TestServer"]]:
-    """Factory of background servers running in C++ reactor threads, closed after the test:
+def socketeer_server(_socketeer_paths: _ShortPaths) -> Iterator["Factory[TestServer]"]:
+    """Factory: socketeer_server(kind, endpoint, ...) starts a TestServer in C++ threads.
+
+    Each server runs in the C++ reactor's threads and is closed after the test:
 
         server = socketeer_server("echo")                          # TCP on 127.0.0.1
         server = socketeer_server("discard", "unix+seqpacket")     # a fresh short unix path
@@ -285,29 +297,27 @@ def socketeer_server(_socketeer_paths: _ShortPaths) -> Iterator[Callable[..., "T
     kind: echo, discard, scripted (see socketeer.testing.TestServer). endpoint: a full endpoint
     or a scheme alone (tcp, tcp6, udp, udp6, unix, unix+dgram, unix+seqpacket; 'unix:@' for an
     abstract name). The result has ``.endpoint`` (connect to it), ``.address``, ``.received``,
-    ``.received_data``, ``.wait_received(nbytes | count=)``, ``.connections``.
+    ``.received_data``, ``.wait_received(nbytes | count=)``, ``.connections``; in async tests
+    ``await server.wait_received_async(...)`` (the ``_async`` twins never block the event loop).
     """
+    from .factories import Factory
     from .servers import TestServer, expand_endpoint
 
-    servers: list[TestServer] = []
-
     def make(kind: str = "echo", endpoint: str = "tcp://127.0.0.1:0", **options: Any) -> TestServer:
-        server = TestServer(kind, expand_endpoint(str(endpoint), _socketeer_paths.new, _abstract_name), **options)
-        servers.append(server)
-        return server
+        return TestServer(kind, expand_endpoint(str(endpoint), _socketeer_paths.new, _abstract_name), **options)
 
+    servers = Factory("socketeer_server", "TestServer", make)
     try:
-        yield make
+        yield servers
     finally:
-        for server in reversed(servers):
-            server.close()
-        servers.clear()
+        servers.close_all()
 
 
 @pytest.fixture
-def socketeer_echo_server(socketeer_server: Callable[..., "TestServer"]) -> "TestServer":
-    """A TCP echo server on 127.0.0.1 running the C++ built-in (no Python per message; no
-    record). ``.endpoint`` is what to connect to."""
+def socketeer_echo_server(socketeer_server: "Factory[TestServer]") -> "TestServer":
+    """A TCP echo server on 127.0.0.1 (a TestServer running the C++ built-in), closed after the test.
+
+    No Python runs per message, and it keeps no record. ``.endpoint`` is what to connect to."""
     return socketeer_server("echo", "tcp://127.0.0.1:0", record=False)
 
 
@@ -330,32 +340,36 @@ def _endpoint_of(target: Any) -> str:
 
 
 @pytest.fixture
-def socketeer_fault_proxy() -> Iterator[Callable[..., Any]]:
-    """Factory of started socketeer.FaultProxy objects between the code under test and a real
-    upstream, closed after the test:
+def socketeer_fault_proxy() -> Iterator["Factory[Any]"]:
+    """Factory: socketeer_fault_proxy(upstream) starts a FaultProxy in front of a real upstream.
+
+    It goes between the code under test and the upstream; each proxy is closed after the test:
 
         proxy = socketeer_fault_proxy(server)          # a TestServer, Listener, or endpoint string
         client = connect(proxy.endpoint)
         proxy.set_latency(0.05); proxy.reset_after(1000, direction="downstream"); proxy.clear()
+        proxy.timeout(1.0); proxy.slow_close(0.5); proxy.down(); proxy.up()   # toxiproxy's too
 
     ``listen`` defaults to a fresh loopback port of the upstream's protocol (tcp or udp).
     Skipped when this build of socketeer has no FaultProxy.
     """
+    from .factories import Factory
     proxy_class = _fault_proxy_class()
-    proxies: list[Any] = []
 
     def make(upstream: Any, listen: Optional[str] = None, **options: Any) -> Any:
         proxy = proxy_class(_endpoint_of(upstream), listen=listen, **options)
-        proxies.append(proxy)
-        proxy.start()
+        try:
+            proxy.start()
+        except BaseException:
+            proxy.close()
+            raise
         return proxy
 
+    proxies: Factory[Any] = Factory("socketeer_fault_proxy", "FaultProxy", make)
     try:
-        yield make
+        yield proxies
     finally:
-        for proxy in reversed(proxies):
-            proxy.close()
-        proxies.clear()  # the proxies' sockets go with the objects
+        proxies.close_all()
 
 
 # --- network namespaces -----------------------------------------------------------------------
@@ -371,7 +385,8 @@ def _netns_or_skip(config: pytest.Config) -> None:
 
 @pytest.fixture
 def socketeer_netns(request: pytest.FixtureRequest) -> Iterator["NetNamespace"]:
-    """A fresh network namespace with only its loopback (up), deleted after the test:
+    """A fresh network namespace with only its loopback (up), deleted after the test.
+
     ``ns.run([...])`` / ``ns.popen([...])`` run a program inside it, ``ns.call(fn, ...)`` runs a
     callable in a thread inside it, ``with ns.entered():`` moves this thread in for a block.
     Nothing sent inside it can leave this host (there is no route out), which also makes it the
@@ -392,8 +407,9 @@ def socketeer_netns(request: pytest.FixtureRequest) -> Iterator["NetNamespace"]:
 
 @pytest.fixture
 def socketeer_netns_pair(request: pytest.FixtureRequest) -> Iterator["NetnsPair"]:
-    """Two fresh namespaces ``.a`` and ``.b`` joined by a veth pair: ``.address_a`` 10.201.0.1 and
-    ``.address_b`` 10.201.0.2, which exist only inside them. ``pair.netem(delay=, jitter=, loss=,
+    """Two fresh network namespaces ``.a`` and ``.b`` joined by a veth pair, deleted after the test.
+
+    ``.address_a`` is 10.201.0.1 and ``.address_b`` 10.201.0.2, which exist only inside them. ``pair.netem(delay=, jitter=, loss=,
     duplicate=, side=)`` shapes the link (the test is skipped if the kernel has no netem).
     Deleted after the test."""
     from .netns import NetnsPair, NetnsUnavailable

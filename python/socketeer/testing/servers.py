@@ -6,6 +6,7 @@ Imported by the plugin only inside fixtures (it imports ``socketeer._core``).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -96,6 +97,13 @@ class TestServer:
     framing a stream's messages are whatever chunks recv() returned, so compare
     ``received_data`` (their concatenation). ``record=False`` runs echo/discard as pure C++
     built-ins (no Python per message) and keeps no record.
+
+    Waiting: ``wait_received`` and ``wait_closed`` block the calling thread; in a coroutine (an
+    asyncio test, pytest-asyncio's or anyio's on asyncio) await their twins instead, which
+    never block the event loop::
+
+        await server.wait_received_async(5)
+        await server.wait_closed_async()
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -115,6 +123,9 @@ class TestServer:
         self._received: list[tuple[bytes, Any]] = []
         self._counts = {"connected": 0, "closed": 0}
         self._changed = threading.Condition()
+        # Coroutines waiting (the _async twins): (their loop, a future, its condition). The
+        # reactor thread, which changes the record, resolves the future through the loop.
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", Callable[[], bool]]] = []
         if record:
             self.server = socketeer.Server(_Handler(self), framing=framing, threads=threads)
         else:
@@ -134,13 +145,24 @@ class TestServer:
     def _record(self, data: bytes, address: Any) -> None:
         with self._changed:
             self._received.append((data, address))
-            self._changed.notify_all()
+            self._notify()
 
     def _event(self, **counts: int) -> None:
         with self._changed:
             for key, value in counts.items():
                 self._counts[key] += value
-            self._changed.notify_all()
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wakes the threads and coroutines waiting (called holding ``_changed``)."""
+        self._changed.notify_all()
+        for waiter in [waiter for waiter in self._async_waiters if waiter[2]()]:
+            self._async_waiters.remove(waiter)
+            loop, future, _ = waiter
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # its loop is closed: nobody is waiting any more
+                pass
 
     def _reply(self, data: bytes, conn: Any) -> Reply:
         if self.kind == "echo":
@@ -190,9 +212,27 @@ class TestServer:
             return self._counts["connected"]
 
     def wait_received(self, nbytes: Optional[int] = None, *, count: Optional[int] = None,
-                      timeout: float = 10.0) -> list[bytes]:
+                      timeout: Optional[float] = 10.0) -> list[bytes]:
         """Blocks until at least ``nbytes`` bytes (or ``count`` messages) have arrived; returns
-        ``received``. Raises TimeoutError naming what did arrive after ``timeout`` seconds."""
+        ``received``. Raises TimeoutError naming what did arrive after ``timeout`` seconds.
+        In a coroutine, ``await`` :meth:`wait_received_async` instead."""
+        return self._wait(*self._received_condition(nbytes, count), timeout)
+
+    async def wait_received_async(self, nbytes: Optional[int] = None, *, count: Optional[int] = None,
+                                  timeout: Optional[float] = 10.0) -> list[bytes]:
+        """:meth:`wait_received` for coroutines: the event loop runs on while it waits."""
+        return await self._wait_async(*self._received_condition(nbytes, count), timeout)
+
+    def wait_closed(self, count: int = 1, *, timeout: Optional[float] = 10.0) -> None:
+        """Blocks until ``count`` connections have closed (recording servers only). In a
+        coroutine, ``await`` :meth:`wait_closed_async` instead."""
+        self._wait(*self._closed_condition(count), timeout)
+
+    async def wait_closed_async(self, count: int = 1, *, timeout: Optional[float] = 10.0) -> None:
+        """:meth:`wait_closed` for coroutines: the event loop runs on while it waits."""
+        await self._wait_async(*self._closed_condition(count), timeout)
+
+    def _received_condition(self, nbytes: Optional[int], count: Optional[int]) -> tuple[Callable[[], bool], str]:
         self._need_record()
         if (nbytes is None) == (count is None):
             raise ValueError("give either nbytes or count")
@@ -202,24 +242,49 @@ class TestServer:
                 return len(self._received) >= count
             return sum(len(data) for data, _ in self._received) >= nbytes  # type: ignore[operator]
 
-        return self._wait(enough, timeout, f"{nbytes} bytes" if count is None else f"{count} messages")
+        return enough, f"{nbytes} bytes" if count is None else f"{count} messages"
 
-    def wait_closed(self, count: int = 1, *, timeout: float = 10.0) -> None:
-        """Blocks until ``count`` connections have closed (recording servers only)."""
+    def _closed_condition(self, count: int) -> tuple[Callable[[], bool], str]:
         self._need_record()
-        self._wait(lambda: self._counts["closed"] >= count, timeout, f"{count} closed connections")
+        return (lambda: self._counts["closed"] >= count), f"{count} closed connections"
 
-    def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> list[bytes]:
+    def _timed_out(self, timeout: Optional[float], what: str) -> TimeoutError:
+        got = sum(len(data) for data, _ in self._received)
+        return TimeoutError(f"{self!r}: waited {timeout} s for {what}; got {len(self._received)} messages, "
+                            f"{got} bytes")
+
+    def _wait(self, predicate: Callable[[], bool], what: str, timeout: Optional[float]) -> list[bytes]:
         seconds = socketeer._core.timeout_seconds(timeout)  # the rules of every timeout
         deadline = None if seconds is None else time.monotonic() + seconds
         with self._changed:
             while not predicate():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    got = sum(len(data) for data, _ in self._received)
-                    raise TimeoutError(f"{self!r}: waited {timeout} s for {what}; got {len(self._received)} "
-                                       f"messages, {got} bytes")
+                    raise self._timed_out(timeout, what)
                 self._changed.wait(left)
+            return [data for data, _ in self._received]
+
+    async def _wait_async(self, predicate: Callable[[], bool], what: str, timeout: Optional[float]) -> list[bytes]:
+        """Waits without blocking the loop and without polling: a future the reactor thread
+        resolves (``call_soon_threadsafe``) when the record changes and ``predicate`` holds."""
+        seconds = socketeer._core.timeout_seconds(timeout)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        waiter = (loop, future, predicate)
+        with self._changed:
+            if predicate():
+                return [data for data, _ in self._received]
+            self._async_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(future, seconds)
+        except asyncio.TimeoutError:
+            with self._changed:
+                raise self._timed_out(timeout, what) from None
+        finally:
+            with self._changed:
+                if waiter in self._async_waiters:
+                    self._async_waiters.remove(waiter)
+        with self._changed:
             return [data for data, _ in self._received]
 
     def stats(self) -> dict[str, int]:
@@ -237,4 +302,25 @@ class TestServer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<socketeer.testing.TestServer {self.kind} {self.endpoint}>"
+        return f"<socketeer.testing.TestServer {self.kind} {self.endpoint} {'running' if self.server.running else 'stopped'}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        from socketeer._display import html_table, shown
+        rows: list[tuple[str, object]] = [("kind", self.kind if self.record else f"{self.kind} (C++ built-in)"),
+                                          ("endpoint", self.endpoint),
+                                          ("state", "running" if self.server.running else "stopped"),
+                                          ("connections", shown(lambda: self.connections))]
+        if self.record:
+            with self._changed:
+                rows += [("closed", self._counts["closed"]), ("received", f"{len(self._received)} messages, "
+                                                              f"{sum(len(data) for data, _ in self._received)} bytes")]
+        return html_table("socketeer.testing.TestServer", rows)
+
+
+def _resolve(future: "asyncio.Future[None]") -> None:
+    """On the waiting coroutine's loop: its condition holds (unless it gave up meanwhile)."""
+    if not future.done():
+        future.set_result(None)
