@@ -215,9 +215,9 @@ def test_netns_sees_that_namespace_only(socketeer_netns):
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="unknown kind 'tcpp'"):
         socketeer.sockets("tcpp")
-    with pytest.raises(ValueError, match="unknown state 'OPEN'"):
+    with pytest.raises(ValueError, match="unknown socket state .OPEN."):
         socketeer.sockets("tcp", state="OPEN")
-    with pytest.raises(ValueError, match="unknown state 99"):
+    with pytest.raises(ValueError, match="unknown socket state 99"):
         socketeer.sockets("tcp", state=99)
     with pytest.raises(ValueError, match="unsupported family"):
         socketeer.sockets(family=socket.AF_PACKET)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import socket as _stdlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import kernel_constants as _kernel_constants
@@ -105,7 +106,7 @@ SocketKind = _stdlib.SocketKind
 _PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "SCM_", "IPPROTO_", "IP_", "IPV6_", "TCP_", "MSG_",
              "SHUT_", "AI_", "NI_", "EAI_", "INADDR_", "SOMAXCONN")
 
-__all__ = ["AddressFamily", "SocketKind", "TcpState", "to_family", "to_kind"]
+__all__ = ["AddressFamily", "SocketKind", "TcpState", "to_family", "to_kind", "to_tcp_states"]
 __all__ += _kernel_constants.__all__
 if TYPE_CHECKING:  # the loop's names as a literal, the form of __all__ type checkers read
     __all__ += [
@@ -188,3 +189,30 @@ def to_family(value: int) -> AddressFamily | int:
 def to_kind(value: int) -> SocketKind | int:
     """``SocketKind(value)``, or the plain int when the enum does not know it."""
     return _enum_or_int(SocketKind, value)
+
+
+# ss's spellings of the states (``ss state close-wait``, ``ESTAB``), beside the kernel's names.
+_TCP_STATE_ALIASES = {"ESTAB": TcpState.ESTABLISHED, "FIN_WAIT_1": TcpState.FIN_WAIT1,
+                      "FIN_WAIT_2": TcpState.FIN_WAIT2, "CLOSED": TcpState.CLOSE, "LISTENING": TcpState.LISTEN,
+                      "SYN_RCV": TcpState.SYN_RECV, "UNCONNECTED": TcpState.CLOSE}
+
+
+def to_tcp_states(state: TcpState | int | str | Iterable[TcpState | int | str]) -> frozenset[TcpState]:
+    """TcpStates from a TcpState, its number, its name in any case with ``-`` or ``_``
+    (``"CLOSE_WAIT"``, ``"close-wait"``), ss's names (``"estab"``, ``"fin-wait-1"``,
+    ``"listening"``), or an iterable of those. Raises ValueError naming an unknown one."""
+    items = [state] if isinstance(state, (int, str)) else list(state)
+    found = set()
+    for item in items:
+        try:
+            if isinstance(item, str):
+                name = item.strip().upper().replace("-", "_")
+                found.add(_TCP_STATE_ALIASES.get(name) or TcpState[name])
+            else:
+                found.add(TcpState(item))
+        except (KeyError, ValueError):
+            raise ValueError(f"unknown socket state {item!r}; expected a TcpState "
+                             f"({', '.join(s.name for s in TcpState)}) or ss's name for one") from None
+    if not found:
+        raise ValueError("no socket state given")
+    return frozenset(found)

@@ -18,7 +18,8 @@ from typing import NamedTuple, Union
 from . import _core
 from ._display import html_grid, html_table
 from .address import UnixAddress
-from .constants import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, TcpState, to_family, to_kind
+from .constants import (AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, TcpState, to_family,
+                        to_kind, to_tcp_states)
 from . import socket as _socket  # noqa: F401  (registers TcpInfo with the core: .tcp_info hands it out)
 
 __all__ = ["sockets", "SocketRecord", "SocketList", "SocketProcess"]
@@ -75,15 +76,10 @@ def _states(state: TcpState | int | str | Iterable[TcpState | int | str] | None,
         return _LISTENING if listening else _CONNECTED
     if listening or all:
         raise ValueError("sockets(): state= names the states itself; give it or listening=/all=, not both")
-    items = [state] if isinstance(state, (int, str)) else list(state)
-    found = set()
-    for item in items:
-        try:
-            found.add(TcpState[item.upper()] if isinstance(item, str) else TcpState(item))
-        except (KeyError, ValueError):
-            raise ValueError(f"sockets(): unknown state {item!r}; expected a TcpState "
-                             f"({', '.join(s.name for s in TcpState)})") from None
-    return frozenset(found)
+    try:
+        return to_tcp_states(state)
+    except ValueError as error:
+        raise ValueError(f"sockets(): {error}") from None
 
 
 def _families(family: int | Iterable[int] | None) -> set[int]:

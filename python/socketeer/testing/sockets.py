@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ..constants import AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, TcpState
+from ..constants import AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, TcpState, to_tcp_states
 
 if TYPE_CHECKING:
     from ..diag import SocketList, SocketRecord
@@ -26,33 +26,15 @@ NetnsLike = Union[str, "os.PathLike[str]", int, Any]  # a name, a path, an fd, o
 SIOCGSKNS = 0x894C  # linux/sockios.h: an fd for the network namespace a socket lives in
 
 _UNIX_KINDS: dict[int, str] = {SOCK_STREAM: "stream", SOCK_DGRAM: "dgram", SOCK_SEQPACKET: "seqpacket"}
-# ss's spellings (``ss state close-wait``) beside the kernel's names (TcpState).
-_STATE_ALIASES = {"ESTAB": TcpState.ESTABLISHED, "FIN_WAIT_1": TcpState.FIN_WAIT1,
-                  "FIN_WAIT_2": TcpState.FIN_WAIT2, "CLOSED": TcpState.CLOSE, "LISTENING": TcpState.LISTEN}
 # States a socket is in with no fd left (its inode is 0): no process holds them.
 _OWNERLESS = frozenset({TcpState.TIME_WAIT, TcpState.SYN_RECV, TcpState.NEW_SYN_RECV})
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
 
 
 def parse_states(state: StateArg) -> frozenset[TcpState]:
-    """TcpStates from a TcpState, its value, its name in any case with ``-`` or ``_``
-    ("CLOSE_WAIT", "close-wait"), ss's names ("estab", "fin-wait-1", "listening"), or several.
-    Raises ValueError naming an unknown one."""
-    items = [state] if isinstance(state, (int, str)) else list(state)
-    found = set()
-    for item in items:
-        try:
-            if isinstance(item, str):
-                name = item.strip().upper().replace("-", "_")
-                found.add(_STATE_ALIASES.get(name) or TcpState[name])
-            else:
-                found.add(TcpState(item))
-        except (KeyError, ValueError):
-            raise ValueError(f"unknown socket state {item!r}; expected a TcpState "
-                             f"({', '.join(s.name for s in TcpState)}) or ss's name for one") from None
-    if not found:
-        raise ValueError("no socket state given")
-    return frozenset(found)
+    """TcpStates from names, numbers or TcpStates, ss's spellings too (see
+    :func:`socketeer.constants.to_tcp_states`); ValueError naming an unknown one."""
+    return to_tcp_states(state)
 
 
 def socket_fds() -> dict[int, int]:
