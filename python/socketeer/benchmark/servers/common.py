@@ -76,11 +76,12 @@ def unavailable(reason: str) -> None:
 
 def new_event_loop(use_uvloop: bool):
     import asyncio
+    import importlib
 
     if not use_uvloop:
         return asyncio.new_event_loop()
-    try:
-        import uvloop
+    try:  # by name: uvloop is optional, and the package type-checks where it is not installed
+        uvloop = importlib.import_module("uvloop")
     except ImportError:
         unavailable('uvloop is not installed (pip install ".[bench]")')
     return uvloop.new_event_loop()
