@@ -36,19 +36,19 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
-from . import _core
-from ._display import Pretty, html_table, shown, with_row
-from .address import Address, AnyAddress
-from .constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
-from .endpoints import Endpoint, numeric_address, parse_endpoint
-from .framing import Framing, MessageTooLarge
-from .socket import Socket, TcpInfo
-from .framing import check_delimiter, check_framing, check_size
-from .opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
-from .opening import combined_connect_error, interleave_families
-from .opening import unix_socket_file
-from .endpoints import EndpointLike
-from .streams import AcceptBackoff, IncompleteReadError
+from .. import _core
+from .._display import Pretty, html_table, shown, with_row
+from ..address import Address, AnyAddress
+from ..constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
+from ..endpoints import Endpoint, numeric_address, parse_endpoint
+from ..framing import Framing, MessageTooLarge
+from ..socket import Socket, TcpInfo
+from ..framing import check_delimiter, check_framing, check_size
+from ..opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
+from ..opening import combined_connect_error, interleave_families
+from ..opening import unix_socket_file
+from ..endpoints import EndpointLike
+from ..streams import AcceptBackoff, IncompleteReadError
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
