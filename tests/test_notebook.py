@@ -95,7 +95,8 @@ def test_closed_objects_still_display(live_objects: dict[str, Any]) -> None:
 # The tour's views: what the executed notebook must show, in the committed outputs and on a re-run.
 TOUR_VIEWS = ("socketeer.Socket", "LISTEN", "ESTABLISHED", "CLOSE_WAIT", "SOCK_DGRAM", "AF_UNIX", "UnixAddress",
               "socketeer.Stream", "socketeer.Listener", "socketeer.Datagram", "socketeer.Poller", "socketeer.Server",
-              "NetlinkAddress", "Link records", "SYN_RECV", "TIME_WAIT")
+              "NetlinkAddress", "Link records", "SYN_RECV", "TIME_WAIT", "socketeer.aio.Listener",
+              "socketeer.aio.Stream")
 
 
 def html_of(notebook: Any) -> str:
