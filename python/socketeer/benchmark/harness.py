@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional, TypeVar
 
+from . import goals
 from .report import REFERENCE, meta, summarize, add_ratios
 
 __all__ = ["Config", "Server", "CONFIGS", "SERVERS", "REFERENCE", "UNAVAILABLE", "UsageError", "Running", "start",
@@ -258,7 +259,8 @@ def cpus(args: argparse.Namespace) -> tuple[Optional[int], Optional[int]]:
 
 def run(args: argparse.Namespace, loadgen: Path, reference: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """Every picked server on every picked config, args.repeats rounds, interleaved; returns the
-    report {"meta": ..., "results": [one row per config and server]}."""
+    report {"meta": ..., "results": [one row per config and server], "goals": [each goal on each
+    config this run measured], "goals_left_out": how many goal cells it did not}."""
     configs = pick(CONFIGS, args.configs, "config")
     servers = pick(SERVERS, args.servers, "server")
     server_cpu, client_cpu = cpus(args)
@@ -295,4 +297,5 @@ def run(args: argparse.Namespace, loadgen: Path, reference: Path, log: Callable[
             status = f"n/a ({found.unavailable})" if found and found.unavailable else "ok"
             rows.append(summarize(config, server, runs[(config.name, server.name)], status))
     add_ratios(rows, runs)
-    return {"meta": meta(args, server_cpu, client_cpu), "results": rows}
+    checked, left_out = goals.evaluate(rows, runs)
+    return {"meta": meta(args, server_cpu, client_cpu), "results": rows, "goals": checked, "goals_left_out": left_out}

@@ -20,12 +20,12 @@ from .common import CommandError
 __all__ = ["PROFILE", "add_parser", "run"]
 
 PROFILE = command.Profile(
-    servers="c-reference,socketeer-builtin,socketeer-handler,socketeer-aio,asyncio-protocol,asyncio-streams,"
-            "uvloop-protocol",
+    servers="c-reference,socketeer-builtin,socketeer-handler,socketeer-aio,socketeer-loop-aio,asyncio-protocol,"
+            "socketeer-loop-protocol,asyncio-streams,uvloop-protocol",
     configs="tcp-1x64,tcp-10x64,tcp-100x1k,tcp-10x64k,unix-10x64,udp-10x64",
     cells=command.Cells(duration=1.5, warmup=0.3, repeats=3),
     quick_servers="c-reference,socketeer-builtin,socketeer-handler,socketeer-aio,asyncio-protocol,"
-                  "asyncio-streams,uvloop-protocol",
+                  "socketeer-loop-protocol,asyncio-streams,uvloop-protocol",
     quick_configs="tcp-10x64,tcp-100x1k",
     quick_cells=command.Cells(duration=0.6, warmup=0.2, repeats=3),
 )
