@@ -3,9 +3,9 @@ package.
 
 socketeer's Server (built-in echo, a Python handler), socketeer.aio and asyncio's Protocol on
 socketeer.aio.Loop beside asyncio (Protocol, streams) and uvloop, each req/s a ratio to a plain
-C epoll echo server, with the server's CPU time per request. The load generator and the C server come with the package (``socketeer/bin``);
-the harness is :mod:`socketeer.benchmark`, which ``benchmarks/run.py`` drives with the full
-matrix in a source checkout.
+C epoll echo server, with the server's CPU time per request. The load generator and the C
+server come with the package (``socketeer/bin``); the harness is :mod:`socketeer.benchmark`,
+which ``benchmarks/run.py`` drives with the full matrix in a source checkout.
 """
 
 from __future__ import annotations
