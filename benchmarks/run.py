@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Echo servers side by side: socketeer, asyncio, uvloop, selectors and a plain C epoll server.
 
-    python benchmarks/run.py                     # every server, every config (~10 minutes)
-    python benchmarks/run.py --quick             # a smoke run (~1.5 minutes)
+    python benchmarks/run.py                     # every server, every config (~15 minutes)
+    python benchmarks/run.py --goals             # issue 14's matrix and its goals (~5 minutes)
+    python benchmarks/run.py --quick             # a smoke run (~2.5 minutes)
     python benchmarks/run.py --servers c-reference,uvloop-protocol --configs 'tcp-*' --json
 
 The full matrix, from a source checkout. The harness is the package's (socketeer.benchmark, the

@@ -201,3 +201,123 @@ def test_ratios_to_c_are_paired_by_round() -> None:
     assert rows[1]["ratios_to_c"] == [0.5, 0.9, 0.95]
     assert rows[1]["ratio_to_c"] == 0.9  # the ratio of the medians would say 150 / 225 = 0.67
     assert rows[1]["ratio_range"] == [0.7, 0.925]
+
+
+# ---- issue 14's matrix: one server module per API, several event loops; the goals ----------------
+
+
+def test_an_asyncio_server_runs_on_the_loop_its_entry_names() -> None:
+    """One module per API, the loop chosen per entry: socketeer-loop-* pass --loop socketeer to the
+    same modules the stock-loop and uvloop entries run, and that flag makes a socketeer.aio.Loop."""
+    from socketeer import aio
+    from socketeer.benchmark import harness
+    from socketeer.benchmark.servers import common
+
+    by_name = {server.name: server for server in harness.SERVERS}
+    for api, module in (("protocol", "asyncio_protocol"), ("streams", "asyncio_streams"), ("aio", "socketeer_aio")):
+        names = {"asyncio": "socketeer-aio" if api == "aio" else f"asyncio-{api}", "socketeer": f"socketeer-loop-{api}"}
+        if api != "aio":
+            names["uvloop"] = f"uvloop-{api}"
+        for loop, name in names.items():
+            argv = by_name[name].argv(Path("ref"), "tcp://127.0.0.1:0", None, 10)
+            assert argv[1:3] == ["-m", f"socketeer.benchmark.servers.{module}"], argv
+            assert argv[argv.index("--loop") + 1] == loop, argv
+    loop = common.new_event_loop("socketeer")
+    try:
+        assert type(loop) is aio.Loop
+    finally:
+        loop.close()
+
+
+def test_the_loop_servers_serve_every_transport_and_the_goals_are_judged(bench_build: Path) -> None:
+    """Our loop's Protocol (UDP: DatagramProtocol), streams and aio Stream servers each answer the
+    300-connection config and UDP (streams: n/a), and the report judges the goals those cells
+    measure; performance is never asserted, only that every figure and verdict is there."""
+    from socketeer.benchmark import goals
+
+    report = run_harness(bench_build, "--servers", "c-reference,socketeer-loop-*,uvloop-protocol",
+                         "--configs", "tcp-300x64,udp-10x64")
+    rows = {(row["config"], row["server"]): row for row in report["results"]}
+    for config in ("tcp-300x64", "udp-10x64"):
+        for server in ("socketeer-loop-protocol", "socketeer-loop-aio", "socketeer-loop-streams"):
+            row = rows[(config, server)]
+            if (config, server) == ("udp-10x64", "socketeer-loop-streams"):
+                assert row["status"] == "n/a (asyncio streams have no datagram API)"
+                continue
+            assert row["status"] == "ok" and row["rps"] > 0 and row["ratio_to_c"] > 0, row
+            assert row["connections"] == (300 if config == "tcp-300x64" else 10)
+    judged = {(goal["goal"], goal["config"]): goal for goal in report["goals"]}
+    uvloop = rows[("udp-10x64", "uvloop-protocol")]["status"]
+    assert set(judged) == {("socketeer-loop-protocol >= 1.3x uvloop-protocol", "tcp-300x64"),
+                           ("socketeer-loop-protocol >= 1.0x uvloop-protocol", "udp-10x64"),
+                           ("socketeer-loop-protocol >= 0.9x c-reference", "udp-10x64")}
+    for goal in judged.values():
+        if goal["against"] == "uvloop-protocol" and uvloop != "ok":
+            assert goal["verdict"] == f"uvloop-protocol {uvloop}"
+            continue
+        assert goal["verdict"] in ("met", "missed") or goal["verdict"].startswith("unclear"), goal
+        assert goal["ratio"] > 0 and len(goal["ratios"]) == 1
+    assert report["goals_left_out"] == sum(len(goal.configs) for goal in goals.GOALS) - 3
+
+
+def test_every_goal_names_a_server_and_config_the_harness_has() -> None:
+    """A renamed server or config cannot silently drop a goal from the report."""
+    from socketeer.benchmark import goals, harness
+
+    assert set(goals.servers()) <= {server.name for server in harness.SERVERS}
+    assert set(goals.configs()) <= {config.name for config in harness.CONFIGS}
+    assert goals.servers()[0] == "c-reference"
+
+
+def test_goals_are_judged_on_paired_rounds_by_their_quartiles() -> None:
+    """met when the lower quartile of the per-round ratios reaches the goal, missed when the upper
+    one stays below, unclear in between; a server that could not run gives its reason; cells of a
+    goal the run did not pick are counted as left out."""
+    from socketeer.benchmark import goals
+
+    def rounds(*rps: float) -> list[dict]:
+        return [{"rps": value} for value in rps]
+
+    # Round 2 is slow for everyone (the host drifted): paired ratios stay near 1.35.
+    runs = {("tcp-300x64", "socketeer-loop-protocol"): rounds(135.0, 68.0, 140.0),
+            ("tcp-300x64", "uvloop-protocol"): rounds(100.0, 50.0, 100.0),
+            ("udp-10x64", "socketeer-loop-protocol"): rounds(95.0, 80.0, 85.0),
+            ("udp-10x64", "uvloop-protocol"): [],
+            ("udp-10x64", "c-reference"): rounds(100.0, 100.0, 100.0),
+            ("tcp-300x64", "c-reference"): rounds(100.0, 100.0, 100.0)}
+    rows = [{"config": config, "server": server, "status": "ok"} for config, server in runs]
+    rows[3]["status"] = "n/a (uvloop is not installed)"
+    checked, left_out = goals.evaluate(rows, runs)
+    judged = {(goal["goal"], goal["config"]): goal for goal in checked}
+    many = judged[("socketeer-loop-protocol >= 1.3x uvloop-protocol", "tcp-300x64")]
+    assert many["ratios"] == [1.35, 1.36, 1.4] and many["ratio"] == 1.36 and many["verdict"] == "met"
+    udp = judged[("socketeer-loop-protocol >= 0.9x c-reference", "udp-10x64")]
+    assert udp["ratio"] == 0.85 and udp["ratio_range"] == [0.825, 0.9]
+    assert udp["verdict"].startswith("unclear")
+    assert judged[("socketeer-loop-protocol >= 1.0x uvloop-protocol", "udp-10x64")]["verdict"] == \
+        "uvloop-protocol n/a (uvloop is not installed)"
+    assert len(checked) == 3 and left_out == sum(len(goal.configs) for goal in goals.GOALS) - 3
+    assert goals.verdict(0.9, [0.5, 0.89]) == "missed" and goals.verdict(0.9, [0.9, 0.95]) == "met"
+
+
+def test_goals_option_picks_the_matrix_the_goals_name() -> None:
+    """--goals: every server and config a goal names (and the context beside them); an explicit
+    --servers still wins."""
+    import argparse
+
+    from socketeer.benchmark import command, goals
+
+    profile = command.Profile(servers="c-reference", configs="tcp-1x64", cells=command.Cells(1, 0, 1),
+                              quick_servers="c-reference", quick_configs="tcp-1x64",
+                              quick_cells=command.Cells(1, 0, 1))
+
+    def parsed(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser, profile)
+        return command.parse(parser, profile, list(argv))
+
+    args = parsed("--goals")
+    assert args.servers.split(",") == goals.servers() and args.configs.split(",") == goals.configs()
+    assert {"asyncio-protocol", "uvloop-streams", "socketeer-loop-streams", "socketeer-aio"} <= set(goals.servers())
+    assert {"tcp-300x64", "udp-10x64", "tcp-10x64k"} <= set(goals.configs())
+    assert parsed("--goals", "--servers", "c-reference").servers == "c-reference"

@@ -407,12 +407,14 @@ QUICK_ROW = re.compile(r"(?P<config>tcp-10x64|tcp-100x1k|)\s+(?P<server>\S+)\s+(
 @pytest.mark.timeout(200)  # in a source tree the first run builds the load generator
 def test_bench_quick_prints_the_table_from_any_directory(tmp_path: Path) -> None:
     """From a directory that is no checkout: every server of the quick set on both configs, each
-    with req/s, a ratio to the C reference and the server's CPU per request (never how fast)."""
+    with req/s, a ratio to the C reference and the server's CPU per request (never how fast), then
+    the goals those cells measure, each with a verdict (never which one)."""
     result = subprocess.run([*CLI, "bench", "--quick", "--duration", "0.2", "--warmup", "0.05", "--repeats", "1"],
                             env=child_env(), capture_output=True, text=True, timeout=180, cwd=tmp_path,
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    table, _, goals = result.stdout.partition("\ngoals (issue 14): ")
+    lines = table.splitlines()
     assert lines[0].startswith("socketeer echo benchmark: 1 x 0.2 s per cell")
     rows: dict[tuple[str, str], re.Match[str]] = {}
     config = ""
@@ -427,7 +429,7 @@ def test_bench_quick_prints_the_table_from_any_directory(tmp_path: Path) -> None
         assert match, line
         rows[(config, server)] = match
     servers = ["c-reference", "socketeer-builtin", "socketeer-handler", "socketeer-aio", "asyncio-protocol",
-               "asyncio-streams"]
+               "socketeer-loop-protocol", "asyncio-streams"]
     for config in ("tcp-10x64", "tcp-100x1k"):
         assert {name for (cfg, name) in rows if cfg == config} - {"uvloop-protocol"} == set(servers)
         assert float(rows[(config, "c-reference")]["ratio"]) == 1.0
@@ -435,6 +437,11 @@ def test_bench_quick_prints_the_table_from_any_directory(tmp_path: Path) -> None
             row = rows[(config, server)]
             assert int(row["rps"].replace(",", "")) > 0 and float(row["ratio"]) > 0, row.group(0)
             assert float(row["cpu"]) >= 0
+    checked = {tuple(line.split()[:5]): line.split()[7] for line in goals.splitlines()[1:] if ">=" in line}
+    for config in ("tcp-10x64", "tcp-100x1k"):
+        for goal in (("socketeer-loop-protocol", ">=", "0.95x", "c-reference"),
+                     ("socketeer-aio", ">=", "1.0x", "asyncio-streams")):
+            assert checked[(*goal, config)] in ("met", "missed", "unclear"), goals
 
 
 def test_bench_lists_and_explains_itself_outside_a_checkout(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from . import harness
+from . import goals, harness
 from .report import table
 from .tools import Tools
 
@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser, profile: Profile) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"a short run: servers {profile.quick_servers or everything}; "
                              f"configs {profile.quick_configs or everything}; {profile.quick_cells}")
+    parser.add_argument("--goals", action="store_true",
+                        help="the servers and configs the goals name (issue 14's matrix: socketeer.aio.Loop beside "
+                             "the stock loop, uvloop and C), unless --servers/--configs say otherwise")
     parser.add_argument("--servers", help="comma-separated names or globs (see --list; default: "
                                           f"{profile.servers or 'all'})")
     parser.add_argument("--configs", help="comma-separated names or globs, e.g. 'tcp-*,udp-10x64' (default: "
@@ -73,6 +76,8 @@ def parse(parser: argparse.ArgumentParser, profile: Profile, argv: Optional[Sequ
     quick = args.quick
     defaults = {"servers": profile.quick_servers if quick else profile.servers,
                 "configs": profile.quick_configs if quick else profile.configs}
+    if args.goals:
+        defaults = {"servers": ",".join(goals.servers()), "configs": ",".join(goals.configs())}
     cells = profile.quick_cells if quick else profile.cells
     for name, value in {**defaults, "duration": cells.duration, "warmup": cells.warmup,
                         "repeats": cells.repeats}.items():

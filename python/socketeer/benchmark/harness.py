@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional, TypeVar
 
+from . import goals
 from .report import REFERENCE, meta, summarize, add_ratios
 
 __all__ = ["Config", "Server", "CONFIGS", "SERVERS", "REFERENCE", "UNAVAILABLE", "UsageError", "Running", "start",
@@ -47,8 +48,9 @@ class Config:
 def _configs() -> list[Config]:
     shapes = [(1, 64), (10, 64), (100, 1024), (10, 65536)]
     label = {64: "64", 1024: "1k", 65536: "64k"}
-    stream = [Config(f"{t}-{n}x{label[s]}", t, n, s) for t in ("tcp", "unix") for n, s in shapes]
-    return stream + [Config("udp-10x64", "udp", 10, 64)]
+    tcp, unix = ([Config(f"{t}-{n}x{label[s]}", t, n, s) for n, s in shapes] for t in ("tcp", "unix"))
+    many = Config("tcp-300x64", "tcp", 300, 64)  # many connections: a loop turn carries many requests
+    return [*tcp, many, *unix, Config("udp-10x64", "udp", 10, 64)]
 
 
 CONFIGS = _configs()
@@ -60,13 +62,15 @@ class Server:
     what: str
     module: str = ""  # in socketeer.benchmark.servers; empty for the C reference
     flags: tuple[str, ...] = ()
+    loop: str = ""  # the asyncio servers' event loop (--loop): asyncio, uvloop or socketeer
     cli: bool = False  # `python -m socketeer echo ENDPOINT`, as a user runs it
 
     def argv(self, reference: Path, endpoint: str, cpu: Optional[int], lifetime: float) -> list[str]:
         if self.cli:  # pinned and bounded by preexec(), as the command line has no such options
             return [sys.executable, "-m", "socketeer", "echo", endpoint]
+        loop = ["--loop", self.loop] if self.loop else []
         base = [str(reference)] if not self.module else [sys.executable, "-m", f"{SERVERS_PACKAGE}.{self.module}",
-                                                          *self.flags]
+                                                          *self.flags, *loop]
         pin = ["--cpu", str(cpu)] if cpu is not None else []
         return [*base, endpoint, *pin, "--lifetime", f"{lifetime:.0f}"]
 
@@ -100,14 +104,23 @@ SERVERS = [
            "socketeer_handler", ("--views",)),
     Server("socketeer-streams", "socketeer.Server, line framing, Python handler", "socketeer_streams"),
     Server("socketeer-streams-views", "the same, Server(views=True)", "socketeer_streams", ("--views",)),
-    Server("socketeer-aio", "socketeer.aio Stream recv/send_all, a task per connection, stdlib loop",
-           "socketeer_aio"),
+    Server("socketeer-aio", "socketeer.aio Stream recv/send_all, a task per connection, stock asyncio loop",
+           "socketeer_aio", loop="asyncio"),
+    Server("socketeer-loop-aio", "socketeer.aio Stream recv/send_all on socketeer.aio.Loop", "socketeer_aio",
+           loop="socketeer"),
     Server("socketeer-cli-echo", "the command line: python -m socketeer echo ENDPOINT (the reactor's echo)",
            cli=True),
-    Server("uvloop-protocol", "uvloop, asyncio.Protocol", "asyncio_protocol", ("--uvloop",)),
-    Server("uvloop-streams", "uvloop, asyncio streams (start_server)", "asyncio_streams", ("--uvloop",)),
-    Server("asyncio-protocol", "stdlib asyncio, Protocol", "asyncio_protocol"),
-    Server("asyncio-streams", "stdlib asyncio, streams (start_server)", "asyncio_streams"),
+    Server("asyncio-protocol", "asyncio.Protocol (UDP: DatagramProtocol), stock asyncio loop", "asyncio_protocol",
+           loop="asyncio"),
+    Server("uvloop-protocol", "asyncio.Protocol (UDP: DatagramProtocol) on uvloop", "asyncio_protocol",
+           loop="uvloop"),
+    Server("socketeer-loop-protocol", "asyncio.Protocol (UDP: DatagramProtocol) on socketeer.aio.Loop",
+           "asyncio_protocol", loop="socketeer"),
+    Server("asyncio-streams", "asyncio streams (start_server), stock asyncio loop", "asyncio_streams",
+           loop="asyncio"),
+    Server("uvloop-streams", "asyncio streams (start_server) on uvloop", "asyncio_streams", loop="uvloop"),
+    Server("socketeer-loop-streams", "asyncio streams (start_server) on socketeer.aio.Loop", "asyncio_streams",
+           loop="socketeer"),
     Server("selectors", "stdlib selectors + non-blocking sockets", "selectors_echo"),
 ]
 
@@ -246,7 +259,8 @@ def cpus(args: argparse.Namespace) -> tuple[Optional[int], Optional[int]]:
 
 def run(args: argparse.Namespace, loadgen: Path, reference: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """Every picked server on every picked config, args.repeats rounds, interleaved; returns the
-    report {"meta": ..., "results": [one row per config and server]}."""
+    report {"meta": ..., "results": [one row per config and server], "goals": [each goal on each
+    config this run measured], "goals_left_out": how many goal cells it did not}."""
     configs = pick(CONFIGS, args.configs, "config")
     servers = pick(SERVERS, args.servers, "server")
     server_cpu, client_cpu = cpus(args)
@@ -283,4 +297,5 @@ def run(args: argparse.Namespace, loadgen: Path, reference: Path, log: Callable[
             status = f"n/a ({found.unavailable})" if found and found.unavailable else "ok"
             rows.append(summarize(config, server, runs[(config.name, server.name)], status))
     add_ratios(rows, runs)
-    return {"meta": meta(args, server_cpu, client_cpu), "results": rows}
+    checked, left_out = goals.evaluate(rows, runs)
+    return {"meta": meta(args, server_cpu, client_cpu), "results": rows, "goals": checked, "goals_left_out": left_out}

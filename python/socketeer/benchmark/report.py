@@ -1,5 +1,6 @@
 """The echo benchmark's figures: the runs of each cell summed up into one row, each row's ratio
-to the C reference (paired by round), and the table (or JSON) printed from the rows."""
+to the C reference (paired by round), and the table (or JSON) printed from the rows, with the
+goals the run measured (:mod:`socketeer.benchmark.goals`) under it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 if TYPE_CHECKING:
     from .harness import Config, Server
 
-__all__ = ["REFERENCE", "median", "summarize", "add_ratios", "meta", "table"]
+__all__ = ["REFERENCE", "median", "summarize", "paired_ratios", "middle", "add_ratios", "meta", "table"]
 
 REFERENCE = "c-reference"  # the server every ratio is taken to
 
@@ -50,20 +51,31 @@ def summarize(config: Config, server: Server, runs: list[dict[str, Any]], status
     return row
 
 
+def paired_ratios(own: list[dict[str, Any]], base: list[dict[str, Any]]) -> list[float]:
+    """own's req/s over base's, round by round, sorted (a round where either failed makes no
+    pair): in round r both were measured within seconds of each other, so a slow drift of the
+    host cancels out of their ratio, where it would not out of the ratio of two medians taken
+    over the whole run."""
+    return sorted(mine["rps"] / other["rps"] for mine, other in zip(own, base)
+                  if "error" not in mine and "error" not in other and other["rps"])
+
+
+def middle(ratios: list[float]) -> tuple[Optional[float], Optional[list[float]]]:
+    """The median of sorted ratios and their middle half (the quartiles), rounded; None, None
+    when there are none."""
+    if not ratios:
+        return None, None
+    quartiles = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios
+    return round(statistics.median(ratios), 3), [round(quartiles[0], 3), round(quartiles[-1], 3)]
+
+
 def add_ratios(rows: list[dict[str, Any]], runs: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    """Each server's req/s over the C reference's, paired by round: in round r both were measured
-    within seconds of each other, so a slow drift of the host cancels out of their ratio, where
-    it would not out of the ratio of two medians taken over the whole run. The row gets the
-    median of those ratios and their middle half (quartiles) as the range."""
+    """Each server's req/s over the C reference's, paired by round (:func:`paired_ratios`). The
+    row gets the median of those ratios and their middle half (quartiles) as the range."""
     for row in rows:
-        reference = runs.get((row["config"], REFERENCE), [])
-        own = runs.get((row["config"], row["server"]), [])
-        paired = sorted(mine["rps"] / base["rps"] for mine, base in zip(own, reference)
-                        if "error" not in mine and "error" not in base and base["rps"])
+        paired = paired_ratios(runs.get((row["config"], row["server"]), []), runs.get((row["config"], REFERENCE), []))
         row["ratios_to_c"] = [round(r, 3) for r in paired]
-        row["ratio_to_c"] = round(statistics.median(paired), 3) if paired else None
-        quartiles = statistics.quantiles(paired, n=4, method="inclusive") if len(paired) > 1 else paired
-        row["ratio_range"] = [round(quartiles[0], 3), round(quartiles[-1], 3)] if paired else None
+        row["ratio_to_c"], row["ratio_range"] = middle(paired)
 
 
 def meta(args: argparse.Namespace, server_cpu: Optional[int], client_cpu: Optional[int]) -> dict[str, Any]:
@@ -77,6 +89,10 @@ def meta(args: argparse.Namespace, server_cpu: Optional[int], client_cpu: Option
 
 def _fmt(value: Optional[float], spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _span(quartiles: Optional[list[float]]) -> str:
+    return f"({quartiles[0]:.2f}-{quartiles[1]:.2f})" if quartiles else "-"
 
 
 def _notes(row: dict[str, Any]) -> str:
@@ -116,9 +132,24 @@ def table(report: dict[str, Any]) -> str:
             status = row["status"] if len(row["status"]) <= 90 else row["status"][:87] + "...)"
             lines.append(f"{name:<13}{row['server']:<{width}}{status}")
             continue
-        span = f"({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f})" if row["ratio_range"] else "-"
+        span = _span(row["ratio_range"])
         lines.append(f"{name:<13}{row['server']:<{width}}{_fmt(row['rps'], ',.0f'):>10}"
                      f"{_fmt(row['ratio_to_c'], '.2f'):>7}{span:>13}"
                      f"{_fmt(row['cpu_us_per_req'], '.2f'):>12}{_fmt(row['user_us_per_req'], '.2f'):>9}"
                      f"{_fmt(row['p99_us'], '.0f'):>9}  {_notes(row)}")
-    return "\n".join(lines)
+    return "\n".join(lines + _goal_lines(report))
+
+
+def _goal_lines(report: dict[str, Any]) -> list[str]:
+    """The goals block under the table (socketeer.benchmark.goals), when the run measured any."""
+    checked, left_out = report.get("goals", []), report.get("goals_left_out", 0)
+    if not checked:
+        return []
+    width = max(len(goal["goal"]) for goal in checked) + 2
+    lines = ["", "goals (issue 14): the median of per-round ratios (quartiles); met when the lower quartile reaches it"]
+    for goal in checked:
+        lines.append(f"  {goal['goal']:<{width}}{goal['config']:<13}{_fmt(goal['ratio'], '.2f'):>5}"
+                     f"{_span(goal['ratio_range']):>13}  {goal['verdict']}")
+    if left_out:
+        lines.append(f"  ({left_out} more goal cells need servers or configs this run left out; --goals runs them all)")
+    return lines

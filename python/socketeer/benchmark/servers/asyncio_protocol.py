@@ -1,5 +1,6 @@
-"""Echo with asyncio's Protocol API (transport.write in data_received), stdlib loop or --uvloop.
-UDP: a DatagramProtocol that sends each datagram back to its sender."""
+"""Echo with asyncio's Protocol API (transport.write in data_received) on the loop --loop names
+(the stock loop, uvloop or socketeer.aio.Loop). UDP: a DatagramProtocol that sends each datagram
+back to its sender."""
 
 from __future__ import annotations
 
@@ -37,4 +38,4 @@ async def start(endpoint):
 
 
 if __name__ == "__main__":
-    serve_asyncio(parse_args(__doc__, uvloop="use uvloop's event loop"), start)
+    serve_asyncio(parse_args(__doc__, choose_loop=True), start)

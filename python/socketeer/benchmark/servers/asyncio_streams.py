@@ -1,6 +1,7 @@
-"""Echo with asyncio's streams (start_server, reader.read, writer.write), stdlib loop or --uvloop.
-vmbench's shape: read up to 100 KiB and write it back without awaiting drain(); --lines echoes
-line by line with readline() instead. Streams have no datagram API, so UDP is n/a."""
+"""Echo with asyncio's streams (start_server, reader.read, writer.write) on the loop --loop names
+(the stock loop, uvloop or socketeer.aio.Loop). vmbench's shape: read up to 100 KiB and write it
+back without awaiting drain(); --lines echoes line by line with readline() instead. Streams have
+no datagram API, so UDP is n/a."""
 
 from __future__ import annotations
 
@@ -39,5 +40,5 @@ def starter(lines: bool):
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__, uvloop="use uvloop's event loop", lines="echo with readline()")
+    args = parse_args(__doc__, choose_loop=True, lines="echo with readline()")
     serve_asyncio(args, starter(args.lines))

@@ -2,11 +2,13 @@
 
 Each server is a module run as a program of its own:
 
-    python -m socketeer.benchmark.servers.asyncio_protocol tcp://127.0.0.1:0 [--cpu N] [--lifetime S]
+    python -m socketeer.benchmark.servers.asyncio_protocol tcp://127.0.0.1:0 [--cpu N] [--lifetime S] [--loop L]
 
 It binds the endpoint (tcp://HOST:PORT, udp://HOST:PORT or unix:PATH; port 0 picks a free one),
 prints the bound endpoint as its first stdout line, and serves until killed or until --lifetime
-seconds have passed (so a harness that dies leaves no server running for long). A server that
+seconds have passed (so a harness that dies leaves no server running for long). The asyncio
+servers take ``--loop`` (one of :data:`LOOPS`): one server module, driven by the stock loop,
+uvloop or socketeer's own ``socketeer.aio.Loop``. A server that
 cannot run here (uvloop not installed, no datagram API, socketeer.Server not built yet) prints
 "n/a: REASON" on stderr and exits with status 3; the harness (socketeer bench,
 benchmarks/run.py) shows that reason in its table.
@@ -20,6 +22,7 @@ import sys
 from dataclasses import dataclass
 
 UNAVAILABLE = 3  # exit status: this server cannot run here; stderr says why
+LOOPS = ("asyncio", "uvloop", "socketeer")  # --loop: the stock loop, uvloop, socketeer.aio.Loop
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,16 @@ class Endpoint:
         return f"{self.kind}://[{host}]:{sockname[1]}" if ":" in host else f"{self.kind}://{host}:{sockname[1]}"
 
 
-def parse_args(description: str, **flags: str) -> argparse.Namespace:
-    """The shared command line, plus one boolean --FLAG per keyword (name -> help)."""
+def parse_args(description: str, *, choose_loop: bool = False, **flags: str) -> argparse.Namespace:
+    """The shared command line, plus one boolean --FLAG per keyword (name -> help); with
+    choose_loop, ``--loop`` picks the asyncio event loop :func:`serve_asyncio` runs."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("endpoint", type=Endpoint.parse, help="tcp://HOST:PORT, udp://HOST:PORT or unix:PATH")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU (sched_setaffinity)")
     parser.add_argument("--lifetime", type=float, default=3600.0, help="exit after this many seconds")
+    if choose_loop:
+        parser.add_argument("--loop", choices=LOOPS, default="asyncio",
+                            help="the event loop: the stock asyncio one (default), uvloop, or socketeer.aio.Loop")
     for name, help_text in flags.items():
         parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help_text)
     args = parser.parse_args()
@@ -74,12 +81,19 @@ def unavailable(reason: str) -> None:
     raise SystemExit(UNAVAILABLE)
 
 
-def new_event_loop(use_uvloop: bool):
+def new_event_loop(name: str):
+    """A fresh event loop of the kind ``name`` (one of LOOPS); n/a when it cannot be had here."""
     import asyncio
     import importlib
 
-    if not use_uvloop:
+    if name == "asyncio":
         return asyncio.new_event_loop()
+    if name == "socketeer":
+        try:
+            from socketeer import aio
+        except ImportError as exc:
+            unavailable(f"socketeer.aio is not importable ({exc})")
+        return aio.new_event_loop()
     try:  # by name: uvloop is optional, and the package type-checks where it is not installed
         uvloop = importlib.import_module("uvloop")
     except ImportError:
@@ -88,8 +102,8 @@ def new_event_loop(use_uvloop: bool):
 
 
 def serve_asyncio(args: argparse.Namespace, start) -> None:
-    """Run `await start(endpoint)` (which binds and returns getsockname()) on a fresh asyncio or
-    uvloop loop, announce the bound endpoint, then serve for --lifetime seconds."""
+    """Run `await start(endpoint)` (which binds and returns getsockname()) on a fresh loop of the
+    kind --loop names, announce the bound endpoint, then serve for --lifetime seconds."""
     import asyncio
 
     async def main() -> None:
@@ -97,7 +111,7 @@ def serve_asyncio(args: argparse.Namespace, start) -> None:
         announce(args.endpoint.bound(sockname))
         await asyncio.sleep(args.lifetime)
 
-    loop = new_event_loop(getattr(args, "uvloop", False))
+    loop = new_event_loop(args.loop)
     try:
         loop.run_until_complete(main())
     finally:

@@ -1,6 +1,7 @@
-"""Echo with socketeer.aio's Stream API on the stdlib asyncio loop: ``Listener.serve`` runs a task
-per connection that awaits ``recv`` and ``send_all`` (socketeer's buffered Stream, driven by the
-event loop). UDP: a Datagram that sends each datagram back with ``send_to``."""
+"""Echo with socketeer.aio's Stream API on the loop --loop names (the stock loop by default,
+uvloop, or socketeer.aio.Loop): ``Listener.serve`` runs a task per connection that awaits
+``recv`` and ``send_all`` (socketeer's buffered Stream, driven by the event loop). UDP: a
+Datagram that sends each datagram back with ``send_to``."""
 
 from __future__ import annotations
 
@@ -46,4 +47,4 @@ async def start(endpoint: Endpoint) -> Any:
 
 
 if __name__ == "__main__":
-    serve_asyncio(parse_args(__doc__), start)
+    serve_asyncio(parse_args(__doc__, choose_loop=True), start)
