@@ -17,7 +17,8 @@ from socketeer.testing.fds import describe_fds, leaked_fds, open_fds
 
 # socketeer's own fixtures (socketeer_netns ...), also from a source tree (PYTHONPATH=python) where
 # no entry point loads them; once installed this names the entry point's plugin, loaded once.
-pytest_plugins = ["socketeer.testing.plugin"]
+# aio_loops: the loop_kind fixture, a test once on each asyncio loop.
+pytest_plugins = ["socketeer.testing.plugin", "aio_loops"]
 
 
 @pytest.fixture(autouse=True)

@@ -12,12 +12,15 @@ import socket as stdlib
 import threading
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import socketeer
 from socketeer import aio, framing
 from socketeer.framing import Framing
+
+from aio_loops import LOOPS, run_on
 
 TIMEOUT = 10  # seconds: bounds each read, which is always expected to succeed
 MAX_SIZE = 255  # what a 1-byte prefix carries
@@ -94,9 +97,11 @@ def test_stream_messages_from_any_cut(scenario: Scenario) -> None:
         assert not failure
 
 
+@pytest.mark.usefixtures("libuv_started")
+@pytest.mark.parametrize("kind", LOOPS)
 @settings(BOUNDED, max_examples=40)
-@given(scenarios())
-def test_aio_stream_messages_from_any_cut(scenario: Scenario) -> None:
+@given(scenario=scenarios())
+def test_aio_stream_messages_from_any_cut(kind: str, scenario: Scenario) -> None:
     async def main() -> list[bytes]:
         loop = asyncio.get_running_loop()
         ours, peer = seqpacket_pair()
@@ -122,7 +127,7 @@ def test_aio_stream_messages_from_any_cut(scenario: Scenario) -> None:
                 await sender
                 return got
 
-    assert asyncio.run(asyncio.wait_for(main(), 2 * TIMEOUT)) == scenario.expected()
+    assert run_on(kind, main, 2 * TIMEOUT) == scenario.expected()
 
 
 def test_the_scenarios_cover_every_read_and_cut() -> None:
