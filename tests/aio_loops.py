@@ -3,23 +3,18 @@ makes it ("default"), the stdlib's SelectorEventLoop over socketeer.selectors.Ep
 ("epoll"), uvloop ("uvloop": skipped where it is not installed, a failure in CI, which installs
 it with the test extra) and socketeer's own ``aio.Loop`` ("ours").
 
-tests/conftest.py loads this module as a plugin: the ``loop_kind`` fixture runs a test once per loop.
+The ``loop_kind`` fixture (tests/conftest.py) runs a test once on each.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from collections.abc import Iterator
 from typing import Optional, TypeVar
-
-import pytest
 
 from optional_tools import needs
 
 T = TypeVar("T")
-
-LOOPS = ["default", "epoll", "uvloop", "ours"]
 
 
 def loop_factory(kind: str) -> Optional[Callable[[], asyncio.AbstractEventLoop]]:
@@ -61,22 +56,3 @@ def run_on(kind: str, main: Callable[[], Awaitable[T]], bound: float = 20) -> T:
         finally:
             loop.close()
 
-
-@pytest.fixture(scope="session")
-def libuv_started() -> Iterator[None]:
-    """libuv opens a pipe for the life of the process when its first loop starts: done here once,
-    before any test's fd-leak guard counts (a session fixture is set up before function ones)."""
-    try:
-        import uvloop
-    except ImportError:
-        pass
-    else:
-        uvloop.new_event_loop().close()
-    yield
-
-
-@pytest.fixture(params=LOOPS)
-def loop_kind(request: pytest.FixtureRequest, libuv_started: None) -> str:
-    """Each name of LOOPS in turn; skips (fails in CI) where that loop cannot be had."""
-    loop_factory(request.param)
-    return request.param
