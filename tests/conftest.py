@@ -132,3 +132,26 @@ def wait_until():
             time.sleep(0.002)
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def libuv_started() -> Iterator[None]:
+    """libuv opens a pipe for the life of the process when its first loop starts: done here once,
+    before any test's fd-leak guard counts (a session fixture is set up before function ones)."""
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        uvloop.new_event_loop().close()
+    yield
+
+
+@pytest.fixture(params=["default", "epoll", "uvloop", "ours"])
+def loop_kind(request: pytest.FixtureRequest, libuv_started: None) -> str:
+    """Each asyncio loop an async test runs on, by name (tests/aio_loops.py: aio_loops.run_on(kind,
+    main) runs on it); skips (fails in CI) where that loop cannot be had."""
+    from aio_loops import loop_factory
+
+    loop_factory(request.param)
+    return request.param

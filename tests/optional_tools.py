@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 
-def needs(module: str) -> Any:
-    """Imports a tool; outside CI a missing one skips (``pip install ".[test]"`` brings them), in
-    CI it fails: .ci/run installs the test extra."""
+def needs(module: str, install: str = "pip install '.[test]'") -> Any:
+    """Imports a tool; outside CI a missing one skips (``install`` says what brings it: the test
+    extra for most), in CI it fails: .ci/run installs them all."""
     if os.environ.get("CI"):
         return importlib.import_module(module)  # __import__("a.b") would return a, not a.b
-    return pytest.importorskip(module, reason=f"{module} is not installed (pip install '.[test]')")
+    return pytest.importorskip(module, reason=f"{module} is not installed ({install})")

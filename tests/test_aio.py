@@ -1,6 +1,6 @@
-"""socketeer.aio over real loopback, each test under the default asyncio loop and under
-asyncio.SelectorEventLoop(socketeer.selectors.EpollSelector()), run with asyncio.run-style
-runners (no pytest-asyncio) and bounded by asyncio.wait_for."""
+"""socketeer.aio over real loopback, each test on every loop of aio_loops.LOOPS (the stock loop,
+asyncio.SelectorEventLoop over socketeer.selectors.EpollSelector, uvloop and socketeer.aio.Loop),
+run with asyncio.run-style runners (no pytest-asyncio) and bounded by asyncio.wait_for."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from aio_loops import run_on
 from socketeer import IncompleteReadError, MessageTooLarge, UnixAddress, aio, framing, parse_endpoint
 from socketeer.aio import streams as aio_streams
 from test_streams import (BATCH, FRAMINGS, ITERATOR_FRAMINGS, MESSAGES, assert_bounded, full_backlog, numbered,
@@ -26,33 +27,12 @@ TIMEOUT = 10  # per call expected to succeed
 pytestmark = pytest.mark.timeout(60)
 
 
-def _epoll_loop() -> asyncio.AbstractEventLoop:
-    selectors = pytest.importorskip("socketeer.selectors")
-    return asyncio.SelectorEventLoop(selectors.EpollSelector())
-
-
-@pytest.fixture(params=["default", "epoll"])
-def run(request) -> Callable[[Callable[[], Awaitable]], object]:
-    """run(main) runs main() bounded by BOUND seconds on a fresh loop of each kind."""
-    factory = _epoll_loop if request.param == "epoll" else None
-    if factory is not None:
-        factory().close()  # skips here if socketeer.selectors is not importable
+@pytest.fixture
+def run(loop_kind: str) -> Callable[[Callable[[], Awaitable]], object]:
+    """run(main) runs main() bounded by BOUND seconds on a fresh loop of each kind (aio_loops.LOOPS)."""
 
     def runner(main: Callable[[], Awaitable]) -> object:
-        async def bounded():
-            return await asyncio.wait_for(main(), BOUND)
-
-        if factory is None:
-            return asyncio.run(bounded())
-        loop = factory()
-        try:
-            return loop.run_until_complete(bounded())
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                loop.close()
+        return run_on(loop_kind, main, BOUND)
 
     return runner
 

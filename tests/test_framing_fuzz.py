@@ -12,12 +12,14 @@ import socket as stdlib
 import threading
 from dataclasses import dataclass
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import socketeer
 from socketeer import aio, framing
 from socketeer.framing import Framing
+
+from aio_loops import run_on
 
 TIMEOUT = 10  # seconds: bounds each read, which is always expected to succeed
 MAX_SIZE = 255  # what a 1-byte prefix carries
@@ -94,9 +96,10 @@ def test_stream_messages_from_any_cut(scenario: Scenario) -> None:
         assert not failure
 
 
-@settings(BOUNDED, max_examples=40)
-@given(scenarios())
-def test_aio_stream_messages_from_any_cut(scenario: Scenario) -> None:
+# loop_kind is a name, the same for every example: nothing to reset between them
+@settings(BOUNDED, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenario=scenarios())
+def test_aio_stream_messages_from_any_cut(loop_kind: str, scenario: Scenario) -> None:
     async def main() -> list[bytes]:
         loop = asyncio.get_running_loop()
         ours, peer = seqpacket_pair()
@@ -122,7 +125,7 @@ def test_aio_stream_messages_from_any_cut(scenario: Scenario) -> None:
                 await sender
                 return got
 
-    assert asyncio.run(asyncio.wait_for(main(), 2 * TIMEOUT)) == scenario.expected()
+    assert run_on(loop_kind, main, 2 * TIMEOUT) == scenario.expected()
 
 
 def test_the_scenarios_cover_every_read_and_cut() -> None:

@@ -20,9 +20,9 @@ import pytest
 
 from socketeer import netlink
 from socketeer.netlink import InterfaceAddress, Link, NetlinkEvent, Route
-from socketeer.selectors import EpollSelector
 from socketeer.testing import NetNamespace
 
+from aio_loops import run_on
 from subprocess_env import child_env
 
 TABLES = {"main": 254, "local": 255, "default": 253}
@@ -205,9 +205,7 @@ def test_monitor_sees_address_and_link_events(socketeer_netns) -> None:
     assert monitor.get(timeout=0) is None and list(monitor) == []
 
 
-@pytest.mark.parametrize("make_loop", [asyncio.new_event_loop, lambda: asyncio.SelectorEventLoop(EpollSelector())],
-                         ids=["asyncio", "epoll-selector"])
-def test_monitor_async_iteration(socketeer_netns, make_loop) -> None:
+def test_monitor_async_iteration(socketeer_netns, loop_kind: str) -> None:
     ns = socketeer_netns.name
 
     async def main() -> NetlinkEvent:
@@ -222,11 +220,7 @@ def test_monitor_async_iteration(socketeer_netns, make_loop) -> None:
 
             return await asyncio.wait_for(wait_for_it(), 10)
 
-    loop = make_loop()
-    try:
-        event = loop.run_until_complete(main())
-    finally:
-        loop.close()
+    event = run_on(loop_kind, main)
     assert event.action == "new" and event.record.prefix_len == 24
 
 

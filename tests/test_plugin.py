@@ -23,6 +23,7 @@ import socketeer
 from socketeer.testing import CLOSE, RESET, NetNamespace, TestServer, netns_unavailable_reason
 from socketeer.testing.fds import FdGuard, describe_fd, leaked_fds, open_fds
 
+from aio_loops import run_on
 from subprocess_env import child_env
 
 # The plugin's own name: the entry point's too, so this is a no-op when socketeer is installed.
@@ -346,24 +347,6 @@ def test_a_factory_closes_what_it_made_newest_first() -> None:
 
 # --- waits for coroutines ---------------------------------------------------------------------
 
-def _run_async(main, loop_kind: str):
-    """Runs main() on a fresh loop of ``loop_kind`` (asyncio's default, or one on socketeer's
-    EpollSelector), bounded, as tests/test_aio.py does."""
-    async def bounded():
-        return await asyncio.wait_for(main(), 20)
-
-    if loop_kind == "asyncio":
-        return asyncio.run(bounded())
-    import socketeer.selectors
-    loop = asyncio.SelectorEventLoop(socketeer.selectors.EpollSelector())
-    try:
-        return loop.run_until_complete(bounded())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-@pytest.mark.parametrize("loop_kind", ["asyncio", "epoll"])
 def test_async_waits_let_the_loop_run_the_client(socketeer_server, loop_kind: str) -> None:
     """The client runs on the very loop that waits: a wait that blocked the loop would never see
     its bytes (wait_received() here deadlocks until its timeout)."""
@@ -385,11 +368,11 @@ def test_async_waits_let_the_loop_run_the_client(socketeer_server, loop_kind: st
         await closed
         return received
 
-    assert b"".join(_run_async(main, loop_kind)) == b"helloworld"
+    assert b"".join(run_on(loop_kind, main)) == b"helloworld"
     assert server.received_data == b"helloworld"
 
 
-def test_async_wait_times_out_naming_what_came(socketeer_server) -> None:
+def test_async_wait_times_out_naming_what_came(socketeer_server, loop_kind: str) -> None:
     server = socketeer_server("discard")
 
     async def main():
@@ -400,18 +383,18 @@ def test_async_wait_times_out_naming_what_came(socketeer_server) -> None:
         with pytest.raises(ValueError, match="either nbytes or count"):
             await server.wait_received_async()
 
-    _run_async(main, "asyncio")
+    run_on(loop_kind, main)
 
 
-def test_async_wait_on_a_builtin_server_says_it_keeps_no_record(socketeer_echo_server) -> None:
+def test_async_wait_on_a_builtin_server_says_it_keeps_no_record(socketeer_echo_server, loop_kind: str) -> None:
     async def main():
         with pytest.raises(RuntimeError, match="keeps no record"):
             await socketeer_echo_server.wait_received_async(1)
 
-    _run_async(main, "asyncio")
+    run_on(loop_kind, main)
 
 
-def test_a_cancelled_async_wait_leaves_no_waiter_behind(socketeer_server) -> None:
+def test_a_cancelled_async_wait_leaves_no_waiter_behind(socketeer_server, loop_kind: str) -> None:
     server = socketeer_server("discard")
 
     async def main():
@@ -421,7 +404,7 @@ def test_a_cancelled_async_wait_leaves_no_waiter_behind(socketeer_server) -> Non
         with pytest.raises(asyncio.CancelledError):
             await waiting
 
-    _run_async(main, "asyncio")
+    run_on(loop_kind, main)
     with socketeer.connect(server.endpoint, timeout=5) as client:  # the reactor notifies nobody stale
         client.send_all(b"x")
         assert server.wait_received(1) == [b"x"]

@@ -62,6 +62,13 @@ class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,vali
 def run(main: Coroutine[Any, Any, T], *, debug: Optional[bool] = None) -> T:
     """``asyncio.run(main)`` on a fresh :class:`Loop`: runs the coroutine, then cancels what it
     left running, finishes async generators and the default executor, and closes the loop.
-    Ctrl-C cancels ``main`` and raises KeyboardInterrupt, as ``asyncio.run`` does."""
+    Ctrl-C cancels ``main`` and raises KeyboardInterrupt, as ``asyncio.run`` does; and as it, it
+    refuses to run inside a running loop before making one (RuntimeError)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("socketeer.aio.run() cannot be called from a running event loop")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)
