@@ -113,9 +113,10 @@ Reactor::Reactor(ReactorOptions options) : options_(std::move(options)), records
 
 // Python bytes still queued hold references that only the dispatcher can drop.
 Reactor::~Reactor() {
-  for (auto& [id, connection] : connections_)
-    for (auto& chunk : connection->output)
-      if (chunk.token) released_.push_back(chunk.token);
+  for (auto& connection : connections_)
+    if (connection)
+      for (auto& chunk : connection->output)
+        if (chunk.token) released_.push_back(chunk.token);
   for (auto& endpoint : datagrams_)
     for (auto& outgoing : endpoint->output)
       if (outgoing.chunk.token) released_.push_back(outgoing.chunk.token);
@@ -125,18 +126,12 @@ Reactor::~Reactor() {
   }
 }
 
-template <typename T>
-static void remember(std::vector<T>& table, int fd, T value) {
-  if (table.size() <= static_cast<size_t>(fd)) table.resize(static_cast<size_t>(fd) + 1);
-  table[static_cast<size_t>(fd)] = value;
-}
-
 uint64_t Reactor::add_listener(Socket listener) {
   if (listener.type() == SOCK_SEQPACKET && options_.framing.kind() != Framing::Kind::raw)
     throw InvalidArgument("a seqpacket listener needs raw framing: each record is one message");
   listener.set_timeout(0ns);
-  auto entry = std::make_unique<Listener>(Listener{0, std::move(listener)});
-  poller_.add(entry->socket.fd(), Ready::readable, Mode::edge);
+  auto entry = std::make_unique<Listener>(Listener{0, std::move(listener), false});
+  poller_.add(entry->socket.fd(), Ready::readable, Mode::edge, token_of(kListener, entry.get()));
   return hand_over(std::move(entry), pending_listeners_);
 }
 
@@ -148,7 +143,7 @@ uint64_t Reactor::add_datagram(Socket endpoint) {
   auto entry = std::make_unique<DatagramEndpoint>(
       0, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
       segment_offload);
-  poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge);
+  poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge, token_of(kDatagram, entry.get()));
   return hand_over(std::move(entry), pending_datagrams_);
 }
 
@@ -173,19 +168,17 @@ uint64_t Reactor::hand_over(std::unique_ptr<Entry> entry, std::vector<std::uniqu
 }
 
 // running: adopted by the loop thread, which may have polled the fd's first readiness before it
-// knew the fd (an event for an unknown fd is ignored, and an edge is reported only once), so
-// it looks for itself: accepts what is waiting, reads what arrived.
+// adopted it (an event for an endpoint not yet adopted is ignored, and an edge is reported only
+// once), so it looks for itself: accepts what is waiting, reads what arrived.
 void Reactor::adopt(std::unique_ptr<Listener> listener, bool running) {
   Listener& adopted = *listeners_.emplace_back(std::move(listener));
-  remember<void*>(by_fd_, adopted.socket.fd(), &adopted);
-  remember<uint8_t>(fd_kind_, adopted.socket.fd(), kListener);
+  adopted.adopted = true;
   if (running) accept_all(adopted);
 }
 
 void Reactor::adopt(std::unique_ptr<DatagramEndpoint> endpoint, bool running) {
   DatagramEndpoint& adopted = *datagrams_.emplace_back(std::move(endpoint));
-  remember<void*>(by_fd_, adopted.socket.fd(), &adopted);
-  remember<uint8_t>(fd_kind_, adopted.socket.fd(), kDatagram);
+  adopted.adopted = true;
   adopted.read_again = running;
 }
 
@@ -204,13 +197,13 @@ void Reactor::run() {
   loop_thread_ = std::this_thread::get_id();
   std::exception_ptr error;  // from a turn (a dispatcher that raised, say KeyboardInterrupt)
   int interrupt_fd = interrupt_fd_;
+  bool interrupt_registered = false;
   now_ = quiet_since_ = Clock::now();
   try {
     take_posted(true);  // from here on, endpoints added from other threads go through this one
     if (interrupt_fd >= 0) {
-      poller_.add(interrupt_fd, Ready::readable, Mode::edge);
-      remember<void*>(by_fd_, interrupt_fd, nullptr);
-      remember<uint8_t>(fd_kind_, interrupt_fd, kInterrupt);
+      poller_.add(interrupt_fd, Ready::readable, Mode::edge, token_of<void>(kInterrupt, nullptr));
+      interrupt_registered = true;
     }
     // An endpoint added while the last run() was ending may have had its first edge taken by
     // that loop's last poll (see adopt): look for what is waiting on each, once.
@@ -220,10 +213,7 @@ void Reactor::run() {
   } catch (...) {
     error = std::current_exception();
   }
-  if (interrupt_fd >= 0 && fd_kind_[static_cast<size_t>(interrupt_fd)] == kInterrupt) {
-    poller_.remove(interrupt_fd);
-    fd_kind_[static_cast<size_t>(interrupt_fd)] = kNone;
-  }
+  if (interrupt_registered) poller_.remove(interrupt_fd);
   try {
     take_posted(false);  // endpoints added meanwhile are kept; added from now on, adopted at once
   } catch (...) {
@@ -242,8 +232,8 @@ void Reactor::run() {
 // later (a stopped server must not keep sockets open behind its users' backs).
 std::exception_ptr Reactor::shutdown() {
   dispatching_.clear();  // a dispatch cut short by an exception: the rest is not delivered
-  for (auto& [id, connection] : connections_)
-    if (!connection->closing) begin_close(*connection, "server stopped", false);
+  for (auto& connection : connections_)
+    if (connection && !connection->closing) begin_close(*connection, "server stopped", false);
   std::exception_ptr error;
   try {
     dispatch();
@@ -254,7 +244,8 @@ std::exception_ptr Reactor::shutdown() {
   events_.clear();
   reasons_.clear();
   finish_turn();
-  while (!connections_.empty()) destroy(*connections_.begin()->second);
+  for (auto& connection : connections_)
+    if (connection) destroy(*connection);  // empties the slot
   graveyard_.clear();
   read_again_.clear();
   release_tokens();
@@ -318,7 +309,7 @@ void Reactor::dispatch() {
 }
 
 void Reactor::publish_stats() {
-  stats_.connections = connections_.size();
+  stats_.connections = connection_count_;
   published_stats_.store(stats_);
 }
 
@@ -332,21 +323,24 @@ Timeout Reactor::next_timeout() const {
   return timeout;
 }
 
+// The event's token names its object (reactor_parts.hpp); an event invalidated by a removal
+// earlier in this batch has token 0 (poller_epoll.cpp, comment 7), and is skipped as kNone.
 void Reactor::handle(const Event& event) {
-  auto fd = static_cast<size_t>(event.fd);
-  if (fd >= fd_kind_.size()) return;
-  switch (fd_kind_[fd]) {
-    case kListener:
-      accept_all(*static_cast<Listener*>(by_fd_[fd]));
+  switch (kind_of(event.token)) {
+    case kListener: {
+      auto& listener = object_of<Listener>(event.token);
+      if (listener.adopted) accept_all(listener);
       break;
+    }
     case kDatagram: {
-      auto& endpoint = *static_cast<DatagramEndpoint*>(by_fd_[fd]);
+      auto& endpoint = object_of<DatagramEndpoint>(event.token);
+      if (!endpoint.adopted) break;
       if (event.events & Ready::writable) flush(endpoint);
       if (event.events & (Ready::readable | Ready::error)) read_datagrams(endpoint);
       break;
     }
     case kConnection: {
-      auto& connection = *static_cast<Connection*>(by_fd_[fd]);
+      auto& connection = object_of<Connection>(event.token);
       if (connection.dead) break;
       if (event.events & Ready::writable && !connection.output.empty()) {
         flush(connection);
@@ -393,9 +387,10 @@ void Reactor::accept_all(Listener& listener) {
     if (!accepted) return;
     auto [socket, peer] = std::move(*accepted);
     socket.set_timeout(0ns);
-    // The id carries the fd, so the lookup per send is an array index (find()); the serial in
-    // the high half keeps ids unique when the kernel hands the fd number out again.
-    uint64_t id = next_id_++ << 32 | static_cast<uint32_t>(socket.fd());
+    // The id carries the connection's slot, so the lookup per send is an array index (find());
+    // the serial in the high half keeps ids unique when a slot is used again.
+    uint32_t slot = free_slot();  // taken below, once nothing can throw
+    uint64_t id = next_id_++ << 32 | slot;
     auto connection = std::make_unique<Connection>(id, std::move(socket));
     connection->state = std::make_shared<ConnectionState>();
     connection->state->id = connection->id;
@@ -406,13 +401,14 @@ void Reactor::accept_all(Listener& listener) {
     connection->input = std::make_shared_for_overwrite<char[]>(connection->input_size);
     connection->last_active = now_;
     int fd = connection->socket.fd();
-    poller_.add(fd, Ready::readable | Ready::writable | Ready::read_closed, Mode::edge);
-    remember<void*>(by_fd_, fd, connection.get());
-    remember<uint8_t>(fd_kind_, fd, kConnection);
+    poller_.add(fd, Ready::readable | Ready::writable | Ready::read_closed, Mode::edge,
+                token_of(kConnection, connection.get()));
     events_.push_back({ReactorEvent::Kind::opened, connection->id, {}, {}, nullptr});
     ++stats_.accepted;
     Connection* raw = connection.get();
-    connections_.emplace(raw->id, std::move(connection));
+    free_slots_.pop_back();
+    connections_[slot] = std::move(connection);
+    ++connection_count_;
     // Data may have arrived with the handshake: edge-triggered epoll only reports changes
     // after registration, so read once now.
     read(*raw);
@@ -560,10 +556,20 @@ void Reactor::read_datagrams(DatagramEndpoint& endpoint) {
 // --- output ------------------------------------------------------------------------------------
 
 Reactor::Connection* Reactor::find(uint64_t id) const {
-  auto fd = static_cast<size_t>(id & 0xffffffffu);
-  if (fd >= fd_kind_.size() || fd_kind_[fd] != kConnection) return nullptr;
-  auto* c = static_cast<Connection*>(by_fd_[fd]);
+  auto slot = static_cast<size_t>(id & 0xffffffffu);
+  if (slot >= connections_.size() || !connections_[slot]) return nullptr;
+  Connection* c = connections_[slot].get();
   return c->id == id && !c->dead ? c : nullptr;
+}
+
+// The free slot in connections_ that the next connection takes (the last one freed: its memory
+// is the warmest); it is the last of free_slots_ until the caller pops it.
+uint32_t Reactor::free_slot() {
+  if (free_slots_.empty()) {
+    free_slots_.push_back(static_cast<uint32_t>(connections_.size()));
+    connections_.emplace_back();
+  }
+  return free_slots_.back();
 }
 
 bool Reactor::send(uint64_t id, const char* data, size_t size, uint64_t token) {
@@ -814,11 +820,8 @@ void Reactor::destroy(Connection& c) {
   size_t freed = sizeof c + c.input_size;
   if (freed_since_release_ < kReleaseAfter && freed_since_release_ + freed >= kReleaseAfter) quiet_since_ = now_;
   freed_since_release_ += freed;
-  peak_connections_ = std::max(peak_connections_, connections_.size());
-  int fd = c.socket.fd();
-  poller_.remove(fd);
-  by_fd_[static_cast<size_t>(fd)] = nullptr;
-  fd_kind_[static_cast<size_t>(fd)] = kNone;
+  peak_connections_ = std::max(peak_connections_, connection_count_);
+  poller_.remove(c.socket.fd());  // and so its events still in this turn's batch (comment 7 there)
   c.dead = true;
   c.state->open = false;
   drop_output(c);
@@ -828,9 +831,10 @@ void Reactor::destroy(Connection& c) {
   c.queued_read = c.dirty = false;
   c.socket.close();
   ++stats_.closed;
-  auto it = connections_.find(c.id);
-  graveyard_.push_back(std::move(it->second));  // events of this turn may still point at it
-  connections_.erase(it);
+  auto slot = static_cast<uint32_t>(c.id & 0xffffffffu);
+  graveyard_.push_back(std::move(connections_[slot]));  // events of this turn may still point at it
+  free_slots_.push_back(slot);
+  --connection_count_;
 }
 
 void Reactor::drop_output(Connection& c) {
@@ -850,8 +854,8 @@ void Reactor::close(uint64_t id, bool abort) {
 }
 
 std::shared_ptr<const ConnectionState> Reactor::connection_state(uint64_t id) const {
-  auto it = connections_.find(id);
-  return it == connections_.end() ? nullptr : it->second->state;
+  Connection* c = find(id);
+  return c ? c->state : nullptr;
 }
 
 void Reactor::check_idle() {
@@ -861,8 +865,8 @@ void Reactor::check_idle() {
     for (auto& listener : listeners_) accept_all(*listener);
   }
   if (!options_.idle_timeout) return;
-  for (auto& [id, c] : connections_) {
-    if (!c->closing && now - c->last_active > *options_.idle_timeout) begin_close(*c, "idle timeout", false);
+  for (auto& c : connections_) {
+    if (c && !c->closing && now - c->last_active > *options_.idle_timeout) begin_close(*c, "idle timeout", false);
   }
 }
 
@@ -886,7 +890,7 @@ void Reactor::release_tokens() {
 void Reactor::release_memory_if_due(bool nothing_ready) {
   bool quiet = nothing_ready && !has_posted_.load(std::memory_order_relaxed) && next_timeout() != 0ns;
   if (!quiet) quiet_since_ = now_;
-  bool fell = !connections_.empty() && connections_.size() * 4 <= peak_connections_;
+  bool fell = connection_count_ > 0 && connection_count_ * 4 <= peak_connections_;
   if (fell || now_ - quiet_since_ >= kQuiet) release_memory();
 }
 
@@ -894,7 +898,8 @@ void Reactor::release_memory_if_due(bool nothing_ready) {
 // large message go back to their usual size, and the allocator returns its free pages.
 void Reactor::release_memory() {
   size_t usual = options_.read_buffer + kReadSlack;
-  for (auto& [id, c] : connections_) {
+  for (auto& c : connections_) {
+    if (!c) continue;
     c->output.shrink();
     if (!c->records && c->input_size > usual && c->in_start == c->in_end) {
       c->input = std::make_shared_for_overwrite<char[]>(usual);
@@ -906,15 +911,15 @@ void Reactor::release_memory() {
   auto shrink = [](auto&... tables) { (tables.shrink_to_fit(), ...); };
   shrink(events_, dispatching_, reasons_, read_again_, dirty_, touched_, datagram_dirty_, again_, flushing_,
          flushing_datagrams_, graveyard_, released_);
-  connections_.rehash(0);  // as few buckets as its size needs
-  size_t fds = fd_kind_.size();
-  while (fds > 0 && fd_kind_[fds - 1] == kNone) --fds;
-  fd_kind_.resize(fds);
-  by_fd_.resize(fds);
-  shrink(fd_kind_, by_fd_);
+  // The slot table down to its last connection; the free slots beyond it go with it.
+  size_t slots = connections_.size();
+  while (slots > 0 && !connections_[slots - 1]) --slots;
+  connections_.resize(slots);
+  std::erase_if(free_slots_, [slots](uint32_t slot) { return slot >= slots; });
+  shrink(connections_, free_slots_);
   release_free_memory();
   freed_since_release_ = 0;
-  peak_connections_ = connections_.size();
+  peak_connections_ = connection_count_;
 }
 
 void Reactor::post(std::function<void()> command) {

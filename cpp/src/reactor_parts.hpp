@@ -13,7 +13,23 @@
 
 namespace socketeer::reactor_parts {
 
+// What a poller registration's token names (mio's Token, libuv's uv__io_t): the object's address
+// with its kind in the three low bits, which every one of them leaves free (alignment, checked
+// below). kNone is the token of an event that a removal invalidated (poller_epoll.cpp,
+// comment 7); the interrupt fd's token is its kind alone.
 constexpr uint8_t kNone = 0, kConnection = 1, kListener = 2, kDatagram = 3, kInterrupt = 4;
+constexpr uint64_t kKindBits = 7;
+
+template <typename T>
+uint64_t token_of(uint8_t kind, T* object) {
+  return reinterpret_cast<uintptr_t>(object) | kind;
+}
+inline uint8_t kind_of(uint64_t token) { return static_cast<uint8_t>(token & kKindBits); }
+template <typename T>
+T& object_of(uint64_t token) {
+  static_assert(alignof(T) > kKindBits, "the kind bits of a token must be free in the address");
+  return *reinterpret_cast<T*>(static_cast<uintptr_t>(token & ~kKindBits));
+}
 constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per turn
 // Messages of one connection handed out per turn. Backpressure can only act between turns (the
 // replies are queued during dispatch), so without this cap one 64 KiB read of tiny requests,
@@ -102,6 +118,7 @@ struct Reactor::Connection {
 struct Reactor::Listener {
   uint64_t id;
   Socket socket;
+  bool adopted = false;  // by the loop (registered before: events until then are ignored)
 };
 
 struct Reactor::Outgoing {
@@ -119,6 +136,7 @@ struct Reactor::DatagramEndpoint {
   OutgoingBatch outgoing{reactor_parts::kMaxIovecs};
   std::vector<Address> senders;  // this turn's, so events can point at them
   reactor_parts::OutputQueue<Outgoing> output;
+  bool adopted = false;  // as Listener::adopted
   bool dirty = false;
   bool read_again = false;
   uint64_t read_in_turn = UINT64_MAX;  // stats_.turns of the last recvmmsg

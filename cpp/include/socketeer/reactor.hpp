@@ -38,7 +38,6 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "socketeer/allocator.hpp"
@@ -232,6 +231,7 @@ class Reactor {
   Timeout next_timeout() const;
   void release_tokens();
   Connection* find(uint64_t id) const;
+  uint32_t free_slot();
 
   ReactorOptions options_;
   Poller poller_;
@@ -244,9 +244,11 @@ class Reactor {
   uint64_t next_id_ = 1;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<DatagramEndpoint>> datagrams_;
-  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
-  std::vector<void*> by_fd_;       // fd -> Connection*, Listener* or DatagramEndpoint*
-  std::vector<uint8_t> fd_kind_;   // 0 none, 1 connection, 2 listener, 3 datagram
+  // Connections by slot, an id's low 32 bits (find(): an array index per send). A poller event
+  // names its object by its registration's token (reactor_parts.hpp), so there is no fd table.
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<uint32_t> free_slots_;
+  size_t connection_count_ = 0;
   OutgoingBatch records_out_;  // a record connection's flush (one at a time, on the loop thread)
 
   std::vector<ReactorEvent> events_;
