@@ -1,6 +1,7 @@
 // The Reactor's private pieces (reactor.hpp declares them): what it keeps per connection,
 // listener and datagram endpoint, and the output queue they share. Internal to cpp/src: the
-// loop (reactor.cpp) and message-oriented connections (reactor_records.cpp) both work on them.
+// loop (reactor.cpp), stream connections (reactor_stream.cpp), message-oriented ones
+// (reactor_records.cpp) and datagram endpoints (reactor_datagram.cpp) all work on them.
 #pragma once
 
 #include <sys/socket.h>
@@ -36,6 +37,8 @@ constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per
 // each answered with a large reply, would queue thousands of replies past the high watermark.
 constexpr size_t kMessagesPerTurn = 16;
 constexpr size_t kMaxIovecs = 64;
+// Giving memory back (Reactor::release_memory) is due once the loop has freed this much.
+constexpr size_t kReleaseAfter = 8 << 20;
 
 // A FIFO over a vector that keeps its capacity: queued output is pushed at the back and sent
 // from the front every turn, and std::deque allocated and freed a block every few elements

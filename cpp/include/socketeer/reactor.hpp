@@ -24,6 +24,11 @@
 // Edge-triggered epoll reports a readable fd once per change, so a connection that stopped
 // reading before EAGAIN (its buffer filled, its turn's budget ran out, or backpressure paused
 // it) is remembered in `read_again_` and read again without waiting for a new event.
+//
+// Where it lives (libuv keeps stream.c and udp.c apart too): the loop, listeners, dispatch and
+// posting in reactor.cpp; a stream connection's state machine (read, frame, queue, flush, close)
+// in reactor_stream.cpp, its record-oriented variant in reactor_records.cpp; datagram endpoints
+// in reactor_datagram.cpp; what they share (per-object state, poller tokens) in reactor_parts.hpp.
 #pragma once
 
 #include <atomic>
