@@ -13,6 +13,7 @@
 #include "socketeer/accept_backoff.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/interrupt.hpp"
+#include "socketeer/poller.hpp"
 #include "reactor_parts.hpp"
 
 namespace socketeer {
@@ -59,7 +60,8 @@ void FixedResponseDispatcher::dispatch(Reactor& reactor, std::span<const Reactor
 
 // --- set-up ------------------------------------------------------------------------------------
 
-Reactor::Reactor(ReactorOptions options) : options_(std::move(options)), records_out_(kMaxIovecs) {
+Reactor::Reactor(ReactorOptions options, std::unique_ptr<IoEngine> engine)
+    : options_(std::move(options)), engine_(engine ? std::move(engine) : std::make_unique<Poller>()), records_out_(kMaxIovecs) {
   if (options_.low_watermark > options_.high_watermark)
     throw InvalidArgument("low_watermark must not exceed high_watermark");
 }
@@ -84,7 +86,7 @@ uint64_t Reactor::add_listener(Socket listener) {
     throw InvalidArgument("a seqpacket listener needs raw framing: each record is one message");
   listener.set_timeout(0ns);
   auto entry = std::make_unique<Listener>(Listener{0, std::move(listener), false});
-  poller_.add(entry->socket.fd(), Ready::readable, Mode::edge, token_of(kListener, entry.get()));
+  engine_->add(entry->socket.fd(), Ready::readable, Mode::edge, token_of(kListener, entry.get()));
   return hand_over(std::move(entry), pending_listeners_);
 }
 
@@ -104,7 +106,7 @@ uint64_t Reactor::hand_over(std::unique_ptr<Entry> entry, std::vector<std::uniqu
   pending.push_back(std::move(entry));
   has_posted_.store(true, std::memory_order_release);
   lock.unlock();
-  poller_.wake();
+  engine_->wake();
   return id;
 }
 // add_datagram (reactor_datagram.cpp) hands its endpoints over too.
@@ -145,7 +147,7 @@ void Reactor::run() {
   try {
     take_posted(true);  // from here on, endpoints added from other threads go through this one
     if (interrupt_fd >= 0) {
-      poller_.add(interrupt_fd, Ready::readable, Mode::edge, token_of<void>(kInterrupt, nullptr));
+      engine_->add(interrupt_fd, Ready::readable, Mode::edge, token_of<void>(kInterrupt, nullptr));
       interrupt_registered = true;
     }
     // An endpoint added while the last run() was ending may have had its first edge taken by
@@ -156,7 +158,7 @@ void Reactor::run() {
   } catch (...) {
     error = std::current_exception();
   }
-  if (interrupt_registered) poller_.remove(interrupt_fd);
+  if (interrupt_registered) engine_->remove(interrupt_fd);
   try {
     take_posted(false);  // endpoints added meanwhile are kept; added from now on, adopted at once
   } catch (...) {
@@ -198,7 +200,7 @@ std::exception_ptr Reactor::shutdown() {
 
 void Reactor::stop() {
   stop_requested_ = true;
-  poller_.wake();
+  engine_->wake();
 }
 
 void Reactor::turn() {
@@ -206,7 +208,7 @@ void Reactor::turn() {
   // While memory is due to be given back, the poll wakes after kQuiet to see whether it went quiet.
   if (freed_since_release_ >= kReleaseAfter) [[unlikely]]
     wait = wait ? std::min<std::chrono::nanoseconds>(*wait, kQuiet) : kQuiet;
-  auto ready = poller_.poll(wait);
+  auto ready = engine_->poll(wait);
   // The loop's clock, read once per turn (libuv's uv_now): idle timeouts and the accept back-off
   // need no finer grain, and a clock read per read and per write was 15 % of the user time.
   now_ = Clock::now();
@@ -344,7 +346,7 @@ void Reactor::accept_all(Listener& listener) {
     connection->input = std::make_shared_for_overwrite<char[]>(connection->input_size);
     connection->last_active = now_;
     int fd = connection->socket.fd();
-    poller_.add(fd, Ready::readable | Ready::writable | Ready::read_closed, Mode::edge,
+    engine_->add(fd, Ready::readable | Ready::writable | Ready::read_closed, Mode::edge,
                 token_of(kConnection, connection.get()));
     events_.push_back({ReactorEvent::Kind::opened, connection->id, {}, {}, nullptr});
     ++stats_.accepted;
@@ -464,7 +466,7 @@ void Reactor::post(std::function<void()> command) {
     posted_.push_back(std::move(command));
     has_posted_.store(true, std::memory_order_release);
   }
-  poller_.wake();
+  engine_->wake();
 }
 
 void Reactor::run_posted() {

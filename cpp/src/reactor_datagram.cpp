@@ -76,7 +76,7 @@ uint64_t Reactor::add_datagram(Socket endpoint) {
   auto entry = std::make_unique<DatagramEndpoint>(
       0, std::move(endpoint), DatagramBatch(options_.datagram_batch, options_.datagram_size, receive_offload),
       segment_offload);
-  poller_.add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge, token_of(kDatagram, entry.get()));
+  engine_->add(entry->socket.fd(), Ready::readable | Ready::writable, Mode::edge, token_of(kDatagram, entry.get()));
   return hand_over(std::move(entry), pending_datagrams_);
 }
 

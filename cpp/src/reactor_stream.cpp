@@ -272,7 +272,7 @@ void Reactor::destroy(Connection& c) {
   if (freed_since_release_ < kReleaseAfter && freed_since_release_ + freed >= kReleaseAfter) quiet_since_ = now_;
   freed_since_release_ += freed;
   peak_connections_ = std::max(peak_connections_, connection_count_);
-  poller_.remove(c.socket.fd());  // and so its events still in this turn's batch (comment 7 there)
+  engine_->remove(c.socket.fd());  // and so its events still in this turn's batch (comment 7 there)
   c.dead = true;
   c.state->open = false;
   drop_output(c);

@@ -1,5 +1,5 @@
-// Poller: readiness notification over epoll, with coalesced interest changes, a built-in waker
-// and a reusable event array.
+// Poller: readiness notification over epoll (the IoEngine the Reactor runs on, io_engine.hpp),
+// with coalesced interest changes, a built-in waker and a reusable event array.
 //
 //   Poller poller;
 //   poller.add(fd, Ready::readable, Mode::level);   // epoll_ctl(ADD) now: errors surface here
@@ -40,37 +40,11 @@
 #include <vector>
 
 #include "socketeer/fd.hpp"
+#include "socketeer/io_engine.hpp"  // Ready, Mode, Event, and the interface Poller implements
 #include "socketeer/socket.hpp"  // Timeout
 #include "socketeer/waker.hpp"
 
 namespace socketeer {
-
-// Interest bits (what a registration waits for) and the bits of a ready Event. readable and
-// writable equal selectors.EVENT_READ and EVENT_WRITE.
-namespace Ready {
-constexpr uint32_t readable = 1;
-constexpr uint32_t writable = 2;
-constexpr uint32_t priority = 4;     // out-of-band data, EPOLLPRI
-constexpr uint32_t read_closed = 8;  // the peer shut down its writing side (EPOLLRDHUP) or hangup
-constexpr uint32_t error = 16;       // always reported, never requested
-constexpr uint32_t hangup = 32;      // always reported, never requested
-constexpr uint32_t interest_mask = readable | writable | priority | read_closed;
-}  // namespace Ready
-
-// How a registration triggers; edge and oneshot combine, exclusive combines with edge only.
-namespace Mode {
-constexpr uint32_t level = 0;
-constexpr uint32_t edge = 1;       // EPOLLET: reported once per change; drain until EAGAIN
-constexpr uint32_t oneshot = 2;    // EPOLLONESHOT: disarmed after one report; modify() re-arms
-constexpr uint32_t exclusive = 4;  // EPOLLEXCLUSIVE: one of several pollers sharing the fd wakes
-constexpr uint32_t mask = edge | oneshot | exclusive;
-}  // namespace Mode
-
-struct Event {
-  int fd;           // -1: invalidated by a remove() while the batch was worked off; skip it
-  uint32_t events;  // Ready bits
-  uint64_t token;   // the registration's token (add()); 0 if none was given
-};
 
 struct Registration {
   uint32_t interest;
@@ -78,7 +52,9 @@ struct Registration {
   uint64_t token;
 };
 
-class Poller {
+// The epoll engine behind the Reactor (io_engine.hpp), and socketeer.Poller's core. final: code
+// that holds a Poller (the bindings, the FaultProxy) calls it without a virtual call.
+class Poller final : public IoEngine {
  public:
   // epoll_create1(EPOLL_CLOEXEC), plus the waker's eventfd registered in it.
   Poller();
@@ -86,7 +62,7 @@ class Poller {
   // false if fd is already registered. Throws Error for the kernel's refusals (EBADF, EPERM
   // for regular files, ...) and InvalidArgument for bad interest or mode bits. token comes
   // back in each event of this registration; modify() keeps it.
-  bool add(int fd, uint32_t interest, uint32_t mode = Mode::level, uint64_t token = 0);
+  bool add(int fd, uint32_t interest, uint32_t mode = Mode::level, uint64_t token = 0) override;
   // false if fd is not registered. Keeps the mode unless one is given. Deferred to poll():
   // a change the kernel then refuses (the fd was closed meanwhile) is reported as an error
   // event for that fd, since poll() cannot hand an exception to the caller of modify(), and
@@ -94,20 +70,20 @@ class Poller {
   // (that could register the fd number's next owner), and every later modify() or
   // modify_now() of it throws the kernel's refusal (Error: EBADF or ENOENT, "epoll_ctl(MOD)
   // fd N") until remove().
-  bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
+  bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt) override;
   // modify(), applied now (a change queued for fd is applied with it). Throws Error when the
   // kernel refuses: EBADF if fd was closed, ENOENT if its number now names a file that was never
   // added. The registration is then lost, as above.
   bool modify_now(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
   // false if fd is not registered. An fd closed before its removal is forgotten quietly. Called
   // by the thread that polled, it invalidates fd's events left in the last poll()'s batch.
-  bool remove(int fd);
+  bool remove(int fd) override;
 
   // Applies queued changes, then one epoll_wait (timeout rounded up to whole milliseconds;
   // nullopt blocks). EINTR is retried with the time that is left. Wake-ups are not reported.
-  std::span<const Event> poll(Timeout timeout);
+  std::span<const Event> poll(Timeout timeout) override;
   // Makes the current or next poll() return. Any thread.
-  void wake();
+  void wake() override;
 
   std::optional<Registration> registration(int fd) const;
   size_t size() const;

@@ -21,6 +21,10 @@
 //    are copied before the input they point at is consumed; chunks carrying a token are
 //    reported back to the dispatcher (release()) once sent or dropped, so it can free them.
 //
+// The I/O engine is an IoEngine (io_engine.hpp), the epoll Poller unless the constructor is
+// given another: the loop registers each socket once with its object as the token, polls once
+// per turn, and removes a socket before closing it; the calls per event are none.
+//
 // Edge-triggered epoll reports a readable fd once per change, so a connection that stopped
 // reading before EAGAIN (its buffer filled, its turn's budget ran out, or backpressure paused
 // it) is remembered in `read_again_` and read again without waiting for a new event.
@@ -49,7 +53,7 @@
 #include "socketeer/datagram_batch.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/framing.hpp"
-#include "socketeer/poller.hpp"
+#include "socketeer/io_engine.hpp"
 #include "socketeer/seqlock.hpp"
 #include "socketeer/socket.hpp"
 
@@ -146,7 +150,8 @@ struct ReactorStats {
 
 class Reactor {
  public:
-  explicit Reactor(ReactorOptions options = {});
+  // engine: the I/O engine (io_engine.hpp); none: the epoll Poller.
+  explicit Reactor(ReactorOptions options = {}, std::unique_ptr<IoEngine> engine = nullptr);
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -239,7 +244,7 @@ class Reactor {
   uint32_t free_slot();
 
   ReactorOptions options_;
-  Poller poller_;
+  std::unique_ptr<IoEngine> engine_;  // readiness (io_engine.hpp): epoll's Poller unless given one
   Dispatcher* dispatcher_ = nullptr;
   int interrupt_fd_ = -1;
   std::atomic<bool> running_{false};
