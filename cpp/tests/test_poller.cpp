@@ -296,6 +296,25 @@ TEST(a_removal_invalidates_the_fds_events_left_in_the_batch) {
   ::close(number);
 }
 
+// What a registration remembers of its last event (its index in a batch) must not reach into a
+// later batch where that index holds another fd's event.
+TEST(a_removal_leaves_the_other_fds_events_alone) {
+  Poller poller;
+  Pair first, second;
+  poller.add(first.a.get(), Ready::readable, Mode::level, 1);
+  poller.add(second.a.get(), Ready::readable, Mode::level, 2);
+  send_byte(first.b);
+  send_byte(second.b);
+  CHECK_EQ(poll_now(poller).size(), 2u);  // first's event at index 0, second's at 1
+  char byte;
+  CHECK_EQ(::recv(first.a.get(), &byte, 1, 0), 1);
+  auto events = poller.poll(0ns);  // second's event alone, at index 0
+  CHECK_EQ(events.size(), 1u);
+  CHECK(poller.remove(first.a.get()));
+  CHECK_EQ(events[0].fd, second.a.get());
+  CHECK_EQ(events[0].token, 2u);
+}
+
 // The batch belongs to the thread that polled: a removal from another thread leaves it alone
 // (the polling thread reads it without a lock).
 TEST(a_removal_from_another_thread_leaves_the_batch_alone) {

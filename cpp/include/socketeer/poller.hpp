@@ -94,7 +94,7 @@ class Poller final : public IoEngine {
   void close();
 
  private:
-  struct Watcher {  // 24 bytes: collect() looks one up per ready fd
+  struct Watcher {  // 32 bytes: collect() looks one up per ready fd
     uint32_t wanted = 0;      // epoll bits the caller asked for (interest and mode)
     uint32_t armed = 0;       // epoll bits the kernel has
     uint32_t generation = 0;  // bumped by each add() and loss; stamped into each kernel registration
@@ -103,6 +103,7 @@ class Poller final : public IoEngine {
     uint8_t lost_op = 0;      // the EPOLL_CTL_* the kernel refused (comment 6); 0: in the kernel
     uint8_t lost_errno = 0;   // and its errno
     uint64_t token = 0;       // the caller's, handed back in each event
+    uint32_t event = 0;       // index of its event in ready_, if the batch has one (comment 7)
   };
 
   int checked_fd() const;
@@ -114,7 +115,7 @@ class Poller final : public IoEngine {
   Watcher* want(int fd, uint32_t interest, std::optional<uint32_t> mode);  // modify's bookkeeping
   int apply(int fd, Watcher& watcher);                                     // 0 or the errno
   static int lose(Watcher& watcher, int op, int code);                     // returns code
-  void invalidate(int fd);
+  void invalidate(int fd, uint32_t event);
   void flush();
   int wait(int epoll_fd, Timeout timeout);
   void collect(int count);

@@ -84,7 +84,12 @@
 //    that fd's events still in the batch: fd -1, no bits, token 0, for the caller to skip
 //    (libuv's uv__platform_invalidate_fd does the same). A remove() from another thread leaves
 //    the batch alone: the polling thread reads it without the lock, and such a caller races with
-//    the event's handling anyway. The cost is a scan of the batch per remove(), none per event.
+//    the event's handling anyway. A batch holds at most one event per fd (epoll reports each
+//    registration once per epoll_wait; a refused change's error event loses the registration, and
+//    its generation drops whatever the kernel reports for it after), so each Watcher keeps the
+//    index of its fd's event in the batch, and remove() invalidates it in O(1): a store per
+//    event, never a scan of the batch per removal (a loop that removes most of what was ready
+//    would make that quadratic).
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -245,9 +250,10 @@ bool Poller::remove(int fd) {
   Watcher* watcher = find(fd);
   if (!watcher || !watcher->registered) return false;
   bool in_kernel = !watcher->lost_op;
+  uint32_t event = watcher->event;
   *watcher = Watcher{0, 0, watcher->generation};
   --registered_;
-  if (polled_by_ == std::this_thread::get_id()) invalidate(fd);  // comment 7
+  if (polled_by_ == std::this_thread::get_id()) invalidate(fd, event);  // comment 7
   // Comment 1: EBADF or ENOENT mean the fd was closed (and maybe reused) before its removal.
   if (in_kernel && ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) < 0 && errno != EBADF && errno != ENOENT)
     throw_error(errno, "epoll_ctl(DEL)", "fd " + std::to_string(fd));
@@ -257,10 +263,10 @@ bool Poller::remove(int fd) {
 // One change of a registration in the kernel: usually one epoll_ctl, none if the change was
 // undone in the same turn, never an ADD of a number the kernel no longer knows as ours
 // (comment 6). Returns 0, or the errno of the kernel's refusal, which loses the registration.
-// Comment 7: fd's events still waiting in the batch this thread is working off.
-void Poller::invalidate(int fd) {
-  for (Event& event : ready_)
-    if (event.fd == fd) event = Event{-1, 0, 0};
+// Comment 7: fd's event, if it is in the batch this thread is working off. An index left from an
+// earlier batch names another fd's event, or one that is fd's own (at most one per batch).
+void Poller::invalidate(int fd, uint32_t event) {
+  if (event < ready_.size() && ready_[event].fd == fd) ready_[event] = Event{-1, 0, 0};
 }
 
 int Poller::apply(int fd, Watcher& watcher) {
@@ -287,7 +293,10 @@ void Poller::flush() {
     Watcher& watcher = watchers_[fd];
     if (!watcher.queued) continue;  // removed since, or already applied (fds may repeat)
     watcher.queued = false;
-    if (watcher.registered && apply(fd, watcher) != 0) ready_.push_back({fd, Ready::error, watcher.token});
+    if (watcher.registered && apply(fd, watcher) != 0) {
+      watcher.event = static_cast<uint32_t>(ready_.size());
+      ready_.push_back({fd, Ready::error, watcher.token});
+    }
   }
   pending_.clear();
 }
@@ -315,6 +324,7 @@ void Poller::collect(int count) {
     // A registration we no longer own (comment 1), or one removed while we waited.
     if (!watcher || !watcher->registered || watcher->generation != event.data.u64 >> 32) continue;
     if (watcher->armed & EPOLLONESHOT) watcher->armed &= kModeBits;  // the kernel disarmed it
+    watcher->event = static_cast<uint32_t>(ready_.size());
     ready_.push_back({fd, ready_bits(event.events), watcher->token});
   }
 }
