@@ -1,7 +1,7 @@
 // Reactor: the loop (a turn: poll, handle each event, dispatch, flush), listeners and accepting,
-// endpoints added from other threads, posting, idle timeouts and giving memory back. A
-// connection's byte stream is reactor_stream.cpp (its records reactor_records.cpp), a datagram
-// endpoint is reactor_datagram.cpp.
+// endpoints added from other threads, posting and idle timeouts. A connection's byte stream is
+// reactor_stream.cpp (its records reactor_records.cpp), a datagram endpoint
+// reactor_datagram.cpp, giving memory back after a burst reactor_memory.cpp.
 #include "socketeer/reactor.hpp"
 
 #include <unistd.h>
@@ -24,17 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A connection's read block is this much longer than ReactorOptions::read_buffer. A recv that
-// fills its room cannot be told from one that left bytes behind, so it costs one more recv to
-// find out. Messages are often a power of two long, like read_buffer itself; with a block of
-// exactly read_buffer, every message of that size (64 KiB echoes) would take two recvs.
-constexpr size_t kReadSlack = 64;
 constexpr auto kAcceptBackoff = AcceptBackoff::kPause;  // after EMFILE/ENFILE
-
-// Giving memory back (release_memory): due once the loop has freed kReleaseAfter
-// (reactor_parts.hpp) since it last did, and done when the loop has been quiet for kQuiet (or
-// its connections fell far below their peak).
-constexpr auto kQuiet = 200ms;
 
 }  // namespace
 
@@ -412,52 +402,6 @@ void Reactor::release_tokens() {
   if (released_.empty()) return;
   if (dispatcher_) dispatcher_->release(released_);
   released_.clear();
-}
-
-// --- giving memory back ----------------------------------------------------------------------
-
-// A burst leaves its connections' buffers free inside the allocator's heaps, and glibc keeps
-// them there (allocator.hpp). Once the loop freed kReleaseAfter since the last release, the
-// next release comes when the loop has been quiet for kQuiet (its polls found nothing, nothing
-// was posted, nothing is left over to read or deliver), or at once when the connections fell
-// to a quarter of their peak but not to none (a few that keep talking after a burst would keep
-// the loop from ever being quiet): once per such fall, never in every turn. The last ones
-// closing wait for quiet instead: what the dispatcher frees as it hears of the closes comes
-// after. Called after the poll, before the turn's work: nothing_ready says whether the poll
-// found anything.
-void Reactor::release_memory_if_due(bool nothing_ready) {
-  bool quiet = nothing_ready && !has_posted_.load(std::memory_order_relaxed) && next_timeout() != 0ns;
-  if (!quiet) quiet_since_ = now_;
-  bool fell = connection_count_ > 0 && connection_count_ * 4 <= peak_connections_;
-  if (fell || now_ - quiet_since_ >= kQuiet) release_memory();
-}
-
-// The loop's own tables go back to what the connections open now need, buffers that grew for a
-// large message go back to their usual size, and the allocator returns its free pages.
-void Reactor::release_memory() {
-  size_t usual = options_.read_buffer + kReadSlack;
-  for (auto& c : connections_) {
-    if (!c) continue;
-    c->output.shrink();
-    if (!c->records && c->input_size > usual && c->in_start == c->in_end) {
-      c->input = std::make_shared_for_overwrite<char[]>(usual);
-      c->input_size = usual;
-      c->in_start = c->in_parsed = c->in_end = c->in_searched = 0;
-    }
-  }
-  for (auto& endpoint : datagrams_) endpoint->output.shrink();
-  auto shrink = [](auto&... tables) { (tables.shrink_to_fit(), ...); };
-  shrink(events_, dispatching_, reasons_, read_again_, dirty_, touched_, datagram_dirty_, again_, flushing_,
-         flushing_datagrams_, graveyard_, released_);
-  // The slot table down to its last connection; the free slots beyond it go with it.
-  size_t slots = connections_.size();
-  while (slots > 0 && !connections_[slots - 1]) --slots;
-  connections_.resize(slots);
-  std::erase_if(free_slots_, [slots](uint32_t slot) { return slot >= slots; });
-  shrink(connections_, free_slots_);
-  release_free_memory();
-  freed_since_release_ = 0;
-  peak_connections_ = connection_count_;
 }
 
 void Reactor::post(std::function<void()> command) {

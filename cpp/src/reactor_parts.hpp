@@ -1,11 +1,13 @@
 // The Reactor's private pieces (reactor.hpp declares them): what it keeps per connection,
 // listener and datagram endpoint, and the output queue they share. Internal to cpp/src: the
 // loop (reactor.cpp), stream connections (reactor_stream.cpp), message-oriented ones
-// (reactor_records.cpp) and datagram endpoints (reactor_datagram.cpp) all work on them.
+// (reactor_records.cpp), datagram endpoints (reactor_datagram.cpp) and giving memory back
+// (reactor_memory.cpp) all work on them.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -37,8 +39,16 @@ constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per
 // each answered with a large reply, would queue thousands of replies past the high watermark.
 constexpr size_t kMessagesPerTurn = 16;
 constexpr size_t kMaxIovecs = 64;
-// Giving memory back (Reactor::release_memory) is due once the loop has freed this much.
+// A connection's read block is this much longer than ReactorOptions::read_buffer. A recv that
+// fills its room cannot be told from one that left bytes behind, so it costs one more recv to
+// find out. Messages are often a power of two long, like read_buffer itself; with a block of
+// exactly read_buffer, every message of that size (64 KiB echoes) would take two recvs.
+constexpr size_t kReadSlack = 64;
+// Giving memory back (reactor_memory.cpp): due once the loop has freed kReleaseAfter since it
+// last did, and done when the loop has been quiet for kQuiet (or its connections fell far below
+// their peak).
 constexpr size_t kReleaseAfter = 8 << 20;
+constexpr std::chrono::milliseconds kQuiet{200};
 
 // A FIFO over a vector that keeps its capacity: queued output is pushed at the back and sent
 // from the front every turn, and std::deque allocated and freed a block every few elements

@@ -11,7 +11,7 @@
 // send_message() is one record, flushed with one sendmmsg per batch (reactor_records.cpp).
 //
 // Memory: after a burst of connections closes, the loop gives what it freed back to the kernel
-// once it is quiet (see release_memory in reactor.cpp); a busy turn never pays for it.
+// once it is quiet (see reactor_memory.cpp); a busy turn never pays for it.
 //
 // Lifetimes that make this zero-copy:
 //  - a message event's bytes are a view into its connection's input buffer; the buffer is not
@@ -32,7 +32,8 @@
 // Where it lives (libuv keeps stream.c and udp.c apart too): the loop, listeners, dispatch and
 // posting in reactor.cpp; a stream connection's state machine (read, frame, queue, flush, close)
 // in reactor_stream.cpp, its record-oriented variant in reactor_records.cpp; datagram endpoints
-// in reactor_datagram.cpp; what they share (per-object state, poller tokens) in reactor_parts.hpp.
+// in reactor_datagram.cpp; giving memory back in reactor_memory.cpp; what they share (per-object
+// state, poller tokens) in reactor_parts.hpp.
 #pragma once
 
 #include <atomic>
