@@ -1,10 +1,13 @@
 // The Reactor's private pieces (reactor.hpp declares them): what it keeps per connection,
 // listener and datagram endpoint, and the output queue they share. Internal to cpp/src: the
-// loop (reactor.cpp) and message-oriented connections (reactor_records.cpp) both work on them.
+// loop (reactor.cpp), stream connections (reactor_stream.cpp), message-oriented ones
+// (reactor_records.cpp), datagram endpoints (reactor_datagram.cpp) and giving memory back
+// (reactor_memory.cpp) all work on them.
 #pragma once
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -13,13 +16,39 @@
 
 namespace socketeer::reactor_parts {
 
+// What a poller registration's token names (mio's Token, libuv's uv__io_t): the object's address
+// with its kind in the three low bits, which every one of them leaves free (alignment, checked
+// below). kNone is the token of an event that a removal invalidated (poller_epoll.cpp,
+// comment 7); the interrupt fd's token is its kind alone.
 constexpr uint8_t kNone = 0, kConnection = 1, kListener = 2, kDatagram = 3, kInterrupt = 4;
+constexpr uint64_t kKindBits = 7;
+
+template <typename T>
+uint64_t token_of(uint8_t kind, T* object) {
+  return reinterpret_cast<uintptr_t>(object) | kind;
+}
+inline uint8_t kind_of(uint64_t token) { return static_cast<uint8_t>(token & kKindBits); }
+template <typename T>
+T& object_of(uint64_t token) {
+  static_assert(alignof(T) > kKindBits, "the kind bits of a token must be free in the address");
+  return *reinterpret_cast<T*>(static_cast<uintptr_t>(token & ~kKindBits));
+}
 constexpr size_t kReadsPerTurn = 8;     // fairness: reads of one connection per turn
 // Messages of one connection handed out per turn. Backpressure can only act between turns (the
 // replies are queued during dispatch), so without this cap one 64 KiB read of tiny requests,
 // each answered with a large reply, would queue thousands of replies past the high watermark.
 constexpr size_t kMessagesPerTurn = 16;
 constexpr size_t kMaxIovecs = 64;
+// A connection's read block is this much longer than ReactorOptions::read_buffer. A recv that
+// fills its room cannot be told from one that left bytes behind, so it costs one more recv to
+// find out. Messages are often a power of two long, like read_buffer itself; with a block of
+// exactly read_buffer, every message of that size (64 KiB echoes) would take two recvs.
+constexpr size_t kReadSlack = 64;
+// Giving memory back (reactor_memory.cpp): due once the loop has freed kReleaseAfter since it
+// last did, and done when the loop has been quiet for kQuiet (or its connections fell far below
+// their peak).
+constexpr size_t kReleaseAfter = 8 << 20;
+constexpr std::chrono::milliseconds kQuiet{200};
 
 // A FIFO over a vector that keeps its capacity: queued output is pushed at the back and sent
 // from the front every turn, and std::deque allocated and freed a block every few elements
@@ -102,6 +131,7 @@ struct Reactor::Connection {
 struct Reactor::Listener {
   uint64_t id;
   Socket socket;
+  bool adopted = false;  // by the loop (registered before: events until then are ignored)
 };
 
 struct Reactor::Outgoing {
@@ -119,6 +149,7 @@ struct Reactor::DatagramEndpoint {
   OutgoingBatch outgoing{reactor_parts::kMaxIovecs};
   std::vector<Address> senders;  // this turn's, so events can point at them
   reactor_parts::OutputQueue<Outgoing> output;
+  bool adopted = false;  // as Listener::adopted
   bool dirty = false;
   bool read_again = false;
   uint64_t read_in_turn = UINT64_MAX;  // stats_.turns of the last recvmmsg

@@ -11,7 +11,6 @@
 #include <map>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "socketeer/error.hpp"
@@ -90,9 +89,14 @@ class TcpRelay final : public FaultRelay {
     return std::max(0ns, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()));
   }
 
+  // A connection's socket is registered with its pair's address as the token, and its side in
+  // the low bit; token 0 is the listener's, or an event a removal invalidated (poller_epoll.cpp,
+  // comment 7: a pair killed earlier in the batch, whose fd numbers a new pair may have taken).
   void on_ready(const Event& event) override {
     if (event.fd == listener_.fd()) return accept_all();
-    if (auto it = by_fd_.find(event.fd); it != by_fd_.end()) on_event(*it->second.first, it->second.second, event.events);
+    if (event.token)
+      on_event(*reinterpret_cast<Pair*>(static_cast<uintptr_t>(event.token & ~uint64_t{1})),
+               static_cast<int>(event.token & 1), event.events);
   }
 
   void after_events() override {
@@ -159,6 +163,10 @@ class TcpRelay final : public FaultRelay {
   };
 
   Socket& side(Pair& pair, int which) { return which == 0 ? pair.client : *pair.server; }
+  static uint64_t token_of(Pair& pair, int which) {
+    static_assert(alignof(Pair) > 1, "the side's bit of a token must be free in the address");
+    return reinterpret_cast<uintptr_t>(&pair) | static_cast<uint64_t>(which);
+  }
 
   void accept_all() {
     for (;;) {
@@ -185,10 +193,10 @@ class TcpRelay final : public FaultRelay {
           pair->dead = true;
           --controls_.counters.active;  // kill() does this for the pairs that got further
         } else {
-          poller_.add(pair->server->fd(), Ready::readable | Ready::writable | Ready::read_closed, Mode::edge);
-          by_fd_[pair->server->fd()] = {pair.get(), 1};
-          poller_.add(pair->client.fd(), Ready::readable | Ready::writable | Ready::read_closed, Mode::edge);
-          by_fd_[pair->client.fd()] = {pair.get(), 0};
+          poller_.add(pair->server->fd(), Ready::readable | Ready::writable | Ready::read_closed, Mode::edge,
+                      token_of(*pair, 1));
+          poller_.add(pair->client.fd(), Ready::readable | Ready::writable | Ready::read_closed, Mode::edge,
+                      token_of(*pair, 0));
         }
       }
       pairs_.emplace(pair->id, std::move(pair));
@@ -392,7 +400,6 @@ class TcpRelay final : public FaultRelay {
     int sender = direction;
     Socket& socket = side(pair, sender);
     poller_.remove(socket.fd());
-    by_fd_.erase(socket.fd());
     if (reset) {
       reset_socket(socket);
     } else {
@@ -428,7 +435,6 @@ class TcpRelay final : public FaultRelay {
     for (Socket* socket : {&pair.client, pair.server ? &*pair.server : nullptr}) {
       if (!socket || socket->closed()) continue;
       poller_.remove(socket->fd());
-      by_fd_.erase(socket->fd());
       if (reset) reset_socket(*socket);
       else socket->close();
     }
@@ -437,7 +443,6 @@ class TcpRelay final : public FaultRelay {
 
   uint64_t next_id_ = 1;
   std::map<uint64_t, std::unique_ptr<Pair>> pairs_;
-  std::unordered_map<int, std::pair<Pair*, int>> by_fd_;  // fd -> (pair, side 0 client / 1 server)
   std::vector<uint64_t> read_later_;
   std::vector<char> scratch_ = std::vector<char>(kReadSize);
 };

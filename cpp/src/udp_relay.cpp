@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "socketeer/error.hpp"
@@ -28,9 +27,11 @@ class UdpRelay final : public FaultRelay {
     return std::max(0ns, std::chrono::duration_cast<std::chrono::nanoseconds>(*next - Clock::now()));
   }
 
+  // A client's upstream socket is registered with its Flow's address as the token; token 0 is
+  // the listener's, or an event a removal invalidated (poller_epoll.cpp, comment 7).
   void on_ready(const Event& event) override {
     if (event.fd == listener_.fd()) return read_datagrams();
-    if (auto it = by_fd_.find(event.fd); it != by_fd_.end()) read_replies(*it->second);
+    if (event.token) read_replies(*reinterpret_cast<Flow*>(static_cast<uintptr_t>(event.token)));
   }
 
   void after_events() override {
@@ -44,7 +45,6 @@ class UdpRelay final : public FaultRelay {
 
   void close_all() override {  // down: each client's upstream socket goes, and what waited
     for (auto& flow : flows_) poller_.remove(flow->server.fd());
-    by_fd_.clear();
     flows_.clear();
   }
 
@@ -62,8 +62,7 @@ class UdpRelay final : public FaultRelay {
     auto entry = std::make_unique<Flow>(Socket(family_of(upstream_), SOCK_DGRAM), client);
     entry->server.set_timeout(0ns);
     entry->server.connect(upstream_);
-    poller_.add(entry->server.fd(), Ready::readable, Mode::edge);
-    by_fd_[entry->server.fd()] = entry.get();
+    poller_.add(entry->server.fd(), Ready::readable, Mode::edge, reinterpret_cast<uintptr_t>(entry.get()));
     flows_.push_back(std::move(entry));
     return *flows_.back();
   }
@@ -126,7 +125,6 @@ class UdpRelay final : public FaultRelay {
   }
 
   std::vector<std::unique_ptr<Flow>> flows_;
-  std::unordered_map<int, Flow*> by_fd_;
 };
 
 }  // namespace

@@ -224,6 +224,111 @@ TEST(remove_after_close_is_quiet_and_stale_events_are_dropped) {
   poller.remove(reused.fd());
 }
 
+TEST(tokens_come_back_with_events) {
+  Poller poller;
+  Pair with, without;
+  CHECK(poller.add(with.a.get(), Ready::readable, Mode::edge, 0x1234'5678'9abc'def0));
+  CHECK(poller.add(without.a.get(), Ready::readable));  // the old call: token 0
+  CHECK_EQ(poller.registration(with.a.get())->token, 0x1234'5678'9abc'def0u);
+  CHECK_EQ(poller.registration(without.a.get())->token, 0u);
+  send_byte(with.b);
+  send_byte(without.b);
+  auto events = poll_now(poller);
+  CHECK_EQ(events.size(), 2u);
+  for (const Event& event : events)
+    CHECK_EQ(event.token, event.fd == with.a.get() ? 0x1234'5678'9abc'def0u : 0u);
+  // A change keeps the token, and so does the error event of a change the kernel refuses.
+  poller.modify(with.a.get(), Ready::readable | Ready::writable);
+  CHECK(events_for(poller, with.a.get()) & Ready::writable);
+  int number = with.a.get();
+  Fd keep = dup_cloexec(number);
+  ::close(with.a.release());
+  poller.modify(number, Ready::readable);
+  int errors = 0;
+  for (const Event& event : poll_now(poller)) {
+    if (event.fd != number) continue;
+    ++errors;
+    CHECK_EQ(event.events, Ready::error);
+    CHECK_EQ(event.token, 0x1234'5678'9abc'def0u);
+  }
+  CHECK_EQ(errors, 1);
+  poller.remove(number);
+}
+
+// Comment 7 of poller_epoll.cpp: handling one event of a batch removes and closes another fd
+// whose event is further down, and its number is reused and added with a new token before that
+// event's turn: it must not be handed out, under the old token or the new one.
+TEST(a_removal_invalidates_the_fds_events_left_in_the_batch) {
+  Poller poller;
+  Pair first, second;
+  constexpr uint64_t kFirst = 0x10, kSecond = 0x20, kReused = 0x30;
+  poller.add(first.a.get(), Ready::readable, Mode::level, kFirst);
+  poller.add(second.a.get(), Ready::readable, Mode::level, kSecond);
+  send_byte(first.b);
+  send_byte(second.b);  // epoll reports in the order of readiness: first, then second
+  int number = second.a.get();
+  Pair reuse;
+  std::vector<uint64_t> seen;
+  auto events = poller.poll(0ns);
+  CHECK_EQ(events.size(), 2u);
+  for (const Event& event : events) {
+    if (event.fd < 0) {
+      CHECK_EQ(event.token, 0u);
+      CHECK_EQ(event.events, 0u);
+      continue;
+    }
+    seen.push_back(event.token);
+    if (event.token != kFirst) continue;
+    CHECK(poller.remove(number));
+    second.a.reset();
+    CHECK_EQ(::dup3(reuse.a.get(), number, O_CLOEXEC), number);  // the number's next owner
+    send_byte(reuse.b);
+    CHECK(poller.add(number, Ready::readable, Mode::level, kReused));
+  }
+  CHECK_EQ(seen.size(), 1u);
+  CHECK_EQ(seen[0], kFirst);
+  // The new registration reports itself from the next poll on, under its own token.
+  bool reported = false;
+  for (const Event& event : poller.poll(0ns))
+    if (event.fd == number) reported = event.token == kReused;
+  CHECK(reported);
+  poller.remove(number);
+  ::close(number);
+}
+
+// What a registration remembers of its last event (its index in a batch) must not reach into a
+// later batch where that index holds another fd's event.
+TEST(a_removal_leaves_the_other_fds_events_alone) {
+  Poller poller;
+  Pair first, second;
+  poller.add(first.a.get(), Ready::readable, Mode::level, 1);
+  poller.add(second.a.get(), Ready::readable, Mode::level, 2);
+  send_byte(first.b);
+  send_byte(second.b);
+  CHECK_EQ(poll_now(poller).size(), 2u);  // first's event at index 0, second's at 1
+  char byte;
+  CHECK_EQ(::recv(first.a.get(), &byte, 1, 0), 1);
+  auto events = poller.poll(0ns);  // second's event alone, at index 0
+  CHECK_EQ(events.size(), 1u);
+  CHECK(poller.remove(first.a.get()));
+  CHECK_EQ(events[0].fd, second.a.get());
+  CHECK_EQ(events[0].token, 2u);
+}
+
+// The batch belongs to the thread that polled: a removal from another thread leaves it alone
+// (the polling thread reads it without a lock).
+TEST(a_removal_from_another_thread_leaves_the_batch_alone) {
+  Poller poller;
+  Pair pair;
+  poller.add(pair.a.get(), Ready::readable, Mode::level, 7);
+  send_byte(pair.b);
+  auto events = poller.poll(0ns);
+  std::thread([&] { poller.remove(pair.a.get()); }).join();
+  CHECK_EQ(events.size(), 1u);
+  CHECK_EQ(events[0].fd, pair.a.get());
+  CHECK_EQ(events[0].token, 7u);
+}
+
 TEST(hangup_error_and_read_closed) {
   Poller poller;
   Pair half, full;

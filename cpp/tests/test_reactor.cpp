@@ -10,12 +10,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "socketeer/poller.hpp"
 #include "socketeer/reactor.hpp"
 #include "testing.hpp"
 
@@ -35,8 +37,10 @@ struct Running {
   std::thread thread;
 
   // extra: one more listener, added before the loop starts (a seqpacket one, say).
-  Running(Dispatcher& dispatcher, ReactorOptions options = {}, bool udp = false, std::optional<Socket> extra = {})
-      : reactor(std::move(options)), address(InetAddress()), udp_address(InetAddress()) {
+  // engine: the reactor's I/O engine (none: its own epoll Poller).
+  Running(Dispatcher& dispatcher, ReactorOptions options = {}, bool udp = false, std::optional<Socket> extra = {},
+          std::unique_ptr<IoEngine> engine = nullptr)
+      : reactor(std::move(options), std::move(engine)), address(InetAddress()), udp_address(InetAddress()) {
     if (extra) reactor.add_listener(std::move(*extra));
     Socket listener(AF_INET, SOCK_STREAM);
     listener.bind(InetAddress("127.0.0.1", 0));
@@ -679,6 +683,68 @@ TEST(endpoints_added_while_running_are_served) {
     char buffer[16];
     CHECK_EQ(datagram.recv(buffer, sizeof buffer).value_or(0), 8u);
   }
+}
+
+namespace {
+
+// An I/O engine that hands every call on to a Poller and counts them (io_engine.hpp). The
+// counts live outside it: the reactor owns (and frees) the engine.
+struct EngineCalls {
+  std::atomic<int> adds{0}, removes{0}, polls{0};
+};
+
+class CountingEngine final : public IoEngine {
+ public:
+  explicit CountingEngine(EngineCalls& calls) : calls_(calls) {}
+  bool add(int fd, uint32_t interest, uint32_t mode, uint64_t token) override {
+    ++calls_.adds;
+    return poller_.add(fd, interest, mode, token);
+  }
+  bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode) override {
+    return poller_.modify(fd, interest, mode);
+  }
+  bool remove(int fd) override {
+    ++calls_.removes;
+    return poller_.remove(fd);
+  }
+  std::span<const Event> poll(Timeout timeout) override {
+    ++calls_.polls;
+    return poller_.poll(timeout);
+  }
+  void wake() override { poller_.wake(); }
+
+ private:
+  EngineCalls& calls_;
+  Poller poller_;
+};
+
+}  // namespace
+
+// The loop reaches the kernel's readiness only through the IoEngine it was given: every socket
+// registered and removed through it, every turn's poll (what an io_uring engine would be handed).
+TEST(the_loop_runs_on_the_io_engine_it_is_given) {
+  EngineCalls calls;
+  Recording echo;
+  {
+    Running server(echo, {}, true, {}, std::make_unique<CountingEngine>(calls));
+    std::vector<Socket> clients;
+    for (int i = 0; i < 3; ++i) clients.push_back(server.client());
+    for (auto& client : clients) {
+      client.send_all("ping", 4);
+      CHECK_EQ(recv_exactly(client, 4), "ping");
+    }
+    Socket datagram = server.client(SOCK_DGRAM);
+    datagram.send_all("datagram", 8);
+    char buffer[16];
+    CHECK_EQ(datagram.recv(buffer, sizeof buffer).value_or(0), 8u);
+    clients.clear();
+    server.wait_stats([](const ReactorStats& s) { return s.closed == 3 && s.connections == 0; });
+    server.stop();
+  }
+  CHECK_EQ(calls.adds.load(), 1 + 1 + 3);  // the listener, the datagram endpoint, the connections
+  CHECK_EQ(calls.removes.load(), 3);
+  CHECK(calls.polls.load() > 0);
+  CHECK_EQ(echo.taken_reasons().size(), 3u);
 }
 
 int main() { return socketeer::testing::run_all(); }

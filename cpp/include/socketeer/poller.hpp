@@ -1,8 +1,9 @@
-// Poller: readiness notification over epoll, with coalesced interest changes, a built-in waker
-// and a reusable event array.
+// Poller: readiness notification over epoll (the IoEngine the Reactor runs on, io_engine.hpp),
+// with coalesced interest changes, a built-in waker and a reusable event array.
 //
 //   Poller poller;
 //   poller.add(fd, Ready::readable, Mode::level);   // epoll_ctl(ADD) now: errors surface here
+//   poller.add(fd2, Ready::readable, Mode::edge, token);  // token: comes back in its events
 //   poller.modify(fd, Ready::readable | Ready::writable);  // remembered; applied by poll()
 //   for (const Event& event : poller.poll(std::chrono::milliseconds(100))) ...
 //   poller.wake();                                  // from any thread: poll() returns
@@ -17,6 +18,13 @@
 // modify_now() is modify() without the queue, for callers whose contract is to raise the
 // kernel's refusal from the call itself (selectors' modify(), bpo-30014): one epoll_ctl each.
 //
+// A registration may carry a token, a number of the caller's (mio's Token, libuv's uv__io_t: a
+// pointer to the object that owns the fd, say), handed back in each of its events, so the caller
+// needs no fd -> object table of its own. A remove() by the thread that polled invalidates the
+// fd's events still in the batch it works off (fd -1, no bits, token 0: skip them), so an
+// event of a removed registration is never handed out under its old token, nor under the token
+// of the fd number's next owner (poller_epoll.cpp, comment 7).
+//
 // Threads: add/modify/remove/wake/close may be called from any thread, also while another
 // thread is blocked in poll(); poll() itself runs in one thread at a time. The span poll()
 // returns stays valid until the next poll().
@@ -28,53 +36,33 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include "socketeer/fd.hpp"
+#include "socketeer/io_engine.hpp"  // Ready, Mode, Event, and the interface Poller implements
 #include "socketeer/socket.hpp"  // Timeout
 #include "socketeer/waker.hpp"
 
 namespace socketeer {
 
-// Interest bits (what a registration waits for) and the bits of a ready Event. readable and
-// writable equal selectors.EVENT_READ and EVENT_WRITE.
-namespace Ready {
-constexpr uint32_t readable = 1;
-constexpr uint32_t writable = 2;
-constexpr uint32_t priority = 4;     // out-of-band data, EPOLLPRI
-constexpr uint32_t read_closed = 8;  // the peer shut down its writing side (EPOLLRDHUP) or hangup
-constexpr uint32_t error = 16;       // always reported, never requested
-constexpr uint32_t hangup = 32;      // always reported, never requested
-constexpr uint32_t interest_mask = readable | writable | priority | read_closed;
-}  // namespace Ready
-
-// How a registration triggers; edge and oneshot combine, exclusive combines with edge only.
-namespace Mode {
-constexpr uint32_t level = 0;
-constexpr uint32_t edge = 1;       // EPOLLET: reported once per change; drain until EAGAIN
-constexpr uint32_t oneshot = 2;    // EPOLLONESHOT: disarmed after one report; modify() re-arms
-constexpr uint32_t exclusive = 4;  // EPOLLEXCLUSIVE: one of several pollers sharing the fd wakes
-constexpr uint32_t mask = edge | oneshot | exclusive;
-}  // namespace Mode
-
-struct Event {
-  int fd;
-  uint32_t events;  // Ready bits
-};
-
 struct Registration {
   uint32_t interest;
   uint32_t mode;
+  uint64_t token;
 };
 
-class Poller {
+// The epoll engine behind the Reactor (io_engine.hpp), and socketeer.Poller's core. final: code
+// that holds a Poller (the bindings, the FaultProxy) calls it without a virtual call.
+class Poller final : public IoEngine {
  public:
   // epoll_create1(EPOLL_CLOEXEC), plus the waker's eventfd registered in it.
   Poller();
 
   // false if fd is already registered. Throws Error for the kernel's refusals (EBADF, EPERM
-  // for regular files, ...) and InvalidArgument for bad interest or mode bits.
-  bool add(int fd, uint32_t interest, uint32_t mode = Mode::level);
+  // for regular files, ...) and InvalidArgument for bad interest or mode bits. token comes
+  // back in each event of this registration; modify() keeps it.
+  bool add(int fd, uint32_t interest, uint32_t mode = Mode::level, uint64_t token = 0) override;
   // false if fd is not registered. Keeps the mode unless one is given. Deferred to poll():
   // a change the kernel then refuses (the fd was closed meanwhile) is reported as an error
   // event for that fd, since poll() cannot hand an exception to the caller of modify(), and
@@ -82,19 +70,20 @@ class Poller {
   // (that could register the fd number's next owner), and every later modify() or
   // modify_now() of it throws the kernel's refusal (Error: EBADF or ENOENT, "epoll_ctl(MOD)
   // fd N") until remove().
-  bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
+  bool modify(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt) override;
   // modify(), applied now (a change queued for fd is applied with it). Throws Error when the
   // kernel refuses: EBADF if fd was closed, ENOENT if its number now names a file that was never
   // added. The registration is then lost, as above.
   bool modify_now(int fd, uint32_t interest, std::optional<uint32_t> mode = std::nullopt);
-  // false if fd is not registered. An fd closed before its removal is forgotten quietly.
-  bool remove(int fd);
+  // false if fd is not registered. An fd closed before its removal is forgotten quietly. Called
+  // by the thread that polled, it invalidates fd's events left in the last poll()'s batch.
+  bool remove(int fd) override;
 
   // Applies queued changes, then one epoll_wait (timeout rounded up to whole milliseconds;
   // nullopt blocks). EINTR is retried with the time that is left. Wake-ups are not reported.
-  std::span<const Event> poll(Timeout timeout);
+  std::span<const Event> poll(Timeout timeout) override;
   // Makes the current or next poll() return. Any thread.
-  void wake();
+  void wake() override;
 
   std::optional<Registration> registration(int fd) const;
   size_t size() const;
@@ -105,7 +94,7 @@ class Poller {
   void close();
 
  private:
-  struct Watcher {  // 16 bytes: collect() looks one up per ready fd
+  struct Watcher {  // 32 bytes: collect() looks one up per ready fd
     uint32_t wanted = 0;      // epoll bits the caller asked for (interest and mode)
     uint32_t armed = 0;       // epoll bits the kernel has
     uint32_t generation = 0;  // bumped by each add() and loss; stamped into each kernel registration
@@ -113,6 +102,8 @@ class Poller {
     bool queued = false;      // in pending_
     uint8_t lost_op = 0;      // the EPOLL_CTL_* the kernel refused (comment 6); 0: in the kernel
     uint8_t lost_errno = 0;   // and its errno
+    uint64_t token = 0;       // the caller's, handed back in each event
+    uint32_t event = 0;       // index of its event in ready_, if the batch has one (comment 7)
   };
 
   int checked_fd() const;
@@ -124,6 +115,7 @@ class Poller {
   Watcher* want(int fd, uint32_t interest, std::optional<uint32_t> mode);  // modify's bookkeeping
   int apply(int fd, Watcher& watcher);                                     // 0 or the errno
   static int lose(Watcher& watcher, int op, int code);                     // returns code
+  void invalidate(int fd, uint32_t event);
   void flush();
   int wait(int epoll_fd, Timeout timeout);
   void collect(int count);
@@ -138,6 +130,7 @@ class Poller {
   std::vector<Event> ready_;
   size_t registered_ = 0;
   bool polling_ = false;
+  std::thread::id polled_by_;  // the thread that polled last: its remove()s invalidate (comment 7)
   bool close_requested_ = false;
 };
 

@@ -11,7 +11,7 @@
 // send_message() is one record, flushed with one sendmmsg per batch (reactor_records.cpp).
 //
 // Memory: after a burst of connections closes, the loop gives what it freed back to the kernel
-// once it is quiet (see release_memory in reactor.cpp); a busy turn never pays for it.
+// once it is quiet (see reactor_memory.cpp); a busy turn never pays for it.
 //
 // Lifetimes that make this zero-copy:
 //  - a message event's bytes are a view into its connection's input buffer; the buffer is not
@@ -21,9 +21,19 @@
 //    are copied before the input they point at is consumed; chunks carrying a token are
 //    reported back to the dispatcher (release()) once sent or dropped, so it can free them.
 //
+// The I/O engine is an IoEngine (io_engine.hpp), the epoll Poller unless the constructor is
+// given another: the loop registers each socket once with its object as the token, polls once
+// per turn, and removes a socket before closing it; the calls per event are none.
+//
 // Edge-triggered epoll reports a readable fd once per change, so a connection that stopped
 // reading before EAGAIN (its buffer filled, its turn's budget ran out, or backpressure paused
 // it) is remembered in `read_again_` and read again without waiting for a new event.
+//
+// Where it lives (libuv keeps stream.c and udp.c apart too): the loop, listeners, dispatch and
+// posting in reactor.cpp; a stream connection's state machine (read, frame, queue, flush, close)
+// in reactor_stream.cpp, its record-oriented variant in reactor_records.cpp; datagram endpoints
+// in reactor_datagram.cpp; giving memory back in reactor_memory.cpp; what they share (per-object
+// state, poller tokens) in reactor_parts.hpp.
 #pragma once
 
 #include <atomic>
@@ -38,14 +48,13 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "socketeer/allocator.hpp"
 #include "socketeer/datagram_batch.hpp"
 #include "socketeer/error.hpp"
 #include "socketeer/framing.hpp"
-#include "socketeer/poller.hpp"
+#include "socketeer/io_engine.hpp"
 #include "socketeer/seqlock.hpp"
 #include "socketeer/socket.hpp"
 
@@ -142,7 +151,8 @@ struct ReactorStats {
 
 class Reactor {
  public:
-  explicit Reactor(ReactorOptions options = {});
+  // engine: the I/O engine (io_engine.hpp); none: the epoll Poller.
+  explicit Reactor(ReactorOptions options = {}, std::unique_ptr<IoEngine> engine = nullptr);
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -232,9 +242,10 @@ class Reactor {
   Timeout next_timeout() const;
   void release_tokens();
   Connection* find(uint64_t id) const;
+  uint32_t free_slot();
 
   ReactorOptions options_;
-  Poller poller_;
+  std::unique_ptr<IoEngine> engine_;  // readiness (io_engine.hpp): epoll's Poller unless given one
   Dispatcher* dispatcher_ = nullptr;
   int interrupt_fd_ = -1;
   std::atomic<bool> running_{false};
@@ -244,9 +255,11 @@ class Reactor {
   uint64_t next_id_ = 1;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<DatagramEndpoint>> datagrams_;
-  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
-  std::vector<void*> by_fd_;       // fd -> Connection*, Listener* or DatagramEndpoint*
-  std::vector<uint8_t> fd_kind_;   // 0 none, 1 connection, 2 listener, 3 datagram
+  // Connections by slot, an id's low 32 bits (find(): an array index per send). A poller event
+  // names its object by its registration's token (reactor_parts.hpp), so there is no fd table.
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<uint32_t> free_slots_;
+  size_t connection_count_ = 0;
   OutgoingBatch records_out_;  // a record connection's flush (one at a time, on the loop thread)
 
   std::vector<ReactorEvent> events_;

@@ -72,12 +72,31 @@
 //    learns of it at the next modify() (lost, as above) or remove() (quiet, comment 1). Until
 //    then the registration holds the number, so add() of its next owner is refused as a
 //    duplicate: remove before closing.
+//
+// 7. A batch outlives the registrations it reports. poll() hands back every ready fd at once, and
+//    the caller works them off in order; handling one may remove and close another whose event
+//    is still further down the batch, and the fd number can be taken (accept, socket) and added
+//    again before that event's turn comes. Keyed by fd number alone, that event would then be
+//    handled as the new file's; carrying a token (a pointer to the caller's object, mio's Token,
+//    libuv's uv__io_t), it would name an object that may be gone. The generation of comment 1
+//    does not help: the event was collected while the registration was still ours. So remove(),
+//    called by the thread that polled (between polls, while it works the batch off), invalidates
+//    that fd's events still in the batch: fd -1, no bits, token 0, for the caller to skip
+//    (libuv's uv__platform_invalidate_fd does the same). A remove() from another thread leaves
+//    the batch alone: the polling thread reads it without the lock, and such a caller races with
+//    the event's handling anyway. A batch holds at most one event per fd (epoll reports each
+//    registration once per epoll_wait; a refused change's error event loses the registration, and
+//    its generation drops whatever the kernel reports for it after), so each Watcher keeps the
+//    index of its fd's event in the batch, and remove() invalidates it in O(1): a store per
+//    event, never a scan of the batch per removal (a loop that removes most of what was ready
+//    would make that quadratic).
 #include <sys/epoll.h>
 
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "socketeer/error.hpp"
 #include "socketeer/interrupt.hpp"
@@ -172,7 +191,7 @@ int Poller::control(int op, int fd, const Watcher& watcher) {
   return ::epoll_ctl(epoll_.get(), op, fd, &event);
 }
 
-bool Poller::add(int fd, uint32_t interest, uint32_t mode) {
+bool Poller::add(int fd, uint32_t interest, uint32_t mode, uint64_t token) {
   check_fd_number(fd);
   validate(interest, mode);
   std::lock_guard lock(mutex_);
@@ -181,6 +200,7 @@ bool Poller::add(int fd, uint32_t interest, uint32_t mode) {
   Watcher& watcher = watchers_[fd];
   if (watcher.registered) return false;
   Watcher next{to_epoll(interest, mode), 0, next_generation(watcher.generation)};
+  next.token = token;
   check_with(control(EPOLL_CTL_ADD, fd, next), "epoll_ctl(ADD)",  // throws with the table unchanged
              [&] { return "fd " + std::to_string(fd); });
   next.armed = next.wanted;
@@ -230,8 +250,10 @@ bool Poller::remove(int fd) {
   Watcher* watcher = find(fd);
   if (!watcher || !watcher->registered) return false;
   bool in_kernel = !watcher->lost_op;
+  uint32_t event = watcher->event;
   *watcher = Watcher{0, 0, watcher->generation};
   --registered_;
+  if (polled_by_ == std::this_thread::get_id()) invalidate(fd, event);  // comment 7
   // Comment 1: EBADF or ENOENT mean the fd was closed (and maybe reused) before its removal.
   if (in_kernel && ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) < 0 && errno != EBADF && errno != ENOENT)
     throw_error(errno, "epoll_ctl(DEL)", "fd " + std::to_string(fd));
@@ -241,6 +263,12 @@ bool Poller::remove(int fd) {
 // One change of a registration in the kernel: usually one epoll_ctl, none if the change was
 // undone in the same turn, never an ADD of a number the kernel no longer knows as ours
 // (comment 6). Returns 0, or the errno of the kernel's refusal, which loses the registration.
+// Comment 7: fd's event, if it is in the batch this thread is working off. An index left from an
+// earlier batch names another fd's event, or one that is fd's own (at most one per batch).
+void Poller::invalidate(int fd, uint32_t event) {
+  if (event < ready_.size() && ready_[event].fd == fd) ready_[event] = Event{-1, 0, 0};
+}
+
 int Poller::apply(int fd, Watcher& watcher) {
   if (watcher.wanted == watcher.armed) return 0;
   if ((watcher.wanted | watcher.armed) & EPOLLEXCLUSIVE) {  // comment 5
@@ -265,7 +293,10 @@ void Poller::flush() {
     Watcher& watcher = watchers_[fd];
     if (!watcher.queued) continue;  // removed since, or already applied (fds may repeat)
     watcher.queued = false;
-    if (watcher.registered && apply(fd, watcher) != 0) ready_.push_back({fd, Ready::error});
+    if (watcher.registered && apply(fd, watcher) != 0) {
+      watcher.event = static_cast<uint32_t>(ready_.size());
+      ready_.push_back({fd, Ready::error, watcher.token});
+    }
   }
   pending_.clear();
 }
@@ -293,7 +324,8 @@ void Poller::collect(int count) {
     // A registration we no longer own (comment 1), or one removed while we waited.
     if (!watcher || !watcher->registered || watcher->generation != event.data.u64 >> 32) continue;
     if (watcher->armed & EPOLLONESHOT) watcher->armed &= kModeBits;  // the kernel disarmed it
-    ready_.push_back({fd, ready_bits(event.events)});
+    watcher->event = static_cast<uint32_t>(ready_.size());
+    ready_.push_back({fd, ready_bits(event.events), watcher->token});
   }
 }
 
@@ -308,6 +340,7 @@ std::span<const Event> Poller::poll(Timeout timeout) {
     if (!ready_.empty()) timeout = std::chrono::nanoseconds(0);  // failed changes to report now
     kernel_events_.resize(std::max(kMinEvents, registered_ + 1));
     polling_ = true;
+    polled_by_ = std::this_thread::get_id();
   }
   struct Finish {  // runs with or without an exception from wait()
     Poller& self;
@@ -340,7 +373,7 @@ std::optional<Registration> Poller::registration(int fd) const {
   std::lock_guard lock(mutex_);
   const Watcher* watcher = find(fd);
   if (!watcher || !watcher->registered) return std::nullopt;
-  return Registration{interest_of(watcher->wanted), mode_of(watcher->wanted)};
+  return Registration{interest_of(watcher->wanted), mode_of(watcher->wanted), watcher->token};
 }
 
 size_t Poller::size() const {
