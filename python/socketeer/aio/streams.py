@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 from .. import _core
 from .._display import Pretty, html_table, shown, with_row
 from ..address import Address, AnyAddress
-from ..constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
+from ..constants import SHUT_WR, SOCK_DGRAM, SOL_SOCKET
 from ..endpoints import Endpoint, numeric_address, parse_endpoint
 from ..framing import Framing, MessageTooLarge
-from ..socket import Socket, TcpInfo
+from ..socket import Socket
 from ..framing import check_delimiter, check_framing, check_size
-from ..opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
+from ..opening import HAPPY_EYEBALLS_DELAY, Bound, Connected, bound_socket, connected_datagram_socket
 from ..opening import combined_connect_error, interleave_families
 from ..opening import unix_socket_file
 from ..endpoints import EndpointLike
@@ -208,7 +208,7 @@ def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
         return None
 
 
-class Stream(_Io):
+class Stream(Connected, _Io):
     """A connected byte stream with buffered, framed reads; see socketeer.Stream. Every
     coroutine takes ``timeout`` (seconds, None: forever) for the whole call, defaulting to the
     stream's ``timeout``."""
@@ -216,20 +216,6 @@ class Stream(_Io):
     def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
         super().__init__(sock, timeout)
         self._reader = _core.StreamReader(buffer_size)  # received, not yet handed out
-
-    @property
-    def local_address(self) -> AnyAddress:
-        """This end's Address (getsockname)."""
-        return self.socket.local_address
-
-    @property
-    def peer_address(self) -> AnyAddress:
-        """The other end's Address (getpeername)."""
-        return self.socket.peer_address
-
-    def tcp_info(self) -> TcpInfo:
-        """The kernel's TCP_INFO (state, rtt, cwnd, retransmits ...) for a TCP stream."""
-        return self.socket.tcp_info()
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -320,15 +306,6 @@ class Stream(_Io):
                                "read them first (recv) so data and ancillary data stay in order")
 
     # --- ending ----------------------------------------------------------------------------
-
-    def abort(self) -> None:
-        """Closes with a reset (RST) instead of an orderly FIN."""
-        if not self.socket.closed:
-            try:
-                self.socket.setsockopt(SOL_SOCKET, SO_LINGER, (1).to_bytes(4, "little") + (0).to_bytes(4, "little"))
-            except OSError:
-                pass
-        self.close()
 
     def close(self) -> None:
         """Closes the stream; a task waiting on it gets OSError(EBADF). Idempotent."""
