@@ -293,3 +293,32 @@ def test_recv_fds_stops_the_read_ahead(run):
             assert await server.recv_exactly(10, timeout=TIMEOUT) == b"then bytes"
 
     run(main)
+
+
+def test_the_reader_calls_refuse_bad_arguments():
+    """The read-ahead's calls into the C++ reader (fast methods) name what is wrong."""
+    from socketeer import _core
+
+    reader = _core.StreamReader(1024)
+    with pytest.raises(ValueError, match="max_size must be >= 0"):
+        reader.take_some(-1)
+    with pytest.raises(ValueError, match="size must be >= 0"):
+        reader.take_exactly(-1)
+    with pytest.raises(TypeError, match="delimiter' must be bytes, not str"):
+        reader.take_until("\n", 10)
+    with pytest.raises(ValueError, match="delimiter must not be empty"):
+        reader.take_until(b"", 10)
+    with pytest.raises(TypeError, match="socket' must be"):
+        reader.fill_now(None)
+    with pytest.raises(TypeError, match="takes at most 1 argument"):
+        reader.take_some(1, 2)
+    with pytest.raises(TypeError, match="missing required argument 'max'"):
+        reader.take_some()
+    a, b = stdlib.socketpair()
+    with a, Socket(fileno=b.detach()) as sock:
+        sock.setblocking(False)
+        assert reader.fill_now(sock) is None
+        sock.close()
+        with pytest.raises(OSError) as raised:
+            reader.fill_now(sock)
+        assert raised.value.errno == errno.EBADF

@@ -110,9 +110,11 @@ class _Io(Pretty):
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _deadline(self, timeout: Optional[float]) -> Optional[float]:
+    def _deadline(self, timeout: Optional[float], loop: Optional[asyncio.AbstractEventLoop] = None) -> Optional[float]:
         seconds = _core.timeout_seconds(self.timeout if timeout is _DEFAULT else timeout)
-        return None if seconds is None else asyncio.get_running_loop().time() + seconds
+        if seconds is None:
+            return None
+        return (loop or asyncio.get_running_loop()).time() + seconds
 
     async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True,
                     target: Optional[str] = None) -> None:
@@ -272,11 +274,11 @@ class Stream(Connected, _Io):
     # --- reading ahead ---------------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        """The loop's reader callback, registered once (see _wait_readable): one receive into the
-        reader's buffer, then the waiting task (if any) is woken. Reading stops (the registration
-        is removed) at end of stream, at an error (kept for the next read that needs bytes) and
-        when ``buffer_size`` bytes wait with no task waiting for more; a read that has to wait
-        starts it again."""
+        """The loop's reader callback, registered once (by the first read that waits): one
+        receive into the reader's buffer, then the waiting task (if any) is woken. Reading stops
+        (the registration is removed) at end of stream, at an error (kept for the next read that
+        needs bytes), and when ``buffer_size`` bytes wait with no task waiting for more; a read
+        that has to wait starts it again."""
         reader = self._reader
         try:
             received = reader.fill_now(self.socket)
@@ -285,10 +287,12 @@ class Stream(Connected, _Io):
         if received is None:  # nothing there after all
             return
         waiter = self._read_waiter
-        if not received or (reader.buffered_size >= self._high_mark and (waiter is None or waiter.done())):
-            self._stop_reading()
         if waiter is not None and not waiter.done():
+            if not received:
+                self._stop_reading()
             waiter.set_result(None)
+        elif not received or reader.buffered_size >= self._high_mark:
+            self._stop_reading()
 
     def _refuse_second_reader(self, operation: str) -> None:
         if self._read_waiter is not None or False in self._waiting:
@@ -300,30 +304,6 @@ class Stream(Connected, _Io):
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self._fd)
 
-    async def _wait_readable(self, loop: asyncio.AbstractEventLoop, deadline: Optional[float], operation: str) -> None:
-        """Waits until _on_readable has received something (registering it on ``loop`` first if
-        it is not), or raises TimeoutError at the deadline."""
-        if self.socket.closed:
-            raise _closed(operation)
-        self._refuse_second_reader(operation)
-        if deadline is not None and loop.time() >= deadline:
-            raise self.socket.timeout_error(operation, False)
-        if self._reading is not loop:
-            self._stop_reading()  # from a loop used before, if it is still open
-            loop.add_reader(self._fd, self._on_readable)
-            self._reading = loop
-        waiter = self._read_waiter = loop.create_future()
-        timer = None
-        if deadline is not None:
-            timer = loop.call_at(deadline, _time_out, waiter,
-                                 functools.partial(self.socket.timeout_error, operation, False))
-        try:
-            await waiter
-        finally:
-            self._read_waiter = None
-            if timer is not None:
-                timer.cancel()
-
     async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True,
                     target: Optional[str] = None) -> None:
         if not write:  # a wait of its own for readability (recv_fds, recvmsg): no reading ahead meanwhile
@@ -334,26 +314,47 @@ class Stream(Connected, _Io):
     # --- reading ---------------------------------------------------------------------------
 
     async def _read(self, take: Callable[[], Optional[bytes]], timeout: Any, operation: str) -> Any:
-        """take() from the reader's buffer until it answers. Bytes come from the read-ahead
-        (_on_readable) while a wait goes on; before the first wait, after reading stopped, or at
-        the deadline, one receive of what the socket has (fill_now) comes first. The reader is
-        the sync Stream's (one buffer core, two drivers). Returns what take() returned: None only
-        for take_frame or take_line at a clean end of stream."""
+        """take() from the reader's buffer until it answers, in between waiting for the
+        read-ahead (_on_readable, registered here on the first wait) to receive more. When it is
+        not reading ahead on this loop (before the first wait, after a pause) and at the deadline,
+        one receive of what the socket has (fill_now) comes first. The reader is the sync
+        Stream's (one buffer core, two drivers). Returns what take() returned: None only for
+        take_frame or take_line at a clean end of stream."""
         result = take()
         if result is not None:  # the buffer had it: no clock, no syscall
             return result
-        reader, deadline = self._reader, self._deadline(timeout)
-        loop = asyncio.get_running_loop()
+        reader, loop = self._reader, self._reading
+        if loop is None or not loop.is_running():  # the loop it reads ahead on is the running one, if it runs:
+            loop = asyncio.get_running_loop()     # ask only else (3.11 answers with a getpid() syscall)
+        deadline = None if timeout is _DEFAULT and self.timeout is None else self._deadline(timeout, loop)
         while result is None and not reader.eof:
             error = self._read_error
-            if error is not None:  # what the read-ahead's receive raised, raised by the read it was for
+            if error is not None:  # what a receive of the read-ahead met, raised by the read it was for
                 self._read_error = None
                 raise error
             if ((self._reading is not loop or (deadline is not None and loop.time() >= deadline))
                     and reader.fill_now(self.socket) is not None):
-                pass  # received without waiting
-            else:
-                await self._wait_readable(loop, deadline, operation)
+                result = take()
+                continue
+            if self._read_waiter is not None or False in self._waiting:
+                self._refuse_second_reader(operation)
+            if self.socket.fileno() < 0:  # closed behind the stream's back
+                raise _closed(operation)
+            if deadline is not None and loop.time() >= deadline:
+                raise self.socket.timeout_error(operation, False)
+            if self._reading is not loop:
+                self._stop_reading()  # on a loop used before, if it is still open
+                loop.add_reader(self._fd, self._on_readable)
+                self._reading = loop
+            waiter = self._read_waiter = loop.create_future()
+            timer = None if deadline is None else loop.call_at(
+                deadline, _time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
+            try:
+                await waiter
+            finally:
+                self._read_waiter = None
+                if timer is not None:
+                    timer.cancel()
             result = take()
         return result
 
