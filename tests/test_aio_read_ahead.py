@@ -252,6 +252,19 @@ def test_end_of_stream_stops_reading(run):
     run(main)
 
 
+def test_a_socket_closed_behind_the_streams_back_leaves_no_registration(run):
+    async def main(loop: CountingLoop):
+        async with reading() as (client, server):
+            fd = server.socket.fileno()
+            server.socket.close()
+            with pytest.raises(OSError) as raised:
+                await server.recv(timeout=TIMEOUT)
+            assert raised.value.errno == errno.EBADF
+            assert not loop.registered(fd)
+
+    run(main)
+
+
 def test_a_stream_read_on_two_loops():
     """The registration belongs to a loop: a stream read on a loop that is closed since reads
     on the next one (registered there)."""

@@ -339,6 +339,7 @@ class Stream(Connected, _Io):
             if self._read_waiter is not None or False in self._waiting:
                 self._refuse_second_reader(operation)
             if self.socket.fileno() < 0:  # closed behind the stream's back
+                self._stop_reading()
                 raise _closed(operation)
             if deadline is not None and loop.time() >= deadline:
                 raise self.socket.timeout_error(operation, False)
@@ -417,9 +418,7 @@ class Stream(Connected, _Io):
     def close(self) -> None:
         """Closes the stream (removing its reader registration); a task waiting on it gets
         OSError(EBADF). Idempotent."""
-        if self.socket.closed:
-            return
-        self._stop_reading()
+        self._stop_reading()  # also when the socket was closed behind the stream's back: no stale registration
         waiter, self._read_waiter = self._read_waiter, None
         if waiter is not None:
             _resolve(waiter, _closed("close"))
