@@ -1,8 +1,9 @@
 // _core.Framing and _core.StreamReader: whole messages from a byte stream, split in C++.
 //
 // The reader's hot calls are vectorcall methods (see fast_method.hpp): read_frame and read_line
-// (the sync Stream.messages()/lines(), one call per message) and take_frame and take_line (the
-// asyncio Stream's). Every
+// (the sync Stream.messages()/lines(), one call per message), and the asyncio Stream's: the
+// takes (take_some, take_exactly, take_until, take_frame, take_line) and fill_now, which its
+// read-ahead calls once per readable event. Every
 // read first takes from the buffer with the GIL held, which does no I/O, reads no clock and
 // ends as soon as the buffer answers; only a read that has to wait for bytes releases the GIL
 // for the blocking loop.
@@ -25,12 +26,15 @@
 namespace socketeer::bindings {
 namespace {
 
-// A fast method's max_size argument (the stdlib's "n" format, and never negative).
-size_t max_size_arg(PyObject* value) {
+// A fast method's size argument (the stdlib's "n" format, and never negative); name says which
+// in the error.
+size_t non_negative_arg(PyObject* value, const char* name) {
   Py_ssize_t size = size_arg(value, 0);
-  if (size < 0) throw py::value_error("max_size must be >= 0");
+  if (size < 0) throw py::value_error(std::string(name) + " must be >= 0");
   return static_cast<size_t>(size);
 }
+
+size_t max_size_arg(PyObject* value) { return non_negative_arg(value, "max_size"); }
 
 py::bytes to_bytes(std::string_view view) { return py::bytes(view.data(), view.size()); }
 
@@ -120,6 +124,63 @@ PyObject* bytes_or_none(std::optional<std::string_view> view) {
   return PyBytes_FromStringAndSize(view->data(), static_cast<Py_ssize_t>(view->size()));
 }
 
+// A take with one size argument (keyword ``keyword``; ``size_name`` in the ValueError): take(reader,
+// size) from the buffer alone, as bytes or None.
+template <typename Take>
+PyObject* take_sized(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, const char* function,
+                     const char* keyword, const char* size_name, const char* operation, Take&& take) {
+  return guarded([&]() -> PyObject* {
+    FastArgs<1> a;
+    if (!a.parse(function, args, nargs, kwnames, {keyword}, 1)) return nullptr;
+    size_t size = non_negative_arg(a.values[0], size_name);
+    auto reader = cpp_self<SharedReader>(self)->use(operation);
+    return bytes_or_none(take(*reader, size));
+  });
+}
+
+PyObject* take_some(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return take_sized(self, args, nargs, kwnames, "take_some", "max", "max_size", "recv",
+                    [](StreamReader& reader, size_t max) { return reader.take_some(max); });
+}
+
+PyObject* take_exactly(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return take_sized(self, args, nargs, kwnames, "take_exactly", "size", "size", "recv_exactly",
+                    [](StreamReader& reader, size_t size) { return reader.take_exactly(size); });
+}
+
+PyObject* take_until(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    FastArgs<2> a;
+    if (!a.parse("take_until", args, nargs, kwnames, {"delimiter", "max_size"}, 2)) return nullptr;
+    if (!PyBytes_Check(a.values[0])) {
+      PyErr_Format(PyExc_TypeError, "take_until() argument 'delimiter' must be bytes, not %.200s",
+                   Py_TYPE(a.values[0])->tp_name);
+      return nullptr;
+    }
+    std::string_view delimiter(PyBytes_AS_STRING(a.values[0]), static_cast<size_t>(PyBytes_GET_SIZE(a.values[0])));
+    size_t max_size = max_size_arg(a.values[1]);
+    auto reader = cpp_self<SharedReader>(self)->use("recv_until");
+    return bytes_or_none(reader->take_until(delimiter, max_size));
+  });
+}
+
+// One receive that never waits (the GIL released around it, as around every receive).
+PyObject* fill_now(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return guarded([&]() -> PyObject* {
+    FastArgs<1> a;
+    if (!a.parse("fill_now", args, nargs, kwnames, {"socket"}, 1)) return nullptr;
+    Socket& socket = cpp_arg<Socket>(a.values[0], "fill_now", "socket");
+    auto reader = cpp_self<SharedReader>(self)->use("fill_now");
+    std::optional<size_t> received;
+    {
+      ReleaseGil release;
+      received = reader->fill_now(socket);
+    }
+    if (!received) Py_RETURN_NONE;
+    return PyLong_FromSize_t(*received);
+  });
+}
+
 PyObject* take_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
     FastArgs<1> a;
@@ -131,13 +192,8 @@ PyObject* take_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
 }
 
 PyObject* take_line(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  return guarded([&]() -> PyObject* {
-    FastArgs<1> a;
-    if (!a.parse("take_line", args, nargs, kwnames, {"max_size"}, 1)) return nullptr;
-    size_t max_size = max_size_arg(a.values[0]);
-    auto reader = cpp_self<SharedReader>(self)->use("lines");
-    return bytes_or_none(reader->take_line(max_size));
-  });
+  return take_sized(self, args, nargs, kwnames, "take_line", "max_size", "max_size", "lines",
+                    [](StreamReader& reader, size_t max_size) { return reader.take_line(max_size); });
 }
 
 PyMethodDef reader_methods[] = {
@@ -147,6 +203,18 @@ PyMethodDef reader_methods[] = {
     {"read_line", fastcall(read_line), METH_FASTCALL | METH_KEYWORDS,
      "read_line(socket, max_size, timeout=None) -> bytes | None: the next line without its \\n or \\r\\n (the "
      "rest, at end of stream), waiting only when none is buffered; None at a clean end of stream."},
+    {"take_some", fastcall(take_some), METH_FASTCALL | METH_KEYWORDS,
+     "take_some(max) -> bytes | None: up to max buffered bytes (b'' at end of stream); None when nothing is "
+     "buffered yet. No I/O."},
+    {"take_exactly", fastcall(take_exactly), METH_FASTCALL | METH_KEYWORDS,
+     "take_exactly(size) -> bytes | None: exactly size bytes if buffered (None: fill, then ask again); "
+     "IncompleteReadError at end of stream. No I/O."},
+    {"take_until", fastcall(take_until), METH_FASTCALL | METH_KEYWORDS,
+     "take_until(delimiter, max_size) -> bytes | None: the bytes up to and including delimiter if buffered "
+     "(None: fill, then ask again); MessageTooLarge past max_size. No I/O."},
+    {"fill_now", fastcall(fill_now), METH_FASTCALL | METH_KEYWORDS,
+     "fill_now(socket) -> int | None: one receive that never waits: bytes read, 0 at end of stream, None if "
+     "nothing is there."},
     {"take_frame", fastcall(take_frame), METH_FASTCALL | METH_KEYWORDS,
      "take_frame(framing) -> bytes | None: the next message if the buffer holds all of it (None: fill, then "
      "ask again; at_eof tells a clean end). No I/O."},
@@ -213,20 +281,7 @@ void init_stream(py::module_& m) {
                              "The peer has closed its side (bytes may still be buffered).")
       .def_property_readonly("at_eof", [](SharedReader& r) { return r.use("at_eof")->at_eof(); },
                              "The peer has closed its side and every byte was taken.")
-      // The buffer alone (no I/O, GIL held): bytes, or None when it does not hold the result yet.
-      .def("take_some", [](SharedReader& r, size_t max) { return optional_bytes(r.use("recv")->take_some(max)); },
-           py::arg("max"))
-      .def("take_exactly", [](SharedReader& r, size_t size) {
-        return optional_bytes(r.use("recv_exactly")->take_exactly(size));
-      }, py::arg("size"))
-      .def("take_until", [](SharedReader& r, py::bytes delimiter, size_t max_size) {
-        return optional_bytes(r.use("recv_until")->take_until(std::string_view(delimiter), max_size));
-      }, py::arg("delimiter"), py::arg("max_size"))
-      .def("fill_now", [](SharedReader& r, Socket& s) {
-        auto reader = r.use("fill_now");
-        ReleaseGil release;
-        return reader->fill_now(s);
-      }, py::arg("socket"), "One receive that never waits: bytes read, 0 at end of stream, None if nothing is there.")
+      // The buffer alone (take_*) and fill_now are fast methods (reader_methods above).
       // Blocking: from the buffer if it holds the result, else waiting with the GIL released.
       .def("read_some", [](SharedReader& r, Socket& s, size_t max, TimeoutArg timeout) {
         Timeout wait = timeout.value;

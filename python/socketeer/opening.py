@@ -4,7 +4,8 @@
 - connecting: the Happy Eyeballs order of a name's addresses (RFC 8305) and the one error a
   connect that failed for every address raises; a connected datagram socket;
 - binding: a bound (and listening) socket, the unix socket file it creates, and ``Bound``,
-  what a bound Listener or Datagram tells about itself.
+  what a bound Listener or Datagram tells about itself;
+- connected: ``Connected``, what a connected Stream tells about itself and how it ends abruptly.
 
 Each driver waits in its own way (poll() in a thread, or the event loop); these pieces never wait.
 """
@@ -12,15 +13,15 @@ Each driver waits in its own way (poll() in a thread, or the event loop); these 
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .address import AnyAddress, UnixAddress
-from .constants import AF_UNIX, SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET
+from .constants import AF_UNIX, SO_LINGER, SO_REUSEADDR, SO_REUSEPORT, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint
-from .socket import Socket
+from .socket import Socket, TcpInfo
 
 __all__ = ["HAPPY_EYEBALLS_DELAY", "interleave_families", "combined_connect_error", "connected_datagram_socket",
-           "bound_socket", "unix_socket_file", "Bound"]
+           "bound_socket", "unix_socket_file", "Bound", "Connected"]
 
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended connection attempt delay
 
@@ -115,3 +116,38 @@ class Bound:
             except FileNotFoundError:
                 pass
             self._unlink = None
+
+
+# --- connected ---------------------------------------------------------------------------------
+
+class Connected:
+    """What a connected stream tells about itself, and its abrupt end (a reset). Shared by the
+    blocking and the asyncio Stream."""
+
+    socket: Socket
+
+    if TYPE_CHECKING:  # the Stream classes provide it
+        def close(self) -> None: ...
+
+    @property
+    def local_address(self) -> AnyAddress:
+        """This end's Address (getsockname)."""
+        return self.socket.local_address
+
+    @property
+    def peer_address(self) -> AnyAddress:
+        """The other end's Address (getpeername)."""
+        return self.socket.peer_address
+
+    def tcp_info(self) -> TcpInfo:
+        """The kernel's TCP_INFO (state, rtt, cwnd, retransmits ...) for a TCP stream."""
+        return self.socket.tcp_info()
+
+    def abort(self) -> None:
+        """Closes with a reset (RST) instead of an orderly FIN: SO_LINGER with a zero timeout."""
+        if not self.socket.closed:
+            try:
+                self.socket.setsockopt(SOL_SOCKET, SO_LINGER, (1).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+            except OSError:
+                pass
+        self.close()

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from . import _core
 from ._display import Closeable, html_table, shown, with_row
 from .address import Address, AnyAddress
-from .constants import AF_INET6, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
+from .constants import AF_INET6, IPPROTO_IP, IPPROTO_IPV6, SHUT_WR, SO_BROADCAST, SOCK_DGRAM, SOL_SOCKET
 from .endpoints import Endpoint, EndpointLike, parse_endpoint
 from .framing import Framing
 from .framing import check_delimiter, check_framing, check_size
-from .opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
+from .opening import HAPPY_EYEBALLS_DELAY, Bound, Connected, bound_socket, connected_datagram_socket
 from .opening import combined_connect_error, interleave_families
 from .opening import unix_socket_file
-from .socket import Socket, TcpInfo
+from .socket import Socket
 
 __all__ = ["Stream", "Listener", "Datagram", "IncompleteReadError", "connect", "listen", "bind"]
 
@@ -62,7 +62,7 @@ class _Timeouts:
 
 
 
-class Stream(Closeable):
+class Stream(Closeable, Connected):
     """A connected byte stream (TCP, unix stream or seqpacket) with buffered, framed reads.
 
     Every read and write takes an optional ``timeout`` (seconds; ``None`` waits forever) that
@@ -91,20 +91,6 @@ class Stream(Closeable):
     @timeout.setter
     def timeout(self, value: Optional[float]) -> None:
         self._timeouts.timeout = value
-
-    @property
-    def local_address(self) -> AnyAddress:
-        """This end's Address (getsockname)."""
-        return self.socket.local_address
-
-    @property
-    def peer_address(self) -> AnyAddress:
-        """The other end's Address (getpeername)."""
-        return self.socket.peer_address
-
-    def tcp_info(self) -> TcpInfo:
-        """The kernel's TCP_INFO (state, rtt, cwnd, retransmits ...) for a TCP stream."""
-        return self.socket.tcp_info()
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -164,15 +150,6 @@ class Stream(Closeable):
             yield message
 
     # --- ending ----------------------------------------------------------------------------
-
-    def abort(self) -> None:
-        """Closes with a reset (RST) instead of an orderly FIN: SO_LINGER with a zero timeout."""
-        if not self.socket.closed:
-            try:
-                self.socket.setsockopt(SOL_SOCKET, SO_LINGER, (1).to_bytes(4, "little") + (0).to_bytes(4, "little"))
-            except OSError:
-                pass
-        self.close()
 
     def close(self) -> None:
         """Closes the stream's socket (idempotent)."""

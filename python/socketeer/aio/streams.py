@@ -17,12 +17,29 @@ IncompleteReadError (``.partial``), a message over ``max_size`` raises MessageTo
 call takes ``timeout=`` (TimeoutError).
 It adds what asyncio lacks: ``send_fds``/``recv_fds`` and ``sendmsg``/``recvmsg``.
 
-Sockets are socketeer Sockets in non-blocking mode. Each call first tries the syscall, and only
-when it would block waits for readiness with ``loop.add_reader``/``add_writer``, then retries.
-Nothing is received while a coroutine waits, so a timeout or a cancellation never loses bytes
-(``loop.sock_recv_into`` or ``loop.sock_accept`` can: the receive or accept may have completed
-when the cancellation arrives, and its bytes or its new connection are dropped). One task at a
-time may read, and one may write, on each object; a second one raises RuntimeError.
+Sockets are socketeer Sockets in non-blocking mode. A Stream reads ahead: the first read that
+has to wait registers one reader callback with the loop (``loop.add_reader``), kept until
+close(), which receives what arrives into the C++ buffer whether or not a coroutine is waiting,
+and wakes the one that is. So a read finds its bytes already buffered, with no loop round trip
+and no receive of its own, and lines()/messages() hand out everything that came with one
+wake-up. Reading pauses (the registration is removed) once ``buffer_size`` bytes (64 KiB by
+default) wait with no coroutine waiting for more, and at end of stream or an error; a read that
+has to wait starts it again. Memory stays bounded by ``buffer_size`` plus the largest message
+asked for. An error a receive met (ECONNRESET ...) is raised by the next read that needs more
+bytes than are buffered, as it would have been without the read-ahead.
+
+Every byte received is in the buffer until a read hands it out, so a timeout or a cancellation
+never loses bytes: what arrived during a wait that was cancelled is there for the next read
+(``loop.sock_recv_into`` or ``loop.sock_accept`` can lose: the receive or accept may have
+completed when the cancellation arrives, and its bytes or its new connection are dropped).
+
+Writes and the other calls first try the syscall (a send_all the socket takes whole never
+touches the loop), and only when it would block wait for readiness with
+``loop.add_writer``/``add_reader``, then retry. ``recv_fds``/``recvmsg`` stop the read-ahead
+(it would receive the bytes without their ancillary data) and refuse to run while bytes are
+buffered: on a stream that carries fds, call them where the protocol says fds come, before the
+peer can send more. One task at a time may read, and one may write, on each object; a second
+one raises RuntimeError.
 """
 
 from __future__ import annotations
@@ -39,12 +56,12 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 from .. import _core
 from .._display import Pretty, html_table, shown, with_row
 from ..address import Address, AnyAddress
-from ..constants import SHUT_WR, SO_LINGER, SOCK_DGRAM, SOL_SOCKET
+from ..constants import SHUT_WR, SOCK_DGRAM, SOL_SOCKET
 from ..endpoints import Endpoint, numeric_address, parse_endpoint
 from ..framing import Framing, MessageTooLarge
-from ..socket import Socket, TcpInfo
+from ..socket import Socket
 from ..framing import check_delimiter, check_framing, check_size
-from ..opening import HAPPY_EYEBALLS_DELAY, Bound, bound_socket, connected_datagram_socket
+from ..opening import HAPPY_EYEBALLS_DELAY, Bound, Connected, bound_socket, connected_datagram_socket
 from ..opening import combined_connect_error, interleave_families
 from ..opening import unix_socket_file
 from ..endpoints import EndpointLike
@@ -93,9 +110,11 @@ class _Io(Pretty):
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _deadline(self, timeout: Optional[float]) -> Optional[float]:
+    def _deadline(self, timeout: Optional[float], loop: Optional[asyncio.AbstractEventLoop] = None) -> Optional[float]:
         seconds = _core.timeout_seconds(self.timeout if timeout is _DEFAULT else timeout)
-        return None if seconds is None else asyncio.get_running_loop().time() + seconds
+        if seconds is None:
+            return None
+        return (loop or asyncio.get_running_loop()).time() + seconds
 
     async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True,
                     target: Optional[str] = None) -> None:
@@ -208,34 +227,36 @@ def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
         return None
 
 
-class Stream(_Io):
+class Stream(Connected, _Io):
     """A connected byte stream with buffered, framed reads; see socketeer.Stream. Every
     coroutine takes ``timeout`` (seconds, None: forever) for the whole call, defaulting to the
-    stream's ``timeout``."""
+    stream's ``timeout``. Reads ahead up to ``buffer_size`` bytes (see the module notes)."""
 
     def __init__(self, sock: Socket, *, timeout: Optional[float] = None, buffer_size: int = 64 * 1024):
         super().__init__(sock, timeout)
         self._reader = _core.StreamReader(buffer_size)  # received, not yet handed out
-
-    @property
-    def local_address(self) -> AnyAddress:
-        """This end's Address (getsockname)."""
-        return self.socket.local_address
-
-    @property
-    def peer_address(self) -> AnyAddress:
-        """The other end's Address (getpeername)."""
-        return self.socket.peer_address
-
-    def tcp_info(self) -> TcpInfo:
-        """The kernel's TCP_INFO (state, rtt, cwnd, retransmits ...) for a TCP stream."""
-        return self.socket.tcp_info()
+        self._fd = sock.fileno()
+        self._high_mark = self._reader.capacity  # read ahead while fewer bytes are buffered
+        self._reading: Optional[asyncio.AbstractEventLoop] = None  # where _on_readable is registered
+        self._read_waiter: Optional[asyncio.Future[None]] = None  # the reading task's wait
+        self._read_error: Optional[OSError] = None  # a receive's error, for the next read that needs bytes
 
     # --- writing ---------------------------------------------------------------------------
 
     async def send_all(self, data: ReadableBuffer, *, timeout: Optional[float] = _DEFAULT) -> None:
-        """Sends every byte of ``data`` within the timeout."""
-        view = memoryview(data).cast("B")
+        """Sends every byte of ``data`` within the timeout: at once when the socket takes it all,
+        else what is left once it is writable again."""
+        view = memoryview(data)
+        size = view.nbytes
+        if not size:
+            return
+        try:
+            sent = self.socket.send(view)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent == size:
+            return
+        view = view.cast("B")[sent:]
         deadline = self._deadline(timeout)
         while view:
             sent = await self._io(True, lambda: self.socket.send(view), deadline, "sendall")
@@ -250,52 +271,123 @@ class Stream(_Io):
         """Half-close (shutdown SHUT_WR): the peer reads end of stream; this side still reads."""
         self.socket.shutdown(SHUT_WR)
 
+    # --- reading ahead ---------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        """The loop's reader callback, registered once (by the first read that waits): one
+        receive into the reader's buffer, then the waiting task (if any) is woken. Reading stops
+        (the registration is removed) at end of stream, at an error (kept for the next read that
+        needs bytes), and when ``buffer_size`` bytes wait with no task waiting for more; a read
+        that has to wait starts it again."""
+        reader = self._reader
+        try:
+            received = reader.fill_now(self.socket)
+        except OSError as error:
+            self._read_error, received = error, 0
+        if received is None:  # nothing there after all
+            return
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            if not received:
+                self._stop_reading()
+            waiter.set_result(None)
+        elif not received or reader.buffered_size >= self._high_mark:
+            self._stop_reading()
+
+    def _refuse_second_reader(self, operation: str) -> None:
+        if self._read_waiter is not None or False in self._waiting:
+            raise RuntimeError(f"{operation}: another task is already waiting to read")
+
+    def _stop_reading(self) -> None:
+        """Removes the reader registration, if there is one."""
+        loop, self._reading = self._reading, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)
+
+    async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True,
+                    target: Optional[str] = None) -> None:
+        if not write:  # a wait of its own for readability (recv_fds, recvmsg): no reading ahead meanwhile
+            self._refuse_second_reader(operation)
+            self._stop_reading()
+        await super()._wait(write, deadline, operation, ready=ready, target=target)
+
     # --- reading ---------------------------------------------------------------------------
 
     async def _read(self, take: Callable[[], Optional[bytes]], timeout: Any, operation: str) -> Any:
-        """take() from the reader's buffer until it answers; in between, one receive of what the
-        socket has (fill_now), and a wait for readability when it has nothing. The reader is the
-        sync Stream's (one buffer core, two drivers); nothing is received while this waits, so a
-        timeout or a cancellation leaves every byte buffered. Returns what take() returned: None
-        only for take_frame or take_line at a clean end of stream."""
+        """take() from the reader's buffer until it answers, in between waiting for the
+        read-ahead (_on_readable, registered here on the first wait) to receive more. When it is
+        not reading ahead on this loop (before the first wait, after a pause) and at the deadline,
+        one receive of what the socket has (fill_now) comes first. The reader is the sync
+        Stream's (one buffer core, two drivers). Returns what take() returned: None only for
+        take_frame or take_line at a clean end of stream."""
         result = take()
         if result is not None:  # the buffer had it: no clock, no syscall
             return result
-        reader, deadline = self._reader, self._deadline(timeout)
+        reader, loop = self._reader, self._reading
+        if loop is None or not loop.is_running():  # the loop it reads ahead on is the running one, if it runs:
+            loop = asyncio.get_running_loop()     # ask only else (3.11 answers with a getpid() syscall)
+        deadline = None if timeout is _DEFAULT and self.timeout is None else self._deadline(timeout, loop)
         while result is None and not reader.eof:
-            if reader.fill_now(self.socket) is None:
-                await self._wait(False, deadline, operation)
+            error = self._read_error
+            if error is not None:  # what a receive of the read-ahead met, raised by the read it was for
+                self._read_error = None
+                raise error
+            if ((self._reading is not loop or (deadline is not None and loop.time() >= deadline))
+                    and reader.fill_now(self.socket) is not None):
+                result = take()
+                continue
+            if self._read_waiter is not None or False in self._waiting:
+                self._refuse_second_reader(operation)
+            if self.socket.fileno() < 0:  # closed behind the stream's back
+                self._stop_reading()
+                raise _closed(operation)
+            if deadline is not None and loop.time() >= deadline:
+                raise self.socket.timeout_error(operation, False)
+            if self._reading is not loop:
+                self._stop_reading()  # on a loop used before, if it is still open
+                loop.add_reader(self._fd, self._on_readable)
+                self._reading = loop
+            waiter = self._read_waiter = loop.create_future()
+            timer = None if deadline is None else loop.call_at(
+                deadline, _time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
+            try:
+                await waiter
+            finally:
+                self._read_waiter = None
+                if timer is not None:
+                    timer.cancel()
             result = take()
         return result
 
     async def recv(self, max_size: int = 64 * 1024, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
-        size = check_size("max_size", max_size)
-        return await self._read(lambda: self._reader.take_some(size), timeout, "recv")
+        return await self._read(functools.partial(self._reader.take_some, check_size("max_size", max_size)),
+                                timeout, "recv")
 
     async def recv_exactly(self, size: int, *, timeout: Optional[float] = _DEFAULT) -> bytes:
         """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
-        check_size("size", size)
-        return await self._read(lambda: self._reader.take_exactly(size), timeout, "recv_exactly")
+        return await self._read(functools.partial(self._reader.take_exactly, check_size("size", size)),
+                                timeout, "recv_exactly")
 
     async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
                          timeout: Optional[float] = _DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
         MessageTooLarge (never buffers without bound)."""
         wanted, limit = check_delimiter(delimiter), check_size("max_size", max_size)
-        return await self._read(lambda: self._reader.take_until(wanted, limit), timeout, "recv_until")
+        return await self._read(functools.partial(self._reader.take_until, wanted, limit), timeout, "recv_until")
 
     async def messages(self, framing: Framing, *, timeout: Optional[float] = _DEFAULT) -> AsyncIterator[bytes]:
         """Whole messages split by ``framing`` (in C++, one call per message) until the stream
-        ends; IncompleteReadError if it ends inside one. Each is taken off the buffer as it is
-        yielded: a loop that stops early leaves the rest for the next read. ``timeout`` bounds the
-        wait for each message."""
+        ends; IncompleteReadError if it ends inside one. What is buffered is handed out without
+        waiting, so one wake-up yields every message that arrived with it. Each is taken off the
+        buffer as it is yielded: a loop that stops early leaves the rest for the next read.
+        ``timeout`` bounds the wait for each message."""
         check_framing(framing)
-        take_frame = self._reader.take_frame
+        take = functools.partial(self._reader.take_frame, framing)
         while True:
-            message = take_frame(framing)
-            if message is None:  # not all buffered yet: receive and wait (_read takes it then)
-                message = await self._read(functools.partial(take_frame, framing), timeout, "messages")
+            message = take()
+            if message is None:  # not all buffered yet: wait for the read-ahead (_read takes it then)
+                message = await self._read(take, timeout, "messages")
                 if message is None:
                     return
             yield message
@@ -303,17 +395,19 @@ class Stream(_Io):
     async def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
                     timeout: Optional[float] = _DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
-        one even without a newline; taken off the buffer as it is yielded, like messages()."""
-        take_line, size = self._reader.take_line, check_size("max_size", max_size)
+        one even without a newline; handed out and taken off the buffer as messages() does."""
+        take = functools.partial(self._reader.take_line, check_size("max_size", max_size))
         while True:
-            line = take_line(size)
+            line = take()
             if line is None:
-                line = await self._read(functools.partial(take_line, size), timeout, "lines")
+                line = await self._read(take, timeout, "lines")
                 if line is None:
                     return
             yield line.decode(encoding) if encoding else line
 
     def _check_unbuffered(self, operation: str) -> None:
+        self._refuse_second_reader(operation)
+        self._stop_reading()  # the read-ahead would take the bytes without their ancillary data
         buffered = self._reader.buffered_size
         if buffered:
             raise RuntimeError(f"{operation}: {buffered} bytes are already buffered by an earlier read; "
@@ -321,19 +415,14 @@ class Stream(_Io):
 
     # --- ending ----------------------------------------------------------------------------
 
-    def abort(self) -> None:
-        """Closes with a reset (RST) instead of an orderly FIN."""
-        if not self.socket.closed:
-            try:
-                self.socket.setsockopt(SOL_SOCKET, SO_LINGER, (1).to_bytes(4, "little") + (0).to_bytes(4, "little"))
-            except OSError:
-                pass
-        self.close()
-
     def close(self) -> None:
-        """Closes the stream; a task waiting on it gets OSError(EBADF). Idempotent."""
+        """Closes the stream (removing its reader registration); a task waiting on it gets
+        OSError(EBADF). Idempotent."""
+        self._stop_reading()  # also when the socket was closed behind the stream's back: no stale registration
+        waiter, self._read_waiter = self._read_waiter, None
+        if waiter is not None:
+            _resolve(waiter, _closed("close"))
         self._close_socket()
-
 
     def __repr__(self) -> str:
         if self.closed:
