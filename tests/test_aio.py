@@ -17,7 +17,7 @@ import pytest
 
 from aio_loops import run_on
 from socketeer import IncompleteReadError, MessageTooLarge, UnixAddress, aio, framing, parse_endpoint
-from socketeer.aio import streams as aio_streams
+from socketeer.aio import opening as aio_opening
 from test_streams import (BATCH, FRAMINGS, ITERATOR_FRAMINGS, MESSAGES, assert_bounded, full_backlog, numbered,
                           refused_address)
 
@@ -601,11 +601,11 @@ def test_happy_eyeballs_after_a_refused_address(run):
     async def main():
         async with await aio.listen("tcp://[::1]:0") as listener:
             started = time.monotonic()
-            sock = await aio_streams._happy_eyeballs([refused_address(), listener.address],
+            sock = await aio_opening._happy_eyeballs([refused_address(), listener.address],
                                              parse_endpoint("tcp://x:1"), None)
             async with aio.Stream(sock) as client, await listener.accept(timeout=TIMEOUT):
                 assert client.peer_address == listener.address
-            assert time.monotonic() - started < aio_streams.HAPPY_EYEBALLS_DELAY  # no waiting after a refusal
+            assert time.monotonic() - started < aio_opening.HAPPY_EYEBALLS_DELAY  # no waiting after a refusal
 
     run(main)
 
@@ -615,17 +615,17 @@ def test_happy_eyeballs_overtakes_a_hanging_address_and_times_out(run):
         with full_backlog() as hanging:
             async with await aio.listen("tcp://[::1]:0") as listener:
                 started = time.monotonic()
-                sock = await aio_streams._happy_eyeballs([hanging, listener.address], parse_endpoint("tcp://x:1"), None)
+                sock = await aio_opening._happy_eyeballs([hanging, listener.address], parse_endpoint("tcp://x:1"), None)
                 async with aio.Stream(sock) as client, await listener.accept(timeout=TIMEOUT):
                     assert client.peer_address == listener.address
-                assert time.monotonic() - started >= aio_streams.HAPPY_EYEBALLS_DELAY * 0.9
+                assert time.monotonic() - started >= aio_opening.HAPPY_EYEBALLS_DELAY * 0.9
             loop = asyncio.get_running_loop()
             started = time.monotonic()
             with pytest.raises(TimeoutError):
-                await aio_streams._happy_eyeballs([hanging, hanging], parse_endpoint("tcp://x:1"), loop.time() + 0.5)
+                await aio_opening._happy_eyeballs([hanging, hanging], parse_endpoint("tcp://x:1"), loop.time() + 0.5)
             assert_bounded(started, 0.5)
         with pytest.raises(ConnectionRefusedError):
-            await aio_streams._happy_eyeballs([refused_address(), refused_address()], parse_endpoint("tcp://x:1"), None)
+            await aio_opening._happy_eyeballs([refused_address(), refused_address()], parse_endpoint("tcp://x:1"), None)
 
     run(main)
 

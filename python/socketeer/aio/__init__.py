@@ -1,4 +1,4 @@
-"""socketeer on asyncio: the Stream / Listener / Datagram API as coroutines (``socketeer.aio.streams``),
+"""socketeer on asyncio: the Stream / Listener / Datagram API as coroutines (``socketeer.aio.streams``, ``datagram``, ``opening``),
 on any asyncio loop, and :class:`Loop`, an asyncio event loop on socketeer's C++ engine
 (``socketeer.aio.loop``).
 
@@ -14,7 +14,9 @@ b'ping\\n'
 from __future__ import annotations
 
 from .loop import EventLoopPolicy, Loop, new_event_loop, run
-from .streams import Datagram, IncompleteReadError, Listener, MessageTooLarge, Stream, bind, connect, listen
+from .datagram import Datagram
+from .opening import bind, connect, listen
+from .streams import IncompleteReadError, Listener, MessageTooLarge, Stream
 
 __all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
            "MessageTooLarge", "Loop", "new_event_loop", "EventLoopPolicy", "run"]

@@ -41,7 +41,6 @@ buffered: on a stream that carries fds, call them where the protocol says fds co
 peer can send more. One task at a time may read, and one may write, on each object; a second
 one raises RuntimeError.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -49,185 +48,30 @@ import contextlib
 import errno
 import functools
 import logging
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _core
-from .._display import Pretty, html_table, shown, with_row
-from ..address import Address, AnyAddress
-from ..constants import SHUT_WR, SOCK_DGRAM, SOL_SOCKET
-from ..endpoints import Endpoint, numeric_address, parse_endpoint
+from .._display import html_table, shown, with_row
+from ..constants import SHUT_WR
+from ..endpoints import Endpoint
 from ..framing import Framing, MessageTooLarge
 from ..socket import Socket
 from ..framing import check_delimiter, check_framing, check_size
-from ..opening import HAPPY_EYEBALLS_DELAY, Bound, Connected, bound_socket, connected_datagram_socket
-from ..opening import combined_connect_error, interleave_families
-from ..opening import unix_socket_file
-from ..endpoints import EndpointLike
+from ..opening import Bound, Connected
 from ..streams import AcceptBackoff, IncompleteReadError
+
+from .readiness import DEFAULT, SocketIo, closed_error, resolve, time_out
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["Stream", "Listener", "Datagram", "connect", "listen", "bind", "IncompleteReadError",
-           "MessageTooLarge"]
+__all__ = ["Stream", "Listener", "IncompleteReadError", "MessageTooLarge"]
 
 log = logging.getLogger("socketeer")
-_DEFAULT: Any = object()
-_SO_ERROR = 4
-T = TypeVar("T")
 
 
-
-
-def _closed(operation: str) -> OSError:
-    return OSError(errno.EBADF, "socket is closed", operation)
-
-
-_IoT = TypeVar("_IoT", bound="_Io")
-
-
-class _Io(Pretty):
-    """Readiness waits on one socket, with deadlines, cancellable, woken by close()."""
-
-    def __init__(self, sock: Socket, timeout: Optional[float]):
-        sock.setblocking(False)
-        self.socket = sock
-        self.timeout = timeout
-        self._waiting: dict[bool, asyncio.Future[None]] = {}  # write? -> the waiting task's future
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """close(), as a coroutine (for ``contextlib.aclosing`` and ``async with``)."""
-        self.close()
-
-    async def __aenter__(self: _IoT) -> _IoT:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _deadline(self, timeout: Optional[float], loop: Optional[asyncio.AbstractEventLoop] = None) -> Optional[float]:
-        seconds = _core.timeout_seconds(self.timeout if timeout is _DEFAULT else timeout)
-        if seconds is None:
-            return None
-        return (loop or asyncio.get_running_loop()).time() + seconds
-
-    async def _wait(self, write: bool, deadline: Optional[float], operation: str, *, ready: bool = True,
-                    target: Optional[str] = None) -> None:
-        """Waits until the socket is readable (writable), or raises TimeoutError at the deadline;
-        with ``ready=False`` only until the deadline, which is then no error (a pause). close()
-        ends any wait with OSError(EBADF). The TimeoutError names the operation and ``target``
-        ("to 127.0.0.1:80"), by default where the socket's own calls would say it waited."""
-        if self.socket.closed:
-            raise _closed(operation)
-        if write in self._waiting:
-            raise RuntimeError(f"{operation}: another task is already waiting to {'write' if write else 'read'}")
-        loop = asyncio.get_running_loop()
-        timed_out = (functools.partial(_core.timeout_error, f"{operation} {target}") if target
-                     else functools.partial(self.socket.timeout_error, operation, write))
-        if ready and deadline is not None and loop.time() >= deadline:
-            raise timed_out()
-        fd = self.socket.fileno()
-        future = loop.create_future()
-        self._waiting[write] = future
-        if ready:
-            (loop.add_writer if write else loop.add_reader)(fd, _resolve, future, None)
-        timer = None
-        if deadline is not None:
-            timer = (loop.call_at(deadline, _time_out, future, timed_out) if ready
-                     else loop.call_at(deadline, _resolve, future, None))
-        try:
-            await future
-        finally:
-            del self._waiting[write]
-            if timer is not None:
-                timer.cancel()
-            if ready and not self.socket.closed:
-                (loop.remove_writer if write else loop.remove_reader)(fd)
-
-    async def _io(self, write: bool, call: Callable[[], T], deadline: Optional[float], operation: str) -> T:
-        """call() (a non-blocking syscall) until it does not raise BlockingIOError."""
-        while True:
-            try:
-                return call()
-            except (BlockingIOError, InterruptedError):
-                pass
-            await self._wait(write, deadline, operation)
-
-    def _close_socket(self) -> None:
-        if self.socket.closed:
-            return
-        loop = _running_loop()
-        fd = self.socket.fileno()
-        for write, future in list(self._waiting.items()):
-            if loop is not None:
-                (loop.remove_writer if write else loop.remove_reader)(fd)
-            _resolve(future, _closed("close"))
-        self.socket.close()
-
-    @property
-    def closed(self) -> bool:
-        """Whether close() has been called."""
-        return self.socket.closed
-
-    # --- what asyncio lacks: ancillary data --------------------------------------------------
-
-    async def send_fds(self, data: ReadableBuffer, fds: Sequence[int], *, timeout: Optional[float] = _DEFAULT) -> int:
-        """Sends ``data`` with open fds attached (SCM_RIGHTS), like ``socket.send_fds``."""
-        return await self._io(True, lambda: self.socket.send_fds(data, fds), self._deadline(timeout), "send_fds")
-
-    async def recv_fds(self, bufsize: int, maxfds: int, *,
-                       timeout: Optional[float] = _DEFAULT) -> tuple[bytes, list[int], int, Any]:
-        """``(data, fds, msg_flags, address)`` like ``socket.recv_fds``; the fds are yours to close."""
-        self._check_unbuffered("recv_fds")
-        return await self._io(False, lambda: self.socket.recv_fds(bufsize, maxfds), self._deadline(timeout),
-                              "recv_fds")
-
-    async def sendmsg(self, buffers: Iterable[Any], ancdata: Iterable[Any] = (), flags: int = 0,
-                      address: Any = None, *, timeout: Optional[float] = _DEFAULT) -> int:
-        """``socket.sendmsg`` as a coroutine."""
-        buffers, ancdata = list(buffers), list(ancdata)
-        args: tuple[Any, ...] = (buffers, ancdata, flags) if address is None else (buffers, ancdata, flags, address)
-        return await self._io(True, lambda: self.socket.sendmsg(*args), self._deadline(timeout), "sendmsg")
-
-    async def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0, *,
-                      timeout: Optional[float] = _DEFAULT) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
-        """``socket.recvmsg`` as a coroutine: ``(data, ancdata, msg_flags, address)``."""
-        self._check_unbuffered("recvmsg")
-        return await self._io(False, lambda: self.socket.recvmsg(bufsize, ancbufsize, flags),
-                              self._deadline(timeout), "recvmsg")
-
-    def _check_unbuffered(self, operation: str) -> None:
-        pass
-
-
-def _resolve(future: asyncio.Future[None], error: Optional[BaseException]) -> None:
-    if not future.done():
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-
-
-def _time_out(future: asyncio.Future[None], timed_out: Callable[[], TimeoutError]) -> None:
-    """A wait's deadline passed: its TimeoutError, built only now (naming the peer takes a
-    getpeername, which a wait that ends in time need not pay)."""
-    if not future.done():
-        future.set_exception(timed_out())
-
-
-def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-class Stream(Connected, _Io):
+class Stream(Connected, SocketIo):
     """A connected byte stream with buffered, framed reads; see socketeer.Stream. Every
     coroutine takes ``timeout`` (seconds, None: forever) for the whole call, defaulting to the
     stream's ``timeout``. Reads ahead up to ``buffer_size`` bytes (see the module notes)."""
@@ -243,7 +87,7 @@ class Stream(Connected, _Io):
 
     # --- writing ---------------------------------------------------------------------------
 
-    async def send_all(self, data: ReadableBuffer, *, timeout: Optional[float] = _DEFAULT) -> None:
+    async def send_all(self, data: ReadableBuffer, *, timeout: Optional[float] = DEFAULT) -> None:
         """Sends every byte of ``data`` within the timeout: at once when the socket takes it all,
         else what is left once it is writable again."""
         view = memoryview(data)
@@ -262,7 +106,7 @@ class Stream(Connected, _Io):
             sent = await self._io(True, lambda: self.socket.send(view), deadline, "sendall")
             view = view[sent:]
 
-    async def send_message(self, message: ReadableBuffer, framing: Framing, *, timeout: Optional[float] = _DEFAULT) -> None:
+    async def send_message(self, message: ReadableBuffer, framing: Framing, *, timeout: Optional[float] = DEFAULT) -> None:
         """Sends one message with ``framing``'s length prefix or delimiter added."""
         check_framing(framing)
         await self.send_all(framing.encode(message), timeout=timeout)
@@ -326,7 +170,7 @@ class Stream(Connected, _Io):
         reader, loop = self._reader, self._reading
         if loop is None or not loop.is_running():  # the loop it reads ahead on is the running one, if it runs:
             loop = asyncio.get_running_loop()     # ask only else (3.11 answers with a getpid() syscall)
-        deadline = None if timeout is _DEFAULT and self.timeout is None else self._deadline(timeout, loop)
+        deadline = None if timeout is DEFAULT and self.timeout is None else self._deadline(timeout, loop)
         while result is None and not reader.eof:
             error = self._read_error
             if error is not None:  # what a receive of the read-ahead met, raised by the read it was for
@@ -340,7 +184,7 @@ class Stream(Connected, _Io):
                 self._refuse_second_reader(operation)
             if self.socket.fileno() < 0:  # closed behind the stream's back
                 self._stop_reading()
-                raise _closed(operation)
+                raise closed_error(operation)
             if deadline is not None and loop.time() >= deadline:
                 raise self.socket.timeout_error(operation, False)
             if self._reading is not loop:
@@ -349,7 +193,7 @@ class Stream(Connected, _Io):
                 self._reading = loop
             waiter = self._read_waiter = loop.create_future()
             timer = None if deadline is None else loop.call_at(
-                deadline, _time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
+                deadline, time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
             try:
                 await waiter
             finally:
@@ -359,24 +203,24 @@ class Stream(Connected, _Io):
             result = take()
         return result
 
-    async def recv(self, max_size: int = 64 * 1024, *, timeout: Optional[float] = _DEFAULT) -> bytes:
+    async def recv(self, max_size: int = 64 * 1024, *, timeout: Optional[float] = DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
         return await self._read(functools.partial(self._reader.take_some, check_size("max_size", max_size)),
                                 timeout, "recv")
 
-    async def recv_exactly(self, size: int, *, timeout: Optional[float] = _DEFAULT) -> bytes:
+    async def recv_exactly(self, size: int, *, timeout: Optional[float] = DEFAULT) -> bytes:
         """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
         return await self._read(functools.partial(self._reader.take_exactly, check_size("size", size)),
                                 timeout, "recv_exactly")
 
     async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
-                         timeout: Optional[float] = _DEFAULT) -> bytes:
+                         timeout: Optional[float] = DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
         MessageTooLarge (never buffers without bound)."""
         wanted, limit = check_delimiter(delimiter), check_size("max_size", max_size)
         return await self._read(functools.partial(self._reader.take_until, wanted, limit), timeout, "recv_until")
 
-    async def messages(self, framing: Framing, *, timeout: Optional[float] = _DEFAULT) -> AsyncIterator[bytes]:
+    async def messages(self, framing: Framing, *, timeout: Optional[float] = DEFAULT) -> AsyncIterator[bytes]:
         """Whole messages split by ``framing`` (in C++, one call per message) until the stream
         ends; IncompleteReadError if it ends inside one. What is buffered is handed out without
         waiting, so one wake-up yields every message that arrived with it. Each is taken off the
@@ -393,7 +237,7 @@ class Stream(Connected, _Io):
             yield message
 
     async def lines(self, max_size: int = 64 * 1024, *, encoding: Optional[str] = None,
-                    timeout: Optional[float] = _DEFAULT) -> AsyncIterator[Any]:
+                    timeout: Optional[float] = DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
         one even without a newline; handed out and taken off the buffer as messages() does."""
         take = functools.partial(self._reader.take_line, check_size("max_size", max_size))
@@ -421,7 +265,7 @@ class Stream(Connected, _Io):
         self._stop_reading()  # also when the socket was closed behind the stream's back: no stale registration
         waiter, self._read_waiter = self._read_waiter, None
         if waiter is not None:
-            _resolve(waiter, _closed("close"))
+            resolve(waiter, closed_error("close"))
         self._close_socket()
 
     def __repr__(self) -> str:
@@ -434,7 +278,7 @@ class Stream(Connected, _Io):
         return html_table("socketeer.aio.Stream", with_row(self.socket._describe(), "timeout", self.timeout))
 
 
-class Listener(_Io, Bound):
+class Listener(SocketIo, Bound):
     """A listening socket: ``await accept()``, ``async for stream in listener``, ``serve()``."""
 
     def __init__(self, sock: Socket, endpoint: Endpoint, *, unlink_on_close: Optional[str] = None):
@@ -510,186 +354,3 @@ class Listener(_Io, Bound):
     def _repr_html_(self) -> str:
         rows = self.socket._describe() + [("endpoint", shown(lambda: self.endpoint))]
         return html_table("socketeer.aio.Listener", with_row(rows, "timeout", self.timeout))
-
-
-class Datagram(_Io, Bound):
-    """A datagram socket: ``send_to``/``recv_from`` with Address objects, connected
-    ``send``/``recv``, ``send_batch``/``recv_batch`` over sendmmsg/recvmmsg."""
-
-    def __init__(self, sock: Socket, endpoint: Endpoint, *, timeout: Optional[float] = None,
-                 unlink_on_close: Optional[str] = None):
-        super().__init__(sock, timeout)
-        self._endpoint = endpoint
-        self._unlink = unlink_on_close
-        self._batch: Optional[_core.DatagramBatch] = None
-
-    @property
-    def peer_address(self) -> AnyAddress:
-        """The Address connect() fixed (getpeername); OSError(ENOTCONN) before."""
-        return self.socket.peer_address
-
-    async def connect(self, target: EndpointLike) -> None:
-        """Fixes the peer (names are resolved off the loop)."""
-        if isinstance(target, Address):
-            address = target
-        elif isinstance(target, str) and "://" not in target and not target.startswith("unix"):
-            address = Address.parse(target)
-        else:
-            address = (await _addresses(parse_endpoint(target)))[0]
-        self.socket.connect(address)
-
-    async def send_to(self, data: ReadableBuffer, address: AnyAddress | str | tuple[Any, ...], *,
-                      timeout: Optional[float] = _DEFAULT) -> int:
-        """Sends one datagram to ``address`` (an Address, tuple or text); returns the bytes sent."""
-        return await self._io(True, lambda: self.socket.sendto(data, address), self._deadline(timeout), "sendto")
-
-    async def recv_from(self, max_size: int = 65535, *,
-                        timeout: Optional[float] = _DEFAULT) -> tuple[bytes, Optional[AnyAddress]]:
-        """One datagram and the Address it came from (None for an unnamed unix sender)."""
-        check_size("max_size", max_size)
-        data, address = await self._io(False, lambda: self.socket.recvfrom(max_size), self._deadline(timeout),
-                                       "recvfrom")
-        if address is None or address == "":
-            return data, None
-        return data, Address.from_tuple(self.socket.family_number, address)
-
-    async def send(self, data: ReadableBuffer, *, timeout: Optional[float] = _DEFAULT) -> int:
-        """Sends one datagram to the connected peer; returns the bytes sent."""
-        return await self._io(True, lambda: self.socket.send(data), self._deadline(timeout), "send")
-
-    async def recv(self, max_size: int = 65535, *, timeout: Optional[float] = _DEFAULT) -> bytes:
-        """One datagram (at most ``max_size`` bytes of it), from the connected peer."""
-        check_size("max_size", max_size)
-        return await self._io(False, lambda: self.socket.recv(max_size), self._deadline(timeout), "recv")
-
-    async def send_batch(self, messages: Iterable[ReadableBuffer | tuple[ReadableBuffer, AnyAddress | str | tuple[Any, ...]]], *, timeout: Optional[float] = _DEFAULT) -> int:
-        """Sends ``[(data, address), ...]`` (``[data, ...]`` when connected) with sendmmsg;
-        returns how many were sent (fewer when the socket buffer filled up)."""
-        batch = list(messages)
-        if not batch:
-            return 0
-        return await self._io(True, lambda: self.socket.send_many(batch), self._deadline(timeout), "sendmmsg")
-
-    async def recv_batch(self, max_messages: int = 64, max_size: int = 2048, *,
-                         timeout: Optional[float] = _DEFAULT) -> list[tuple[bytes, Optional[AnyAddress]]]:
-        """Waits for one datagram, then takes every one queued (up to ``max_messages``) in one
-        recvmmsg call."""
-        if self._batch is None or (self._batch.slots, self._batch.slot_size) != (max_messages, max_size):
-            self._batch = _core.DatagramBatch(check_size("max_messages", max_messages), check_size("max_size", max_size))
-        batch = self._batch
-        return await self._io(False, lambda: self.socket.recv_many(batch), self._deadline(timeout), "recvmmsg")
-
-    def close(self) -> None:
-        """Closes the socket (a task waiting on it gets OSError(EBADF)) and removes the unix socket
-        file it created, if any. Idempotent."""
-        self._close_socket()
-        self._remove_socket_file()
-
-
-    def __repr__(self) -> str:
-        return f"<socketeer.aio.Datagram {'closed' if self.closed else shown(lambda: self.socket.local_address)}>"
-
-    def _repr_html_(self) -> str:
-        return html_table("socketeer.aio.Datagram", with_row(self.socket._describe(), "timeout", self.timeout))
-
-
-# --- opening ----------------------------------------------------------------------------------
-
-async def _addresses(endpoint: Endpoint) -> list[AnyAddress]:
-    """endpoint.addresses(), with getaddrinfo for host names run off the loop."""
-    if endpoint.is_unix or numeric_address(endpoint.host or "", 0) is not None:
-        return endpoint.addresses()
-    return await asyncio.get_running_loop().run_in_executor(None, endpoint.addresses)
-
-
-async def connect(endpoint: EndpointLike, *, timeout: Optional[float] = None) -> Union[Stream, Datagram]:
-    """A Stream for ``tcp://``, ``unix:`` and ``unix+seqpacket:``, a connected Datagram for
-    ``udp://`` and ``unix+dgram:``. Several addresses: Happy Eyeballs (RFC 8305), as the sync
-    connect. ``timeout`` bounds the whole attempt, name resolution included."""
-    timeout = _core.timeout_seconds(timeout)  # the bindings' rules for every timeout
-    parsed = parse_endpoint(endpoint)
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    try:
-        addresses = await asyncio.wait_for(_addresses(parsed), timeout)
-    except asyncio.TimeoutError:
-        raise _core.timeout_error(f"resolve {parsed}") from None
-    if parsed.kind == SOCK_DGRAM:
-        return Datagram(connected_datagram_socket(addresses[0]), parsed, timeout=timeout)
-    if len(addresses) == 1:
-        return Stream(await _connect_one(addresses[0], parsed.kind, deadline))
-    return Stream(await _happy_eyeballs(interleave_families(addresses), parsed, deadline))
-
-
-async def _connect_one(address: AnyAddress, kind: int, deadline: Optional[float]) -> Socket:
-    sock = Socket(address.family, kind)
-    try:
-        sock.setblocking(False)
-        code = sock.connect_ex(address)
-        if code in (errno.EINPROGRESS, errno.EAGAIN):
-            waiter = _Io(sock, None)
-            await waiter._wait(True, deadline, "connect", target=f"to {address}")
-            code = sock.getsockopt(SOL_SOCKET, _SO_ERROR)
-        if code:
-            raise OSError(code, os.strerror(code), f"connect to {address}")
-        return sock
-    except BaseException:
-        sock.close()
-        raise
-
-
-async def _happy_eyeballs(addresses: list[AnyAddress], endpoint: Endpoint, deadline: Optional[float]) -> Socket:
-    """Starts an attempt per address, the next one HAPPY_EYEBALLS_DELAY after the previous or at
-    once when it fails; the first to connect wins and the others are cancelled (and closed)."""
-    remaining = list(addresses)
-    pending: set[asyncio.Task[Socket]] = set()
-    errors: list[OSError] = []
-    try:
-        while remaining or pending:
-            if remaining:
-                pending.add(asyncio.ensure_future(_connect_one(remaining.pop(0), endpoint.kind, deadline)))
-            done, pending = await asyncio.wait(pending, timeout=HAPPY_EYEBALLS_DELAY if remaining else None,
-                                               return_when=asyncio.FIRST_COMPLETED)
-            winner: Optional[Socket] = None
-            for task in done:
-                error = task.exception()
-                if error is None:
-                    if winner is None:
-                        winner = task.result()
-                    else:
-                        task.result().close()
-                elif isinstance(error, OSError):
-                    errors.append(error)
-                else:
-                    raise error
-            if winner is not None:
-                return winner
-        if any(isinstance(e, TimeoutError) for e in errors):
-            raise _core.timeout_error(f"connect to {endpoint}")
-        raise combined_connect_error(errors, endpoint)
-    finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def listen(endpoint: EndpointLike, *, backlog: int = 128, reuse_port: bool = False) -> Listener:
-    """Listens on ``tcp://HOST:PORT``, ``unix:PATH`` or ``unix+seqpacket:PATH``; port 0 picks a
-    free port (``listener.address`` tells which)."""
-    parsed = parse_endpoint(endpoint)
-    if parsed.kind == SOCK_DGRAM:
-        raise ValueError(f"cannot listen on datagram endpoint {parsed}: use socketeer.aio.bind()")
-    address = (await _addresses(parsed))[0]
-    sock = bound_socket(address, parsed.kind, backlog=backlog, reuse_port=reuse_port)
-    return Listener(sock, parsed, unlink_on_close=unix_socket_file(address))
-
-
-async def bind(endpoint: EndpointLike, *, reuse_port: bool = False, timeout: Optional[float] = None) -> Datagram:
-    """Binds ``udp://HOST:PORT`` or ``unix+dgram:PATH`` (empty PATH: autobind)."""
-    parsed = parse_endpoint(endpoint)
-    if parsed.kind != SOCK_DGRAM:
-        raise ValueError(f"cannot bind() stream endpoint {parsed}: use socketeer.aio.listen() or connect()")
-    address = (await _addresses(parsed))[0]
-    sock = bound_socket(address, SOCK_DGRAM, reuse_port=reuse_port)
-    return Datagram(sock, parsed, timeout=timeout, unlink_on_close=unix_socket_file(address))
