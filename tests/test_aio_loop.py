@@ -24,13 +24,17 @@ from typing import Any, Optional
 import pytest
 
 from socketeer import aio
+from socketeer.aio import loop as aio_loop
 from socketeer.testing.fds import describe_fds, leaked_fds, open_fds
 from subprocess_env import child_env
 
 pytestmark = pytest.mark.timeout(60)
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"stock": asyncio.SelectorEventLoop, "ours": aio.Loop}
-RUNNERS: dict[str, Callable[..., Any]] = {"stock": asyncio.run, "ours": aio.run}
+RUNNERS: dict[str, Callable[..., Any]] = {
+    "stock": asyncio.run, "ours": aio.run,
+    "ours-3.10": aio_loop._run_without_runner,  # aio.run's path where asyncio has no Runner
+}
 BOUND = 20  # seconds: asyncio.wait_for around each body
 
 

@@ -64,11 +64,44 @@ def run(main: Coroutine[Any, Any, T], *, debug: Optional[bool] = None) -> T:
     left running, finishes async generators and the default executor, and closes the loop.
     Ctrl-C cancels ``main`` and raises KeyboardInterrupt, as ``asyncio.run`` does; and as it, it
     refuses to run inside a running loop before making one (RuntimeError)."""
+    _refuse_inside_a_running_loop()
+    if hasattr(asyncio, "Runner"):  # 3.11+
+        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+            return runner.run(main)
+    return _run_without_runner(main, debug)  # 3.10
+
+
+def _refuse_inside_a_running_loop() -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
-        raise RuntimeError("socketeer.aio.run() cannot be called from a running event loop")
-    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+        return
+    raise RuntimeError("socketeer.aio.run() cannot be called from a running event loop")
+
+
+def _run_without_runner(main: Coroutine[Any, Any, T], debug: Optional[bool] = None) -> T:
+    """What 3.10's asyncio.run does, on a Loop (3.10 has no asyncio.Runner to take a factory)."""
+    _refuse_inside_a_running_loop()
+    if not asyncio.iscoroutine(main):
+        raise ValueError(f"a coroutine was expected, got {main!r}")
+    loop = new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            for task in tasks:
+                if not task.cancelled() and task.exception() is not None:
+                    loop.call_exception_handler({"message": "unhandled exception during socketeer.aio.run() shutdown",
+                                                 "exception": task.exception(), "task": task})
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
