@@ -26,7 +26,7 @@ import sys
 from asyncio import format_helpers
 from asyncio.log import logger
 from collections.abc import Coroutine, Mapping
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, cast
 
 from .. import _core
 
@@ -101,7 +101,7 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
         self._scheduled = _CoreQueue(lambda: self._core.timer_count, self._core.clear_timers)
         self._bind_fast_paths(True)
         super().__init__(_CoreSelector(self._core))
-        self._timer_handle_cancelled = self._core.timer_cancelled
+        self._timer_handle_cancelled = self._core.timer_cancelled  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Loop running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
@@ -146,37 +146,39 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
         return self._core.time()
 
     # --- scheduling (the instances' bound core methods; these run in debug mode) ------------
-    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> _core.Handle:
-        self._check_closed()
-        self._check_thread()
-        self._check_callback(callback, "call_soon")
+    # They return _core.Handle and _core.TimerHandle, typed as the asyncio classes whose API they
+    # have; the overrides are ignored because typeshed types *args with a TypeVarTuple.
+    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> asyncio.Handle:  # type: ignore[override]
+        self._check_closed()  # type: ignore[attr-defined]  # BaseEventLoop's, not in typeshed
+        self._check_thread()  # type: ignore[attr-defined]
+        self._check_callback(callback, "call_soon")  # type: ignore[attr-defined]
         return self._traced(self._core.call_soon(callback, *args, context=context))
 
-    def _call_soon(self, callback: Callable[..., object], args: Any, context: Any) -> _core.Handle:
+    def _call_soon(self, callback: Callable[..., object], args: Any, context: Any) -> asyncio.Handle:
         return self._traced(self._core.call_soon(callback, *args, context=context))
 
-    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any, context: Any = None) -> _core.Handle:
-        self._check_closed()
-        self._check_callback(callback, "call_soon_threadsafe")
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any, context: Any = None) -> asyncio.Handle:  # type: ignore[override]
+        self._check_closed()  # type: ignore[attr-defined]
+        self._check_callback(callback, "call_soon_threadsafe")  # type: ignore[attr-defined]
         return self._traced(self._core.call_soon_threadsafe(callback, *args, context=context))
 
-    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
-                context: Any = None) -> _core.TimerHandle:
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any,  # type: ignore[override]
+                context: Any = None) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()
-        self._check_thread()
-        self._check_callback(callback, "call_at")
-        return self._traced(self._core.call_at(when, callback, *args, context=context))
+        self._check_closed()  # type: ignore[attr-defined]
+        self._check_thread()  # type: ignore[attr-defined]
+        self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
+        return cast(asyncio.TimerHandle, self._traced(self._core.call_at(when, callback, *args, context=context)))
 
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,
-                   context: Any = None) -> _core.TimerHandle:
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,  # type: ignore[override]
+                   context: Any = None) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
         return self.call_at(self.time() + delay, callback, *args, context=context)
 
     def _traced(self, handle: Any) -> Any:
-        if self._debug:  # where the call was made, as asyncio.Handle records it in debug mode
+        if self.get_debug():  # where the call was made, as asyncio.Handle records it in debug mode
             handle._source_traceback = format_helpers.extract_stack(sys._getframe(2))
         return handle
 
