@@ -133,6 +133,11 @@ PyObject* flush_at_end_of_turn(PyObject* self, PyObject* transport) {
   Py_RETURN_NONE;
 }
 
+PyObject* timer_cancelled(PyObject* self, PyObject* handle) {
+  if (is_our_handle(handle) && as_handle(handle)->scheduled) core_of(self).timers.cancelled();
+  Py_RETURN_NONE;
+}
+
 PyMethodDef core_methods[] = {
     {"call_soon", fastcall(call_soon<false>), METH_FASTCALL | METH_KEYWORDS,
      "call_soon(callback, *args, context=None) -> Handle: runs callback in the next turn."},
@@ -151,6 +156,8 @@ PyMethodDef core_methods[] = {
     {"remove_writer", remove_fd<Ready::writable>, METH_O, "remove_writer(fd) -> bool: False if fd had none."},
     {"flush_at_end_of_turn", flush_at_end_of_turn, METH_O,
      "flush_at_end_of_turn(transport): transport._flush_now() once this turn's callbacks ran. Ask once per turn."},
+    {"timer_cancelled", timer_cancelled, METH_O,
+     "timer_cancelled(handle): a TimerHandle in the heap was cancelled (counted; swept lazily)."},
     {nullptr, nullptr, 0, nullptr}};
 
 void setup_gc(PyHeapTypeObject* heap_type) {
@@ -190,9 +197,6 @@ void init_loop_core(py::module_& m) {
         if (cancelled < 0) throw py::error_already_set();
         if (!cancelled) self.ready.push(as_token(handle.inc_ref().ptr()));
       }, py::arg("handle"), "Queues any asyncio Handle to run in the next turn, unless it is cancelled.")
-      .def("timer_cancelled", [](LoopCore& self, py::handle handle) {
-        if (is_our_handle(handle.ptr()) && as_handle(handle.ptr())->scheduled) self.timers.cancelled();
-      }, py::arg("handle"), "A TimerHandle in the heap was cancelled (counted, swept lazily).")
       .def("wake", &LoopCore::wake_if_polling, "Wakes the poll if the loop is blocked in it.")
       .def("clear_ready", [](LoopCore& self) { self.ready.clear([](Token t) { Py_DECREF(as_object(t)); }); })
       .def("clear_timers", [](LoopCore& self) {

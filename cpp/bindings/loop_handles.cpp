@@ -123,13 +123,15 @@ PyObject* repr(PyObject* self) {
 PyObject* cancel(PyObject* self, PyObject*) {
   HandleObject* h = self_of(self);
   if (h->cancelled) Py_RETURN_NONE;
+  static PyObject* timer_cancelled_name = PyUnicode_InternFromString("_timer_handle_cancelled");
+  static PyObject* get_debug_name = PyUnicode_InternFromString("get_debug");
   if (h->scheduled) {  // TimerHandle: the loop counts cancelled timers still in its heap
-    PyObject* done = PyObject_CallMethod(h->loop, "_timer_handle_cancelled", "O", self);
+    PyObject* done = PyObject_CallMethodOneArg(h->loop, timer_cancelled_name, self);
     if (!done) return nullptr;
     Py_DECREF(done);
   }
   h->cancelled = true;
-  PyObject* debug = PyObject_CallMethod(h->loop, "get_debug", nullptr);
+  PyObject* debug = PyObject_CallMethodNoArgs(h->loop, get_debug_name);
   int is_debug = debug ? PyObject_IsTrue(debug) : -1;
   Py_XDECREF(debug);
   if (is_debug < 0) return nullptr;

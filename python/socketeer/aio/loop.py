@@ -37,8 +37,10 @@ T = TypeVar("T")
 # The loop core's methods a Loop instance binds onto itself, so that asyncio's calls reach C++
 # with no Python frame between (the class keeps a method of each name, for the class's API and
 # for debug mode, which unbinds these to run the checks below).
-_FAST = ("call_soon", "call_soon_threadsafe", "call_later", "call_at", "time",
-         "_add_reader", "_add_writer", "_remove_reader", "_remove_writer", "_flush_at_end_of_turn")
+_FAST = {name: name.lstrip("_") for name in (
+    "call_soon", "call_soon_threadsafe", "call_later", "call_at", "time",
+    "_add_reader", "_add_writer", "_remove_reader", "_remove_writer", "_flush_at_end_of_turn")}
+_FAST["_timer_handle_cancelled"] = "timer_cancelled"
 
 
 class _CoreQueue:
@@ -101,15 +103,14 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
         self._scheduled = _CoreQueue(lambda: self._core.timer_count, self._core.clear_timers)
         self._bind_fast_paths(True)
         super().__init__(_CoreSelector(self._core))
-        self._timer_handle_cancelled = self._core.timer_cancelled  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Loop running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
 
     def _bind_fast_paths(self, bind: bool) -> None:
-        for name in _FAST:
+        for name, core_name in _FAST.items():
             if bind:
-                setattr(self, name, getattr(self._core, name.lstrip("_")))
+                setattr(self, name, getattr(self._core, core_name))
             else:
                 self.__dict__.pop(name, None)
 
