@@ -52,13 +52,20 @@ int clear(PyObject* self) {
   return 0;
 }
 
+// Freed handles are kept for reuse (as CPython keeps floats and contexts): a loop turn frees
+// about as many as the next one makes. Only touched with the GIL held.
+constexpr int kFreeListSize = 256;
+PyObject* free_list[kFreeListSize];
+int free_count = 0;
+
 void dealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
   if (self_of(self)->weakrefs) PyObject_ClearWeakRefs(self);
   clear(self);
-  PyObject_GC_Del(self);
-  Py_DECREF(type);
+  if (free_count < kFreeListSize) free_list[free_count++] = self;
+  else PyObject_GC_Del(self);
+  Py_DECREF(type);  // PyObject_Init took a reference to the heap type
 }
 
 PyObject* repr_info(PyObject* self, PyObject* = nullptr) {
@@ -284,13 +291,14 @@ PyType_Spec timer_spec = {"socketeer._core.TimerHandle", sizeof(HandleObject), 0
 
 HandleObject* new_handle(PyTypeObject* type, PyObject* callback, PyObject* args, PyObject* context, PyObject* loop) {
   if (!context) context = PyContext_CopyCurrent();
-  HandleObject* h = context ? PyObject_GC_New(HandleObject, type) : nullptr;
+  HandleObject* h = nullptr;
+  if (context && free_count) h = as_handle(PyObject_Init(free_list[--free_count], type));  // same size
+  else if (context) h = PyObject_GC_New(HandleObject, type);
   if (!h) {
     Py_XDECREF(args);
     Py_XDECREF(context);
     return nullptr;
   }
-  Py_INCREF(type);  // instances of heap types own a reference to their type
   h->callback = Py_NewRef(callback);
   h->args = args;
   h->context = context;
