@@ -201,3 +201,42 @@ def test_a_flush_asked_outside_a_turn_is_not_left_waiting_on_a_blocking_poll(our
     ours.call_later(0.05, lambda: (log.append("timer"), done.set_result(None)))
     ours.run_until_complete(done)  # nothing ready: a turn that ignored the flush would poll until the timer
     assert log == ["flush early", "timer"]
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda loop: loop.add_reader(-1, print), ValueError),
+    (lambda loop: loop.add_writer("not a file", print), ValueError),
+    (lambda loop: loop.add_reader(_closed_fd(), print), OSError),
+    (lambda loop: loop.call_later(None, print), TypeError),
+    (lambda loop: loop.call_later("soon", print), TypeError),
+    (lambda loop: loop.call_at(None, print), TypeError),
+    (lambda loop: loop.call_soon(print, flush=True), TypeError),
+])
+def test_bad_arguments_raise_what_the_stock_loop_raises(loop: asyncio.AbstractEventLoop, call: Callable[..., object],
+                                                        error: type[BaseException]) -> None:
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        pytest.skip("the stock loop is the oracle here")
+    with pytest.raises(error):
+        call(loop)
+
+
+def test_a_regular_file_is_refused_as_by_epoll(loop: asyncio.AbstractEventLoop, tmp_path: object) -> None:
+    with open(os.path.join(str(tmp_path), "f"), "w") as file:
+        with pytest.raises(PermissionError):
+            loop.add_reader(file, print)
+        assert loop.remove_reader(file) in (False, None)
+
+
+def test_a_closed_loop_refuses_new_calls(loop: asyncio.AbstractEventLoop) -> None:
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(print)
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_later(1, print)
+
+
+def _closed_fd() -> int:
+    read, write = os.pipe()
+    os.close(read)
+    os.close(write)
+    return read

@@ -55,7 +55,8 @@ struct LoopCore {
   bool closed = false;
   bool debug = false;
   bool polling = false;  // inside poll(): another thread's call_soon_threadsafe must wake it
-  std::vector<PyObject*> swept;
+  std::vector<PyObject*> swept;  // turn()'s scratch space, kept to spare an allocation per turn
+  std::vector<Event> events;
 
   explicit LoopCore(py::handle owner) : loop(Py_NewRef(owner.ptr())) {}
   ~LoopCore() { clear(); }
@@ -63,7 +64,7 @@ struct LoopCore {
   LoopCore& operator=(const LoopCore&) = delete;
 
   void check_open() const {
-    if (!closed) return;
+    if (!closed && loop) return;  // loop is null only after the GC's tp_clear
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     throw py::error_already_set();
   }
@@ -94,7 +95,7 @@ struct LoopCore {
     auto handle = steal(reinterpret_cast<PyObject*>(new_handle(handle_type, callback, args, nullptr, loop)));
     FdCallbacks::Entry* entry = fds.find(fd);
     if (!entry) {
-      poller.add(fd, bit);
+      if (!poller.add(fd, bit)) poller.modify_now(fd, bit);  // never while the table and poller agree
       fds.at(fd).*slot(bit) = handle.inc_ref().ptr();
       return handle.release().ptr();
     }
@@ -187,18 +188,22 @@ struct LoopCore {
     flush();
   }
 
-  std::vector<Event> poll(Timeout timeout) {
+  // One poll with the GIL released. The events are copied out of the poller (into a vector
+  // reused from turn to turn) because dispatch() may run Python code, which cannot poll this
+  // poller but may make the poller's own span stale in a future change.
+  const std::vector<Event>& poll(Timeout timeout) {
     struct Polling {
       bool& flag;
       explicit Polling(bool& f) : flag(f) { flag = true; }
       ~Polling() { flag = false; }
     } polling_now(polling);
-    std::span<const Event> events;
+    std::span<const Event> ready_fds;
     {
       ReleaseGil release;
-      events = poller.poll(timeout);
+      ready_fds = poller.poll(timeout);
     }
-    return {events.begin(), events.end()};  // copied: a callback may poll again (nested loops)
+    events.assign(ready_fds.begin(), ready_fds.end());
+    return events;
   }
 
   // The stdlib's _process_events: a ready fd queues its reader and/or writer Handle (the
@@ -218,21 +223,21 @@ struct LoopCore {
 
   // Transports that asked during this turn: each transport._flush_now(), once, in order.
   void flush() {
+    static PyObject* flush_now = PyUnicode_InternFromString("_flush_now");
     std::vector<PyObject*> due;
     due.swap(flushes);
     for (size_t i = 0; i < due.size(); ++i) {
       auto transport = steal(due[i]);
-      PyObject* done = PyObject_CallMethod(transport.ptr(), "_flush_now", nullptr);
+      PyObject* done = PyObject_CallMethodNoArgs(transport.ptr(), flush_now);
       if (done) {
         Py_DECREF(done);
         continue;
       }
-      for (size_t rest = i + 1; rest < due.size(); ++rest) Py_DECREF(due[rest]);
-      if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+      if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        flushes.insert(flushes.begin(), due.begin() + i + 1, due.end());  // their references move back
         throw py::error_already_set();
-      report_flush_error(transport);
-      for (size_t rest = i + 1; rest < due.size(); ++rest) flushes.push_back(Py_NewRef(due[rest]));
-      return;
+      }
+      report_flush_error(transport);  // and the others still flush
     }
   }
 

@@ -132,6 +132,8 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
         self._core.closed = value
 
     def set_debug(self, enabled: bool) -> None:
+        """Debug mode as the stock loop's: thread and callback checks, where each handle was made,
+        slow callbacks logged (slow_callback_duration). The calls go through Python meanwhile."""
         super().set_debug(enabled)
         self._core.debug = bool(enabled)
         self._bind_fast_paths(not enabled)
@@ -141,9 +143,11 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
         self._core.run()
 
     def stop(self) -> None:
+        """Stops run_forever() once the current turn's callbacks have run."""
         self._core.stop()
 
     def time(self) -> float:
+        """The loop's clock: time.monotonic()'s, in seconds."""
         return self._core.time()
 
     # --- scheduling (the instances' bound core methods; these run in debug mode) ------------
