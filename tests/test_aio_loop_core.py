@@ -240,3 +240,33 @@ def _closed_fd() -> int:
     os.close(read)
     os.close(write)
     return read
+
+
+class _BrokenTransport(_Transport):
+    def _flush_now(self) -> None:
+        raise ValueError("flush failed")
+
+
+def test_a_flush_that_raises_goes_to_the_exception_handler_and_the_others_still_flush(ours: aio.Loop) -> None:
+    log: list[str] = []
+    reports: list[dict[str, object]] = []
+    ours.set_exception_handler(lambda _, context: reports.append(context))
+    broken = _BrokenTransport("broken", log)
+    ours._flush_at_end_of_turn(broken)
+    ours._flush_at_end_of_turn(_Transport("fine", log))
+    ours.run_until_complete(asyncio.sleep(0))
+    assert log == ["flush fine"]
+    assert [(r["message"], type(r["exception"]), r["transport"]) for r in reports] == [
+        ("Exception in transport flush", ValueError, broken)]
+
+
+def test_debug_mode_records_where_each_handle_was_made(loop: asyncio.AbstractEventLoop) -> None:
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        pytest.skip("uvloop records no source tracebacks")
+    loop.set_debug(True)
+    here = test_debug_mode_records_where_each_handle_was_made.__code__.co_filename
+    handles = [loop.call_soon(print), loop.call_later(10, print), loop.call_at(loop.time() + 10, print),
+               loop.call_soon_threadsafe(print)]
+    for handle in handles:
+        assert handle._source_traceback[-1][0] == here, handle._source_traceback[-1]
+        handle.cancel()

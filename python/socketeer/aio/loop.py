@@ -171,20 +171,24 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
                 context: Any = None) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()  # type: ignore[attr-defined]
-        self._check_thread()  # type: ignore[attr-defined]
-        self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
-        return cast(asyncio.TimerHandle, self._traced(self._core.call_at(when, callback, *args, context=context)))
+        return self._timer(when, callback, args, context)
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any,  # type: ignore[override]
                    context: Any = None) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(self.time() + delay, callback, *args, context=context)
+        return self._timer(self.time() + delay, callback, args, context)
 
-    def _traced(self, handle: Any) -> Any:
-        if self.get_debug():  # where the call was made, as asyncio.Handle records it in debug mode
-            handle._source_traceback = format_helpers.extract_stack(sys._getframe(2))
+    def _timer(self, when: float, callback: Callable[..., object], args: Any, context: Any) -> asyncio.TimerHandle:
+        self._check_closed()  # type: ignore[attr-defined]
+        self._check_thread()  # type: ignore[attr-defined]
+        self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
+        return cast(asyncio.TimerHandle, self._traced(self._core.call_at(when, callback, *args, context=context), 3))
+
+    def _traced(self, handle: Any, depth: int = 2) -> Any:
+        """Records where the call was made (depth frames up), as asyncio.Handle does in debug mode."""
+        if self.get_debug():
+            handle._source_traceback = format_helpers.extract_stack(sys._getframe(depth))
         return handle
 
     def _add_callback(self, handle: asyncio.Handle) -> None:
