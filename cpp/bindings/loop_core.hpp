@@ -1,5 +1,5 @@
-// LoopCore: socketeer.aio.Loop's run loop state and its turn (see bind_loop_core.cpp for the
-// Python methods). Only bind_loop_core.cpp includes it.
+// LoopCore: socketeer.aio.Loop's run loop, its state and its turn (loop_core.cpp); the Python
+// methods that drive it are in bind_loop_core.cpp.
 #pragma once
 
 #include <time.h>
@@ -34,15 +34,7 @@ inline py::object steal(PyObject* object) {
 }
 
 // An fd from an int or an object with fileno(), with the selectors module's errors.
-inline int fd_of(PyObject* fileobj) {
-  if (PyLong_CheckExact(fileobj)) {
-    int fd = int_arg(fileobj, -1);
-    if (fd < 0) throw py::value_error("Invalid file descriptor: " + std::to_string(fd));
-    return fd;
-  }
-  static PyObject* convert = py::object(py::module_::import("selectors").attr("_fileobj_to_fd")).release().ptr();
-  return py::handle(convert)(py::handle(fileobj)).cast<int>();
-}
+int fd_of(PyObject* fileobj);
 
 struct LoopCore {
   PyObject* loop;  // strong; the GC sees it (tp_traverse below)
@@ -90,36 +82,9 @@ struct LoopCore {
   }
 
   // --- readers and writers: Ready::readable is the reader's bit, Ready::writable the writer's
-  PyObject* add(int fd, uint32_t bit, PyObject* callback, PyObject* args) {
-    check_open();
-    auto handle = steal(reinterpret_cast<PyObject*>(new_handle(handle_type, callback, args, nullptr, loop)));
-    FdCallbacks::Entry* entry = fds.find(fd);
-    if (!entry) {
-      if (!poller.add(fd, bit)) poller.modify_now(fd, bit);  // never while the table and poller agree
-      fds.at(fd).*slot(bit) = handle.inc_ref().ptr();
-      return handle.release().ptr();
-    }
-    PyObject* old = entry->*slot(bit);
-    if (!old) change(fd, *entry, interest(*entry) | bit);
-    entry->*slot(bit) = handle.inc_ref().ptr();
-    if (old) {
-      auto dropped = steal(old);
-      if (cancel_handle(old) < 0) throw py::error_already_set();
-    }
-    return handle.release().ptr();
-  }
+  PyObject* add(int fd, uint32_t bit, PyObject* callback, PyObject* args);
 
-  bool remove(int fd, uint32_t bit) {
-    if (closed) return false;
-    FdCallbacks::Entry* entry = fds.find(fd);
-    if (!entry || !(entry->*slot(bit))) return false;
-    uint32_t left = interest(*entry) & ~bit;
-    auto old = steal(std::exchange(entry->*slot(bit), nullptr));
-    if (left) change(fd, *entry, left);
-    else poller.remove(fd);
-    if (cancel_handle(old.ptr()) < 0) throw py::error_already_set();
-    return true;
-  }
+  bool remove(int fd, uint32_t bit);
 
   static PyObject* FdCallbacks::Entry::*slot(uint32_t bit) {
     return bit == Ready::readable ? &FdCallbacks::Entry::reader : &FdCallbacks::Entry::writer;
@@ -129,16 +94,7 @@ struct LoopCore {
   }
   // The kernel refused the change (the fd was closed): the registration is gone, as the
   // stdlib's selector drops its key, so drop the fd's callbacks too, then raise.
-  void change(int fd, FdCallbacks::Entry& entry, uint32_t wanted) {
-    try {
-      poller.modify_now(fd, wanted);
-    } catch (...) {
-      poller.remove(fd);
-      Py_CLEAR(entry.reader);
-      Py_CLEAR(entry.writer);
-      throw;
-    }
-  }
+  void change(int fd, FdCallbacks::Entry& entry, uint32_t wanted);
 
   // --- one turn ---------------------------------------------------------------------------
   void run() {
@@ -146,141 +102,27 @@ struct LoopCore {
     while (!stopping);
   }
 
-  void turn() {
-    swept.clear();  // released after the sweep: a release may run Python code that schedules
-    timers.sweep([](Token t) { return as_handle(as_object(t))->cancelled; },
-                 [&](Token t) {
-                   as_handle(as_object(t))->scheduled = false;
-                   swept.push_back(as_object(t));
-                 });
-    for (PyObject* handle : std::exchange(swept, {})) Py_DECREF(handle);
-    // The clock costs ~100 ns on a VM: read it only where a timer needs it, and when the first
-    // timer was already due before a poll that did not wait, keep that reading for the "due"
-    // test after it (a timer due during that short poll runs in the next turn instead).
-    Timeout timeout;
-    double now = 0;
-    bool now_is_fresh = false;
-    if (!ready.empty() || stopping || !flushes.empty()) {
-      timeout = std::chrono::nanoseconds(0);
-    } else if (!timers.empty()) {
-      now = monotonic();
-      double wait = std::clamp(timers.top().when - now, 0.0, kMaximumTimeout);
-      timeout = std::chrono::nanoseconds(static_cast<int64_t>(wait * 1e9));
-      now_is_fresh = wait == 0;
-    }
-    dispatch(poll(timeout));
-    if (!timers.empty()) {
-      double end = (now_is_fresh ? now : monotonic()) + kClockResolution;
-      while (!timers.empty() && timers.top().when < end) {
-        Token token = timers.pop();
-        as_handle(as_object(token))->scheduled = false;
-        ready.push(token);  // the heap's reference passes to the queue
-      }
-    }
-    for (size_t todo = ready.size(); todo && !ready.empty(); --todo) {
-      auto handle = steal(as_object(ready.pop()));
-      int cancelled = handle_cancelled(handle.ptr());
-      if (cancelled < 0) throw py::error_already_set();
-      if (cancelled) continue;
-      if (debug) handle = steal(PyObject_CallMethod(loop, "_run_handle_debug", "O", handle.ptr()));
-      else if (run_any_handle(handle.ptr()) < 0) throw py::error_already_set();
-    }
-    flush();
-  }
+  void turn();
 
   // One poll with the GIL released. The events are copied out of the poller (into a vector
   // reused from turn to turn) because dispatch() may run Python code, which cannot poll this
   // poller but may make the poller's own span stale in a future change.
-  const std::vector<Event>& poll(Timeout timeout) {
-    struct Polling {
-      bool& flag;
-      explicit Polling(bool& f) : flag(f) { flag = true; }
-      ~Polling() { flag = false; }
-    } polling_now(polling);
-    std::span<const Event> ready_fds;
-    {
-      ReleaseGil release;
-      ready_fds = poller.poll(timeout);
-    }
-    events.assign(ready_fds.begin(), ready_fds.end());
-    return events;
-  }
+  const std::vector<Event>& poll(Timeout timeout);
 
   // The stdlib's _process_events: a ready fd queues its reader and/or writer Handle (the
   // registered one, no new object); a cancelled one is removed instead. Error and hangup wake both.
-  void dispatch(const std::vector<Event>& events) {
-    for (const Event& event : events) {
-      uint32_t bits = (event.events & (Ready::error | Ready::hangup)) ? 3 : (event.events & 3);
-      for (uint32_t bit : {Ready::readable, Ready::writable}) {
-        FdCallbacks::Entry* entry = fds.find(event.fd);
-        PyObject* handle = entry && (bits & bit) ? entry->*slot(bit) : nullptr;
-        if (!handle) continue;
-        if (as_handle(handle)->cancelled) remove(event.fd, bit);
-        else ready.push(as_token(Py_NewRef(handle)));
-      }
-    }
-  }
+  void dispatch(const std::vector<Event>& ready_events);
 
   // Transports that asked during this turn: each transport._flush_now(), once, in order.
-  void flush() {
-    static PyObject* flush_now = PyUnicode_InternFromString("_flush_now");
-    std::vector<PyObject*> due;
-    due.swap(flushes);
-    for (size_t i = 0; i < due.size(); ++i) {
-      auto transport = steal(due[i]);
-      PyObject* done = PyObject_CallMethodNoArgs(transport.ptr(), flush_now);
-      if (done) {
-        Py_DECREF(done);
-        continue;
-      }
-      if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        flushes.insert(flushes.begin(), due.begin() + i + 1, due.end());  // their references move back
-        throw py::error_already_set();
-      }
-      report_flush_error(transport);  // and the others still flush
-    }
-  }
+  void flush();
 
-  void report_flush_error(const py::object& transport) {
-    py::error_already_set error;
-    py::dict context;
-    context["message"] = "Exception in transport flush";
-    context["exception"] = error.value();
-    context["transport"] = transport;
-    py::handle(loop).attr("call_exception_handler")(context);
-  }
+  void report_flush_error(const py::object& transport);
 
   // Drops every handle and transport the core holds (loop.close(), and the GC's tp_clear).
-  void clear() {
-    ready.clear([](Token t) { Py_DECREF(as_object(t)); });
-    timers.clear([](Token t) {
-      as_handle(as_object(t))->scheduled = false;
-      Py_DECREF(as_object(t));
-    });
-    fds.for_each([](int, FdCallbacks::Entry& entry) {
-      Py_CLEAR(entry.reader);
-      Py_CLEAR(entry.writer);
-    });
-    for (PyObject* transport : std::exchange(flushes, {})) Py_DECREF(transport);
-  }
+  void clear();
 
-  int traverse(visitproc visit, void* arg) {
-    int stop = 0;
-    auto each = [&](PyObject* object) {
-      if (!stop && object) stop = visit(object, arg);
-    };
-    each(loop);
-    ready.for_each([&](Token t) { each(as_object(t)); });
-    timers.for_each([&](Token t) { each(as_object(t)); });
-    fds.for_each([&](int, FdCallbacks::Entry& entry) {
-      each(entry.reader);
-      each(entry.writer);
-    });
-    for (PyObject* transport : flushes) each(transport);
-    return stop;
-  }
+  int traverse(visitproc visit, void* arg);
 };
-
 
 }  // namespace loop_core
 }  // namespace socketeer::bindings
