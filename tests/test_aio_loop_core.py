@@ -270,3 +270,11 @@ def test_debug_mode_records_where_each_handle_was_made(loop: asyncio.AbstractEve
     for handle in handles:
         assert handle._source_traceback[-1][0] == here, handle._source_traceback[-1]
         handle.cancel()
+
+
+@pytest.mark.parametrize("name", ["Handle", "TimerHandle"])
+def test_handles_are_made_only_by_the_loop(name: str) -> None:
+    from socketeer import _core
+
+    with pytest.raises(TypeError):
+        getattr(_core, name)()  # an empty handle would have no context or callback to run

@@ -63,7 +63,7 @@ void dealloc(PyObject* self) {
   PyObject_GC_UnTrack(self);
   if (self_of(self)->weakrefs) PyObject_ClearWeakRefs(self);
   clear(self);
-  if (free_count < kFreeListSize) free_list[free_count++] = self;
+  if (free_count < kFreeListSize && is_our_handle(self)) free_list[free_count++] = self;  // not a subclass's
   else PyObject_GC_Del(self);
   Py_DECREF(type);  // PyObject_Init took a reference to the heap type
 }
@@ -283,9 +283,10 @@ PyType_Slot timer_slots[] = {
     {0, nullptr}};
 
 PyType_Spec handle_spec = {"socketeer._core.Handle", sizeof(HandleObject), 0,
-                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, handle_slots};
+                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                           handle_slots};
 PyType_Spec timer_spec = {"socketeer._core.TimerHandle", sizeof(HandleObject), 0,
-                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, timer_slots};
+                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, timer_slots};
 
 }  // namespace
 
