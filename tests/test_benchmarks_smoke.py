@@ -81,3 +81,12 @@ def test_bench_sockets_reports_socketeer_first() -> None:
     assert report["sockets_opened"] == 21 and report["tcp_sockets_listed"] >= 21
     assert report["results"][0]["case"] == "socketeer.sockets(tcp_info=True)"
     assert all(r["median_s"] > 0 for r in report["results"])
+
+
+def test_bench_loop_calls_compares_the_three_loops() -> None:
+    result = run_script("bench_loop_calls.py", "--callbacks", "50", "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    assert [row["case"] for row in rows] == ["call_soon chain", "call_soon batch", "call_soon_threadsafe",
+                                              "timers fire", "timer chain", "timers cancelled"]
+    assert all(row["socketeer_per_s"] > 0 and row["stock_per_s"] > 0 for row in rows)

@@ -24,6 +24,7 @@ void init_poller(py::module_& m);
 void init_accept(py::module_& m);
 void init_timeouts(py::module_& m);
 void init_netlink(py::module_& m);
+void init_loop_core(py::module_& m);  // also _core.Handle and _core.TimerHandle
 }  // namespace socketeer::bindings
 
 namespace socketeer {
