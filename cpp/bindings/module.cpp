@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_sock_diag(m);
   socketeer::bindings::init_tcp_info(m);
   socketeer::bindings::init_netlink(m);
+  socketeer::bindings::init_loop_transport(m);
 }

@@ -21,10 +21,12 @@ stock loop's (CPython's own event-loop test suites run against it in CI).
 from __future__ import annotations
 
 import asyncio
+from asyncio import sslproto
 from collections.abc import Coroutine
 from typing import Any, Optional, TypeVar
 
 from ..selectors import EpollSelector
+from .transport import SocketTransport
 
 __all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "run"]
 
@@ -40,6 +42,45 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
 
     def __init__(self) -> None:
         super().__init__(EpollSelector())
+        self._output_pending: list[SocketTransport] = []
+
+    # --- transports ----------------------------------------------------------------------------
+    def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *, extra: Any = None,
+                               server: Any = None) -> SocketTransport:
+        return SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, rawsock: Any, protocol: Any, sslcontext: Any, waiter: Any = None, *,
+                            server_side: bool = False, server_hostname: Any = None, extra: Any = None,
+                            server: Any = None, ssl_handshake_timeout: Any = None,
+                            ssl_shutdown_timeout: Any = None) -> Any:
+        # The stdlib's SSLProtocol over our transport, as the stock loop builds it over its own.
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
+        SocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport
+
+    def _flush_at_end_of_turn(self, transport: SocketTransport) -> None:
+        """Called by a transport the first time it queues output in a turn: its ``flush_output()``
+        runs once this turn's callbacks are done, so a turn's writes leave in one syscall."""
+        self._output_pending.append(transport)
+
+    def _flush_output(self) -> None:
+        # A flush can run connection_lost(), which may write to other transports: repeat until
+        # none is left, or their output would wait for the next event.
+        while self._output_pending:
+            pending, self._output_pending = self._output_pending, []
+            for transport in pending:
+                transport.flush_output()
+
+    def _run_once(self) -> None:
+        # Output queued outside any callback (before run_until_complete) leaves before the
+        # poll may block; each turn's output leaves as soon as its callbacks are done.
+        if self._output_pending:
+            self._flush_output()
+        super()._run_once()  # type: ignore[misc]
+        if self._output_pending:
+            self._flush_output()
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Loop running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
