@@ -210,3 +210,27 @@ def test_an_unclosed_transport_warns_and_closes_its_socket(loop):
         assert peer.recv(10) == b""  # its socket was closed: fd is free again
         with pytest.raises(OSError):
             socket.socket(fileno=fd)
+
+
+def test_bulk_then_small_reads_arrive_intact(loop):
+    # Large reads go straight into fresh bytes objects, small ones through the reused buffer:
+    # switching between the two must neither lose nor repeat a byte.
+    ours, peer = socket.socketpair()
+    with peer:
+        transport, protocol = connect(loop, ours)
+        payload = bytes(range(256)) * 4096 + b"tail" + bytes(range(256)) * 2048  # 1.5 MiB
+        sent = 0
+
+        async def send_then_trickle():
+            nonlocal sent
+            peer.setblocking(False)
+            await loop.sock_sendall(peer, payload)
+            for i in range(5):  # then small messages, one at a time
+                await loop.sock_sendall(peer, b"%d" % i)
+                while not protocol.data.endswith(b"%d" % i):
+                    await asyncio.sleep(0.001)
+            peer.shutdown(socket.SHUT_WR)
+
+        loop.run_until_complete(asyncio.wait_for(send_then_trickle(), 20))
+        loop.run_until_complete(asyncio.wait_for(protocol.lost, 20))
+        assert bytes(protocol.data) == payload + b"01234"

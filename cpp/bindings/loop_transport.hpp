@@ -11,6 +11,8 @@
 // differs (writes leave at the end of the turn) the Python docstring says so.
 #pragma once
 
+#include <array>
+
 #include "bindings.hpp"
 #include "socketeer/stream_transport.hpp"
 
@@ -68,15 +70,24 @@ class LoopTransport {
   // Sends what is queued; registers the writer when the kernel took only part. Returns false
   // when the send failed (the transport is then closing with the error).
   bool send_queued();
-  void drained();  // the queue emptied: the sendfile waiter, a pending close or write_eof
+  void drained();
+  // The protocol's method: the one set_protocol() looked up, or (if it had none) a fresh lookup
+  // that raises AttributeError into the caller's fatal-error path.
+  py::object protocol_method(const py::object& cached, const char* name) const;
+  std::array<py::object*, 9> held() {
+    return {&transport_, &loop_, &sock_, &protocol_, &server_, &empty_waiter_, &on_data_, &get_buffer_, &flush_hook_};
+  }  // the queue emptied: the sendfile waiter, a pending close or write_eof
   void enqueue(py::handle data);
   // Runs a protocol callback; an exception other than SystemExit/KeyboardInterrupt goes to
   // fatal_error(message) and false is returned.
   template <typename Call>
-  bool guarded(const char* message, Call&& call);
+  bool or_fatal(const char* message, Call&& call);
 
   StreamTransportCore core_;
   py::object transport_, loop_, sock_, protocol_, server_;
+  // Looked up once (as uvloop does): the protocol's per-message method (data_received, or
+  // get_buffer and buffer_updated) and the loop's end-of-turn hook.
+  py::object on_data_, get_buffer_, flush_hook_;
   py::object empty_waiter_ = py::none();
   bool buffered_ = false;          // the protocol is an asyncio.BufferedProtocol
   bool protocol_connected_ = false;

@@ -34,12 +34,13 @@ LoopTransport::LoopTransport(py::object transport, py::object loop, py::object s
       transport_(std::move(transport)),
       loop_(std::move(loop)),
       sock_(std::move(sock)),
-      server_(std::move(server)) {
+      server_(std::move(server)),
+      flush_hook_(loop_.attr("_flush_at_end_of_turn")) {
   set_protocol(std::move(protocol));
 }
 
 template <typename Call>
-bool LoopTransport::guarded(const char* message, Call&& call) {
+bool LoopTransport::or_fatal(const char* message, Call&& call) {
   try {
     call();
     return true;
@@ -53,8 +54,15 @@ bool LoopTransport::guarded(const char* message, Call&& call) {
   }
 }
 
+py::object LoopTransport::protocol_method(const py::object& cached, const char* name) const {
+  return cached.is_none() ? py::object(protocol_.attr(name)) : cached;
+}
+
 void LoopTransport::set_protocol(py::object protocol) {
   buffered_ = is_buffered(protocol);
+  // A protocol without the method fails when data comes, as the stdlib's transport does.
+  on_data_ = py::getattr(protocol, buffered_ ? "buffer_updated" : "data_received", py::none());
+  get_buffer_ = buffered_ ? py::getattr(protocol, "get_buffer", py::none()) : py::none();
   protocol_ = std::move(protocol);
   protocol_connected_ = true;
 }
@@ -64,8 +72,8 @@ void LoopTransport::read_ready() {
   std::optional<size_t> got;
   if (buffered_) {
     WriteBuffer buffer;
-    if (!guarded("Fatal error: protocol.get_buffer() call failed.", [&] {
-          py::object target = protocol_.attr("get_buffer")(-1);
+    if (!or_fatal("Fatal error: protocol.get_buffer() call failed.", [&] {
+          py::object target = protocol_method(get_buffer_, "get_buffer")(-1);
           if (!buffer.acquire(target.ptr())) throw py::error_already_set();
           if (buffer.size() == 0) {
             PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
@@ -73,26 +81,31 @@ void LoopTransport::read_ready() {
           }
         }))
       return;
-    if (!guarded("Fatal read error on socket transport", [&] { got = core_.recv_into(buffer.data(), buffer.size()); }))
+    if (!or_fatal("Fatal read error on socket transport", [&] { got = core_.recv_into(buffer.data(), buffer.size()); }))
       return;
     buffer = WriteBuffer();  // released before the protocol looks at it
     if (!got) return;
     if (*got == 0) return read_eof();
-    guarded("Fatal error: protocol.buffer_updated() call failed.", [&] { protocol_.attr("buffer_updated")(*got); });
+    or_fatal("Fatal error: protocol.buffer_updated() call failed.",
+            [&] { protocol_method(on_data_, "buffer_updated")(*got); });
     return;
   }
+  // Through the reused buffer, copied out into the bytes object data_received() takes. (Reading
+  // straight into a new bytes object of the full read size, as sock.recv(max_size) does, costs
+  // an mmap, page faults and an mremap per read: more than copying even 64 KiB.)
   std::optional<std::span<const char>> data;
-  if (!guarded("Fatal read error on socket transport", [&] { data = core_.recv(); })) return;
+  if (!or_fatal("Fatal read error on socket transport", [&] { data = core_.recv(); })) return;
   if (!data) return;
   if (data->empty()) return read_eof();
   py::bytes chunk(data->data(), data->size());
-  guarded("Fatal error: protocol.data_received() call failed.", [&] { protocol_.attr("data_received")(chunk); });
+  or_fatal("Fatal error: protocol.data_received() call failed.",
+          [&] { protocol_method(on_data_, "data_received")(chunk); });
 }
 
 void LoopTransport::read_eof() {
   if (loop_.attr("get_debug")().cast<bool>()) asyncio_logger().attr("debug")("%r received EOF", transport_);
   py::object keep_open;
-  if (!guarded("Fatal error: protocol.eof_received() call failed.",
+  if (!or_fatal("Fatal error: protocol.eof_received() call failed.",
                [&] { keep_open = protocol_.attr("eof_received")(); }))
     return;
   if (PyObject_IsTrue(keep_open.ptr()) == 1) {
@@ -170,7 +183,7 @@ void LoopTransport::call_connection_lost(py::object exc) {
     py::object sock = std::exchange(sock_, py::none());
     py::object server = std::exchange(server_, py::none());
     py::object waiter = std::exchange(empty_waiter_, py::none());
-    protocol_ = py::none();
+    protocol_ = on_data_ = get_buffer_ = flush_hook_ = py::none();
     loop_ = py::none();
     py::object transport = std::exchange(transport_, py::none());
     sock.attr("close")();
@@ -190,12 +203,12 @@ void LoopTransport::call_connection_lost(py::object exc) {
 }
 
 int LoopTransport::traverse(visitproc visit, void* arg) {
-  for (auto* object : {&transport_, &loop_, &sock_, &protocol_, &server_, &empty_waiter_}) Py_VISIT(object->ptr());
+  for (auto* object : held()) Py_VISIT(object->ptr());
   return 0;
 }
 
 void LoopTransport::clear() {
-  for (auto* object : {&transport_, &loop_, &sock_, &protocol_, &server_, &empty_waiter_}) *object = py::none();
+  for (auto* object : held()) *object = py::none();
 }
 
 }  // namespace socketeer::bindings

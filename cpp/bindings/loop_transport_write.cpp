@@ -59,7 +59,7 @@ void LoopTransport::enqueue(py::handle data) {
     send_queued();
   } else if (!flush_scheduled_) {
     flush_scheduled_ = true;
-    loop_.attr("_flush_at_end_of_turn")(transport_);
+    flush_hook_(transport_);
   }
 }
 
