@@ -187,7 +187,13 @@ void LoopTransport::call_connection_lost(py::object exc) {
     loop_ = py::none();
     py::object transport = std::exchange(transport_, py::none());
     sock.attr("close")();
-    if (!server.is_none()) server.attr("_detach")();
+    if (!server.is_none()) {
+#if PY_VERSION_HEX >= 0x030D0000
+      server.attr("_detach")(transport);  // 3.13 tracks its transports (Server.close_clients)
+#else
+      server.attr("_detach")();
+#endif
+    }
     if (!waiter.is_none()) {
       waiter.attr("set_exception")(
           py::reinterpret_borrow<py::object>(PyExc_ConnectionError)("Connection is closed by peer"));

@@ -21,6 +21,7 @@ stock loop's (CPython's own event-loop test suites run against it in CI).
 from __future__ import annotations
 
 import asyncio
+import sys
 from asyncio import sslproto
 from collections.abc import Coroutine
 from typing import Any, Optional, TypeVar
@@ -54,9 +55,10 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
                             server: Any = None, ssl_handshake_timeout: Any = None,
                             ssl_shutdown_timeout: Any = None) -> Any:
         # The stdlib's SSLProtocol over our transport, as the stock loop builds it over its own.
-        ssl_protocol = sslproto.SSLProtocol(
-            self, protocol, sslcontext, waiter, server_side, server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
+        timeouts = {"ssl_handshake_timeout": ssl_handshake_timeout}
+        if sys.version_info >= (3, 11):  # 3.10's SSLProtocol has no shutdown timeout
+            timeouts["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+        ssl_protocol = sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname, **timeouts)
         SocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import warnings
 from asyncio import constants, transports, trsock
 from typing import Any, Optional
@@ -64,8 +65,8 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
         self.writelines = self._native.writelines  # type: ignore[method-assign]
         self.is_closing = self._native.is_closing  # type: ignore[method-assign]
         self.flush_output = self._native.flush_output  # type: ignore[method-assign]
-        if server is not None:
-            server._attach()  # type: ignore[attr-defined]
+        if server is not None:  # 3.13 tracks its transports (Server.close_clients); the C++ side detaches
+            server._attach(*((self,) if sys.version_info >= (3, 13) else ()))  # type: ignore[attr-defined]
         loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]  # the loop's fd-in-use check
         _set_nodelay(sock)
         loop.call_soon(protocol.connection_made, self)
