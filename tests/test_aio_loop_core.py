@@ -174,7 +174,7 @@ class _Transport:
     def __init__(self, name: str, log: list[str]) -> None:
         self.name, self.log = name, log
 
-    def _flush_now(self) -> None:
+    def flush_output(self) -> None:
         self.log.append(f"flush {self.name}")
 
 
@@ -243,7 +243,7 @@ def _closed_fd() -> int:
 
 
 class _BrokenTransport(_Transport):
-    def _flush_now(self) -> None:
+    def flush_output(self) -> None:
         raise ValueError("flush failed")
 
 

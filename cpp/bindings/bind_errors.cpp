@@ -20,6 +20,12 @@
 namespace socketeer::bindings {
 namespace {
 
+// A new reference to the OSError (subclass) for an Error, or nullptr with the Python error set.
+PyObject* os_error_new(const Error& error) {
+  return PyObject_CallFunction(PyExc_OSError, "iss", error.code_value(), error.reason().c_str(),
+                               error.context().c_str());
+}
+
 void raise_os_error(const Error& error) {
   // The stdlib's socket timeout is TimeoutError("timed out") with no errno; keep that shape
   // (code that checks errno is None still works) and name the operation and, where there is
@@ -28,10 +34,10 @@ void raise_os_error(const Error& error) {
     PyErr_SetObject(PyExc_TimeoutError, timeout_error(error.context()).ptr());
     return;
   }
-  py::object exception = py::reinterpret_steal<py::object>(PyObject_CallFunction(
-      PyExc_OSError, "iss", error.code_value(), error.reason().c_str(), error.context().c_str()));
+  PyObject* exception = os_error_new(error);
   if (!exception) return;  // the constructor's own error stays set
-  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())), exception.ptr());
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exception)), exception);
+  Py_DECREF(exception);
 }
 
 PyObject* incomplete_read_type = nullptr;
@@ -58,6 +64,12 @@ void check_python_signals() {
 }
 
 }  // namespace
+
+py::object os_error(const Error& error) {
+  PyObject* exception = os_error_new(error);
+  if (!exception) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(exception);
+}
 
 py::object timeout_error(const std::string& context) {
   return py::reinterpret_borrow<py::object>(PyExc_TimeoutError)("timed out: '" + context + "'");

@@ -155,7 +155,7 @@ PyMethodDef core_methods[] = {
     {"remove_reader", remove_fd<Ready::readable>, METH_O, "remove_reader(fd) -> bool: False if fd had none."},
     {"remove_writer", remove_fd<Ready::writable>, METH_O, "remove_writer(fd) -> bool: False if fd had none."},
     {"flush_at_end_of_turn", flush_at_end_of_turn, METH_O,
-     "flush_at_end_of_turn(transport): transport._flush_now() once this turn's callbacks ran. Ask once per turn."},
+     "flush_at_end_of_turn(transport): transport.flush_output() once this turn's callbacks ran. Ask once per turn."},
     {"timer_cancelled", timer_cancelled, METH_O,
      "timer_cancelled(handle): a TimerHandle in the heap was cancelled (counted; swept lazily)."},
     {nullptr, nullptr, 0, nullptr}};

@@ -25,9 +25,11 @@ void init_accept(py::module_& m);
 void init_timeouts(py::module_& m);
 void init_netlink(py::module_& m);
 void init_loop_core(py::module_& m);  // also _core.Handle and _core.TimerHandle
+void init_loop_transport(py::module_& m);
 }  // namespace socketeer::bindings
 
 namespace socketeer {
+class Error;
 class Socket;
 struct TcpInfo;
 }
@@ -80,6 +82,9 @@ using WriteBuffer = BufferArg<PyBUF_WRITABLE>;
 // error translator raises it for the core's TimedOut; Python-side deadlines build it with
 // _core.timeout_error() / Socket.timeout_error(), so every timeout reads the same.
 py::object timeout_error(const std::string& context);
+// The OSError (the subclass its errno picks) the error translator raises for an Error, as an
+// object: for code that hands the exception on (a transport's _fatal_error) instead of raising.
+py::object os_error(const Error& error);
 
 // Address <-> the stdlib's forms: ('1.2.3.4', 80), ('::1', 80, flowinfo, scope_id), a unix path
 // as str, an abstract name as bytes starting with NUL, '' for an unnamed unix socket, and for

@@ -57,6 +57,11 @@ void LoopCore::change(int fd, FdCallbacks::Entry& entry, uint32_t wanted) {
 }
 
 void LoopCore::turn() {
+  // Output queued outside any turn (a write() before run_until_complete, or from a callback of
+  // another loop's thread) leaves before this turn's callbacks run, as the stock loop's write()
+  // would have sent it at once: a peer that already closed is then seen as the write's EPIPE,
+  // not as an EOF read first.
+  if (!flushes.empty()) flush();
   swept.clear();  // released after the sweep: a release may run Python code that schedules
   timers.sweep([](Token t) { return as_handle(as_object(t))->cancelled; },
                [&](Token t) {
@@ -128,7 +133,7 @@ void LoopCore::dispatch(const std::vector<Event>& ready_events) {
 }
 
 void LoopCore::flush() {
-  static PyObject* flush_now = PyUnicode_InternFromString("_flush_now");
+  static PyObject* flush_now = PyUnicode_InternFromString("flush_output");
   std::vector<PyObject*> due;
   due.swap(flushes);
   for (size_t i = 0; i < due.size(); ++i) {

@@ -42,7 +42,7 @@ struct LoopCore {
   ReadyQueue ready;
   TimerHeap timers;
   FdCallbacks fds;
-  std::vector<PyObject*> flushes;  // transports to _flush_now() at the end of this turn
+  std::vector<PyObject*> flushes;  // transports to flush_output() at the end of this turn
   bool stopping = false;
   bool closed = false;
   bool debug = false;
@@ -113,7 +113,7 @@ struct LoopCore {
   // registered one, no new object); a cancelled one is removed instead. Error and hangup wake both.
   void dispatch(const std::vector<Event>& ready_events);
 
-  // Transports that asked during this turn: each transport._flush_now(), once, in order.
+  // Transports that asked during this turn: each transport.flush_output(), once, in order.
   void flush();
 
   void report_flush_error(const py::object& transport);

@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_tcp_info(m);
   socketeer::bindings::init_netlink(m);
   socketeer::bindings::init_loop_core(m);
+  socketeer::bindings::init_loop_transport(m);
 }

@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import selectors
 import sys
-from asyncio import format_helpers
+from asyncio import format_helpers, sslproto
 from asyncio.log import logger
 from collections.abc import Coroutine, Mapping
 from typing import Any, Callable, Optional, TypeVar, cast
 
 from .. import _core
+from .transport import SocketTransport
 
 __all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "run"]
 
@@ -103,6 +104,23 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
         self._scheduled = _CoreQueue(lambda: self._core.timer_count, self._core.clear_timers)
         self._bind_fast_paths(True)
         super().__init__(_CoreSelector(self._core))
+
+    # --- transports ----------------------------------------------------------------------------
+    def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *, extra: Any = None,
+                               server: Any = None) -> SocketTransport:
+        return SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, rawsock: Any, protocol: Any, sslcontext: Any, waiter: Any = None, *,
+                            server_side: bool = False, server_hostname: Any = None, extra: Any = None,
+                            server: Any = None, ssl_handshake_timeout: Any = None,
+                            ssl_shutdown_timeout: Any = None) -> Any:
+        # The stdlib's SSLProtocol over our transport, as the stock loop builds it over its own.
+        timeouts = {"ssl_handshake_timeout": ssl_handshake_timeout}
+        if sys.version_info >= (3, 11):  # 3.10's SSLProtocol has no shutdown timeout
+            timeouts["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+        ssl_protocol = sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname, **timeouts)
+        SocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport
 
     def __repr__(self) -> str:
         return f"<socketeer.aio.Loop running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>"
@@ -226,7 +244,7 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
         return self._core.remove_writer(fd)
 
     def _flush_at_end_of_turn(self, transport: Any) -> None:
-        """Calls ``transport._flush_now()`` once, after the current turn's callbacks ran (the
+        """Calls ``transport.flush_output()`` once, after the current turn's callbacks ran (the
         native transports' write coalescing: several write() calls in a turn, one syscall)."""
         self._core.flush_at_end_of_turn(transport)
 

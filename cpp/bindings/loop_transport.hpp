@@ -1,0 +1,103 @@
+// socketeer.aio.Loop's stream transport, the part that runs per message: _core.StreamTransport.
+// It holds the transport's whole state (closing, EOF, paused, connection lost) beside the C++
+// StreamTransportCore (output queue, read buffer, water marks), reads and calls the protocol,
+// queues writes and flushes them once per loop turn. The Python class
+// socketeer.aio.transport.SocketTransport (an asyncio.Transport) wraps it: it makes the
+// connection (extra info, TCP_NODELAY, connection_made), reports fatal errors and holds the flow
+// control of asyncio's _FlowControlMixin (pause_writing/resume_writing), which this object calls
+// only when the queue crosses the water marks.
+//
+// Every behaviour follows the stdlib's _SelectorSocketTransport (selector_events.py); where it
+// differs (writes leave at the end of the turn) the Python docstring says so.
+#pragma once
+
+#include <array>
+
+#include "bindings.hpp"
+#include "socketeer/stream_transport.hpp"
+
+namespace socketeer::bindings {
+
+// asyncio's logger (asyncio.log.logger), which the stdlib's transports log to.
+py::handle asyncio_logger();
+
+class LoopTransport {
+ public:
+  // transport: the Python SocketTransport; loop: the asyncio loop (its _add_reader,
+  // _remove_reader, _add_writer, _remove_writer, call_soon and _flush_at_end_of_turn are used);
+  // sock: the socket object, which owns the fd and is closed once the connection is lost;
+  // server: an asyncio Server to _detach() then, or None.
+  LoopTransport(py::object transport, py::object loop, py::object sock, py::object protocol, py::object server);
+
+  // --- reading (loop_transport_read.cpp) ------------------------------------------------
+  void read_ready();
+  void read_eof();       // the peer shut down its side: eof_received() decides
+  void start_reading();  // registers read_ready with the loop, unless paused or closing
+  void pause_reading();
+  void resume_reading();
+  bool is_reading() const { return !closing_ && !paused_; }
+
+  // --- writing (loop_transport_write.cpp) -----------------------------------------------
+  void write(py::handle data);
+  void writelines(py::handle lines);
+  void flush_output();  // the loop's end-of-turn flush
+  void write_ready();   // the writer callback while the kernel's buffer is full
+  void write_eof();
+  size_t write_buffer_size() const { return core_.queued(); }
+  void set_water_marks(size_t high, size_t low);
+  py::object make_empty_waiter();
+  void reset_empty_waiter() { empty_waiter_ = py::none(); }
+
+  // --- closing (loop_transport_read.cpp) ------------------------------------------------
+  void close();
+  void force_close(py::object exc);
+  void fatal_error(py::object exc, const char* message);
+  void call_connection_lost(py::object exc);
+  bool is_closing() const { return closing_; }
+
+  void set_protocol(py::object protocol);
+  py::object protocol() const { return protocol_; }
+  py::object sock() const { return sock_; }
+  int fd() const { return core_.fd(); }
+  bool writer_polling() const { return writer_registered_; }
+
+  // For the garbage collector: the transport, protocol and loop refer back to this object.
+  int traverse(visitproc visit, void* arg);
+  void clear();
+
+ private:
+  py::object self() { return py::cast(this, py::return_value_policy::reference); }
+  // Sends what is queued; registers the writer when the kernel took only part. Returns false
+  // when the send failed (the transport is then closing with the error).
+  bool send_queued();
+  void drained();
+  // The protocol's method: the one set_protocol() looked up, or (if it had none) a fresh lookup
+  // that raises AttributeError into the caller's fatal-error path.
+  py::object protocol_method(const py::object& cached, const char* name) const;
+  std::array<py::object*, 9> held() {
+    return {&transport_, &loop_, &sock_, &protocol_, &server_, &empty_waiter_, &on_data_, &get_buffer_, &flush_hook_};
+  }  // the queue emptied: the sendfile waiter, a pending close or write_eof
+  void enqueue(py::handle data);
+  // Runs a protocol callback; an exception other than SystemExit/KeyboardInterrupt goes to
+  // fatal_error(message) and false is returned.
+  template <typename Call>
+  bool or_fatal(const char* message, Call&& call);
+
+  StreamTransportCore core_;
+  py::object transport_, loop_, sock_, protocol_, server_;
+  // Looked up once (as uvloop does): the protocol's per-message method (data_received, or
+  // get_buffer and buffer_updated) and the loop's end-of-turn hook.
+  py::object on_data_, get_buffer_, flush_hook_;
+  py::object empty_waiter_ = py::none();
+  bool buffered_ = false;          // the protocol is an asyncio.BufferedProtocol
+  bool protocol_connected_ = false;
+  bool closing_ = false;
+  bool paused_ = false;            // pause_reading()
+  bool eof_ = false;               // write_eof() asked; shutdown once the queue is empty
+  bool flush_scheduled_ = false;   // _flush_at_end_of_turn was told this turn
+  bool writer_registered_ = false;
+  bool may_be_paused_ = false;     // pause_writing() may have been called: resume when it drains
+  unsigned conn_lost_ = 0;         // the stdlib's _conn_lost: writes counted after the loss
+};
+
+}  // namespace socketeer::bindings
