@@ -6,6 +6,9 @@
 // bound), and a large write into an empty queue is sent from the caller's buffer, uncopied.
 #include "loop_transport.hpp"
 
+#include "fast_method.hpp"
+#include "loop_core.hpp"
+
 #include "socketeer/error.hpp"
 
 namespace socketeer::bindings {
@@ -59,9 +62,20 @@ void LoopTransport::enqueue(py::handle data) {
     send_queued();
   } else if (!flush_scheduled_) {
     flush_scheduled_ = true;
-    flush_hook_(transport_);
+    request_flush();
   }
 }
+
+void LoopTransport::request_flush() {
+  if (loop_core_.is_none()) {
+    flush_hook_(transport_);
+    return;
+  }
+  if (!self_) self_ = self().ptr();
+  cpp_self<loop_core::LoopCore>(loop_core_.ptr())->flush_at_end_of_turn(transport_.ptr(), self_, &flush_native);
+}
+
+void LoopTransport::flush_native(PyObject* self) { cpp_self<LoopTransport>(self)->flush_output(); }
 
 void LoopTransport::write(py::handle data) {
   check_bytes_like(data);
