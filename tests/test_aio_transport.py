@@ -146,6 +146,35 @@ def test_protocol_error_goes_to_the_exception_handler_and_closes_once(loop):
         assert transport.is_closing() and transport.get_extra_info("socket") is not None
 
 
+def test_connection_lost_raising_in_the_end_of_turn_flush_names_the_transport():
+    # Ours only: write() then close() in one callback leave connection_lost to the turn's flush
+    # (the stock transport sent at once and calls it from a Handle). The flush is a C++ call from
+    # the loop core straight into the transport; its error report still names the transport
+    # users hold, and the socket is closed all the same.
+    loop = aio.new_event_loop()
+    seen = []
+    loop.set_exception_handler(lambda _, context: seen.append(context))
+
+    class Broken(Recorder):
+        def connection_lost(self, exc):
+            super().connection_lost(exc)
+            raise ValueError("connection_lost bug")
+
+    ours, peer = socket.socketpair()
+    try:
+        transport, protocol = connect(loop, ours, Broken(loop))
+        loop.call_soon(lambda: (transport.write(b"last"), transport.close()))
+        assert loop.run_until_complete(protocol.lost) is None
+        assert [c["message"] for c in seen] == ["Exception in transport flush"]
+        assert seen[0]["transport"] is transport and isinstance(seen[0]["exception"], ValueError)
+        peer.settimeout(10)
+        assert peer.recv(100) == b"last" and peer.recv(100) == b""
+        assert ours.fileno() == -1
+    finally:
+        peer.close()
+        loop.close()
+
+
 def test_peer_reset_is_connection_lost_with_the_oserror(loop):
     ours, peer = socket.socketpair()
     transport, protocol = connect(loop, ours)

@@ -129,7 +129,7 @@ PyObject* remove_fd(PyObject* self, PyObject* fileobj) {
 }
 
 PyObject* flush_at_end_of_turn(PyObject* self, PyObject* transport) {
-  core_of(self).flushes.push_back(Py_NewRef(transport));
+  core_of(self).flush_at_end_of_turn(transport);
   Py_RETURN_NONE;
 }
 

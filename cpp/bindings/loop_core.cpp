@@ -134,21 +134,30 @@ void LoopCore::dispatch(const std::vector<Event>& ready_events) {
 
 void LoopCore::flush() {
   static PyObject* flush_now = PyUnicode_InternFromString("flush_output");
-  std::vector<PyObject*> due;
+  std::vector<FlushRequest>& due = flushing;
+  due.clear();  // (only what a flush that raised left: references already given up)
   due.swap(flushes);
   for (size_t i = 0; i < due.size(); ++i) {
-    auto transport = steal(due[i]);
-    PyObject* done = PyObject_CallMethodNoArgs(transport.ptr(), flush_now);
+    auto transport = steal(due[i].transport);
+    auto native = py::reinterpret_steal<py::object>(due[i].native);
+    void (*native_flush)(PyObject*) = due[i].flush;
+    PyObject* done = native_flush ? guarded([&] {
+      native_flush(native.ptr());
+      Py_RETURN_NONE;
+    })
+                                  : PyObject_CallMethodNoArgs(transport.ptr(), flush_now);
     if (done) {
       Py_DECREF(done);
       continue;
     }
     if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
       flushes.insert(flushes.begin(), due.begin() + i + 1, due.end());  // their references move back
+      due.clear();
       throw py::error_already_set();
     }
     report_flush_error(transport);  // and the others still flush
   }
+  due.clear();
 }
 
 void LoopCore::report_flush_error(const py::object& transport) {
@@ -170,7 +179,10 @@ void LoopCore::clear() {
     Py_CLEAR(entry.reader);
     Py_CLEAR(entry.writer);
   });
-  for (PyObject* transport : std::exchange(flushes, {})) Py_DECREF(transport);
+  for (FlushRequest& request : std::exchange(flushes, {})) {
+    Py_DECREF(request.transport);
+    Py_XDECREF(request.native);
+  }
 }
 
 int LoopCore::traverse(visitproc visit, void* arg) {
@@ -185,7 +197,10 @@ int LoopCore::traverse(visitproc visit, void* arg) {
     each(entry.reader);
     each(entry.writer);
   });
-  for (PyObject* transport : flushes) each(transport);
+  for (const FlushRequest& request : flushes) {
+    each(request.transport);
+    each(request.native);
+  }
   return stop;
 }
 

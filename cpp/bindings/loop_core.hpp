@@ -36,13 +36,24 @@ inline py::object steal(PyObject* object) {
 // An fd from an int or an object with fileno(), with the selectors module's errors.
 int fd_of(PyObject* fileobj);
 
+// A transport to flush at the end of this turn. A native one (the stream transport) is flushed
+// by a C++ call, flush(native), with no Python method lookup; any other by calling its
+// flush_output() method.
+struct FlushRequest {
+  PyObject* transport;                     // strong: what the error report names
+  PyObject* native = nullptr;              // strong: the object flush() takes, or nullptr
+  void (*flush)(PyObject* native) = nullptr;  // may throw (translated as pybind11 does)
+};
+
 struct LoopCore {
   PyObject* loop;  // strong; the GC sees it (tp_traverse below)
   Poller poller;
   ReadyQueue ready;
   TimerHeap timers;
   FdCallbacks fds;
-  std::vector<PyObject*> flushes;  // transports to flush_output() at the end of this turn
+  std::vector<FlushRequest> flushes;  // transports to flush at the end of this turn, in order
+  std::vector<FlushRequest> flushing;  // flush()'s: the requests it is running (a vector reused
+                                       // from turn to turn; the GC need not see them)
   bool stopping = false;
   bool closed = false;
   bool debug = false;
@@ -113,7 +124,12 @@ struct LoopCore {
   // registered one, no new object); a cancelled one is removed instead. Error and hangup wake both.
   void dispatch(const std::vector<Event>& ready_events);
 
-  // Transports that asked during this turn: each transport.flush_output(), once, in order.
+  // Asks for one flush at the end of this turn (the caller asks once per turn).
+  void flush_at_end_of_turn(PyObject* transport, PyObject* native = nullptr, void (*flush)(PyObject*) = nullptr) {
+    flushes.push_back({Py_NewRef(transport), Py_XNewRef(native), flush});
+  }
+
+  // Transports that asked during this turn: each flushed once, in order.
   void flush();
 
   void report_flush_error(const py::object& transport);

@@ -18,6 +18,10 @@
 
 namespace socketeer::bindings {
 
+namespace loop_core {
+struct LoopCore;
+}
+
 // asyncio's logger (asyncio.log.logger), which the stdlib's transports log to.
 py::handle asyncio_logger();
 
@@ -67,6 +71,10 @@ class LoopTransport {
 
  private:
   py::object self() { return py::cast(this, py::return_value_policy::reference); }
+  // Asks the loop for this turn's flush: straight into the LoopCore (a C++ call at the end of the
+  // turn) when the loop runs on one, else through its _flush_at_end_of_turn(transport).
+  void request_flush();
+  static void flush_native(PyObject* self);
   // Sends what is queued; registers the writer when the kernel took only part. Returns false
   // when the send failed (the transport is then closing with the error).
   bool send_queued();
@@ -74,8 +82,8 @@ class LoopTransport {
   // The protocol's method: the one set_protocol() looked up, or (if it had none) a fresh lookup
   // that raises AttributeError into the caller's fatal-error path.
   py::object protocol_method(const py::object& cached, const char* name) const;
-  std::array<py::object*, 9> held() {
-    return {&transport_, &loop_, &sock_, &protocol_, &server_, &empty_waiter_, &on_data_, &get_buffer_, &flush_hook_};
+  std::array<py::object*, 10> held() {
+    return {&transport_, &loop_, &sock_, &protocol_, &server_, &empty_waiter_, &on_data_, &get_buffer_, &flush_hook_, &loop_core_};
   }  // the queue emptied: the sendfile waiter, a pending close or write_eof
   void enqueue(py::handle data);
   // Runs a protocol callback; an exception other than SystemExit/KeyboardInterrupt goes to
@@ -88,6 +96,8 @@ class LoopTransport {
   // Looked up once (as uvloop does): the protocol's per-message method (data_received, or
   // get_buffer and buffer_updated) and the loop's end-of-turn hook.
   py::object on_data_, get_buffer_, flush_hook_;
+  py::object loop_core_;  // the loop's _core.LoopCore, or None (a loop without one)
+  PyObject* self_ = nullptr;  // this object's own Python instance (borrowed: it owns this object)
   py::object empty_waiter_ = py::none();
   bool buffered_ = false;          // the protocol is an asyncio.BufferedProtocol
   bool protocol_connected_ = false;

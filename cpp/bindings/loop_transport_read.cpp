@@ -2,6 +2,8 @@
 // the order of every step are the stdlib's _SelectorSocketTransport's.
 #include "loop_transport.hpp"
 
+#include "loop_core.hpp"
+
 #include "socketeer/error.hpp"
 
 namespace socketeer::bindings {
@@ -12,6 +14,14 @@ namespace {
 // purpose: they must outlive every transport, even during interpreter shutdown).
 py::handle asyncio_attr(const char* name) {
   return py::object(py::module_::import("asyncio").attr(name)).release();
+}
+
+// method(argument) by vectorcall: no argument tuple per message, as py::object's call builds.
+void call_one(const py::object& method, const py::object& argument) {
+  PyObject* args[2] = {nullptr, argument.ptr()};
+  PyObject* result = PyObject_Vectorcall(method.ptr(), args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr);
+  if (!result) throw py::error_already_set();
+  Py_DECREF(result);
 }
 
 bool is_buffered(py::handle protocol) {
@@ -35,7 +45,9 @@ LoopTransport::LoopTransport(py::object transport, py::object loop, py::object s
       loop_(std::move(loop)),
       sock_(std::move(sock)),
       server_(std::move(server)),
-      flush_hook_(loop_.attr("_flush_at_end_of_turn")) {
+      flush_hook_(loop_.attr("_flush_at_end_of_turn")),
+      loop_core_(py::getattr(loop_, "_core", py::none())) {
+  if (!py::isinstance<loop_core::LoopCore>(loop_core_)) loop_core_ = py::none();
   set_protocol(std::move(protocol));
 }
 
@@ -87,7 +99,7 @@ void LoopTransport::read_ready() {
     if (!got) return;
     if (*got == 0) return read_eof();
     or_fatal("Fatal error: protocol.buffer_updated() call failed.",
-            [&] { protocol_method(on_data_, "buffer_updated")(*got); });
+            [&] { call_one(protocol_method(on_data_, "buffer_updated"), py::int_(*got)); });
     return;
   }
   // Through the reused buffer, copied out into the bytes object data_received() takes. (Reading
@@ -99,7 +111,7 @@ void LoopTransport::read_ready() {
   if (data->empty()) return read_eof();
   py::bytes chunk(data->data(), data->size());
   or_fatal("Fatal error: protocol.data_received() call failed.",
-          [&] { protocol_method(on_data_, "data_received")(chunk); });
+          [&] { call_one(protocol_method(on_data_, "data_received"), chunk); });
 }
 
 void LoopTransport::read_eof() {
@@ -183,7 +195,7 @@ void LoopTransport::call_connection_lost(py::object exc) {
     py::object sock = std::exchange(sock_, py::none());
     py::object server = std::exchange(server_, py::none());
     py::object waiter = std::exchange(empty_waiter_, py::none());
-    protocol_ = on_data_ = get_buffer_ = flush_hook_ = py::none();
+    protocol_ = on_data_ = get_buffer_ = flush_hook_ = loop_core_ = py::none();
     loop_ = py::none();
     py::object transport = std::exchange(transport_, py::none());
     sock.attr("close")();

@@ -6,6 +6,9 @@
 // bound), and a large write into an empty queue is sent from the caller's buffer, uncopied.
 #include "loop_transport.hpp"
 
+#include "fast_method.hpp"
+#include "loop_core.hpp"
+
 #include "socketeer/error.hpp"
 
 namespace socketeer::bindings {
@@ -32,11 +35,20 @@ void check_bytes_like(py::handle data) {
 }  // namespace
 
 void LoopTransport::enqueue(py::handle data) {
-  ReadBuffer bytes;
-  if (!bytes.acquire(data.ptr())) throw py::error_already_set();
-  size_t size = bytes.size();
+  // A bytes object (what data_received hands out, so what an echo writes back) is read in
+  // place; anything else through the buffer protocol.
+  ReadBuffer view;
+  const char* start;
+  size_t size;
+  if (PyBytes_CheckExact(data.ptr())) {
+    start = PyBytes_AS_STRING(data.ptr());
+    size = static_cast<size_t>(PyBytes_GET_SIZE(data.ptr()));
+  } else {
+    if (!view.acquire(data.ptr())) throw py::error_already_set();
+    start = view.data();
+    size = view.size();
+  }
   if (size == 0) return;
-  const char* start = bytes.data();
   if (core_.queued() == 0 && !writer_registered_ && size >= direct_send_size) {
     size_t sent = 0;
     try {
@@ -59,15 +71,28 @@ void LoopTransport::enqueue(py::handle data) {
     send_queued();
   } else if (!flush_scheduled_) {
     flush_scheduled_ = true;
-    flush_hook_(transport_);
+    request_flush();
   }
 }
+
+void LoopTransport::request_flush() {
+  if (loop_core_.is_none()) {
+    flush_hook_(transport_);
+    return;
+  }
+  if (!self_) self_ = self().ptr();
+  cpp_self<loop_core::LoopCore>(loop_core_.ptr())->flush_at_end_of_turn(transport_.ptr(), self_, &flush_native);
+}
+
+void LoopTransport::flush_native(PyObject* self) { cpp_self<LoopTransport>(self)->flush_output(); }
 
 void LoopTransport::write(py::handle data) {
   check_bytes_like(data);
   if (eof_) raise_runtime_error("Cannot call write() after write_eof()");
   if (!empty_waiter_.is_none()) raise_runtime_error("unable to write; sendfile is in progress");
-  if (PyObject_Length(data.ptr()) == 0) return;
+  Py_ssize_t length = PyBytes_CheckExact(data.ptr()) ? PyBytes_GET_SIZE(data.ptr()) : PyObject_Length(data.ptr());
+  if (length < 0) throw py::error_already_set();
+  if (length == 0) return;
   if (conn_lost_) {
     if (conn_lost_ >= connlost_writes_before_warning) asyncio_logger().attr("warning")("socket.send() raised exception.");
     ++conn_lost_;
