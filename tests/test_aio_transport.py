@@ -114,12 +114,17 @@ def test_output_queued_outside_a_callback_leaves_when_the_loop_runs(loop):
         assert peer.recv(100) == b"before" and peer.recv(100) == b""
 
 
-@pytest.mark.parametrize("data, error", [("text", TypeError), (12, TypeError), (None, TypeError)])
-def test_write_rejects_what_the_stdlib_rejects(loop, data, error):
+@pytest.mark.parametrize("data, error, message", [
+    ("text", TypeError, "data argument must be a bytes-like object"),
+    (12, TypeError, "data argument must be a bytes-like object"),
+    (None, TypeError, "data argument must be a bytes-like object"),
+    (memoryview(b"abcd").cast("i")[0:1].cast("B").cast("i", shape=[]), TypeError, "0-dim memory"),
+])
+def test_write_rejects_what_the_stdlib_rejects(loop, data, error, message):
     ours, peer = socket.socketpair()
     with peer:
         transport, protocol = connect(loop, ours)
-        with pytest.raises(error, match="data argument must be a bytes-like object"):
+        with pytest.raises(error, match=message):
             transport.write(data)
         transport.write_eof()
         with pytest.raises(RuntimeError, match="Cannot call write\\(\\) after write_eof\\(\\)"):

@@ -22,6 +22,11 @@ constexpr size_t direct_send_size = 16 * 1024;
 constexpr unsigned connlost_writes_before_warning = 5;
 
 void check_bytes_like(py::handle data) {
+  if (PyMemoryView_Check(data.ptr()) && PyMemoryView_GET_BUFFER(data.ptr())->ndim == 0) {
+    // The stock transport's `if not data` asks its length: a 0-dim memoryview has none.
+    PyErr_SetString(PyExc_TypeError, "0-dim memory has no length");
+    throw py::error_already_set();
+  }
   if (PyBytes_Check(data.ptr()) || PyByteArray_Check(data.ptr()) || PyMemoryView_Check(data.ptr())) return;
   PyErr_Format(PyExc_TypeError, "data argument must be a bytes-like object, not '%s'", Py_TYPE(data.ptr())->tp_name);
   throw py::error_already_set();
