@@ -73,7 +73,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
         # Read only once connection_made() ran; wake the waiter after that too.
         loop.call_soon(self._native.start_reading)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     # --- what the stdlib's loop code reads on a transport --------------------------------
     @property
@@ -169,6 +169,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
             native.sock.close()
 
 
-def _set_result_unless_cancelled(fut: asyncio.Future[None], result: None) -> None:
+def set_result_unless_cancelled(fut: asyncio.Future[None], result: None) -> None:
+    """Wakes a transport's waiter once connection_made() ran, unless it was cancelled meanwhile."""
     if not fut.cancelled():
         fut.set_result(result)

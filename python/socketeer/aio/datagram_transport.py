@@ -1,0 +1,124 @@
+"""The datagram transport of :class:`socketeer.aio.Loop`: an ``asyncio.DatagramTransport`` whose
+state, receive batch and output queue live in C++ (``_core.DatagramTransport``).
+
+It behaves as the stdlib's selector datagram transport (``create_datagram_endpoint`` builds it):
+``sendto()`` sends at once and queues (copied) only what the kernel cannot take yet, an ``OSError``
+from a send goes to ``protocol.error_received()``, flow control follows the write-buffer water
+marks. One difference by design: each wake-up receives up to a batch of datagrams in one
+``recvmmsg`` (into a reused buffer, UDP only; unix datagram sockets take one per wake-up) and
+calls ``datagram_received()`` for each in order. An exception from ``datagram_received()`` for a
+datagram that is not the batch's last goes to the loop's exception handler and the rest of the
+batch is still delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import warnings
+from asyncio import transports, trsock
+from typing import Any, Optional
+
+from .._core import DatagramTransport as _NativeDatagramTransport
+from .transport import set_result_unless_cancelled
+
+__all__ = ["DatagramTransport"]
+
+
+class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport):
+    """A datagram transport over a socket on :class:`socketeer.aio.Loop`.
+
+    ``get_extra_info`` answers the stdlib's keys: ``'socket'`` (a ``TransportSocket``),
+    ``'sockname'``, ``'peername'``. The socket belongs to the transport from here on: it is closed
+    after ``connection_lost``.
+    """
+
+    max_size = 256 * 1024  # the stdlib's _SelectorTransport.max_size: the largest datagram taken whole
+    _extra: dict[str, Any]
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: asyncio.BaseProtocol,
+                 address: Any = None, waiter: Optional[asyncio.Future[None]] = None,
+                 extra: Optional[dict[str, Any]] = None) -> None:
+        super().__init__(extra, loop)
+        self._extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._address = address
+        self._native = _NativeDatagramTransport(self, loop, sock, protocol, address, bool(self._extra["peername"]))
+        self._sock_fd = sock.fileno()
+        # The per-datagram methods go straight to C++ (an instance attribute shadows the class's).
+        self.sendto = self._native.sendto  # type: ignore[method-assign]
+        self.is_closing = self._native.is_closing  # type: ignore[method-assign]
+        loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]  # the loop's fd-in-use check
+        loop.call_soon(protocol.connection_made, self)
+        # Read only once connection_made() ran; wake the waiter after that too.
+        loop.call_soon(self._native.start_reading)
+        if waiter is not None:
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
+
+    # --- what the stdlib's loop code reads on a transport --------------------------------
+    @property
+    def _sock(self) -> Optional[socket.socket]:
+        return self._native.sock  # type: ignore[no-any-return]
+
+    @property
+    def _protocol(self) -> asyncio.BaseProtocol:
+        return self._native.protocol  # type: ignore[no-any-return]
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        self._native.fatal_error(exc, message)
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:
+        self._native.force_close(exc)
+
+    # --- asyncio.DatagramTransport -------------------------------------------------------
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        """Sends ``data`` (bytes, bytearray or memoryview) to ``addr`` (``None`` when connected)."""
+        self._native.sendto(data, addr)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes of the datagrams queued because the kernel could not take them yet."""
+        return self._native.get_write_buffer_size()  # type: ignore[no-any-return]
+
+    def is_closing(self) -> bool:
+        return self._native.is_closing()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stops receiving; ``connection_lost(None)`` follows once the queue is sent."""
+        self._native.close()
+
+    def abort(self) -> None:
+        """Drops the queue and closes now; ``connection_lost(None)`` follows."""
+        self._native.force_close(None)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._native.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._native.protocol  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        if self._native.sock is None:
+            info.append("closed")
+        elif self._native.is_closing():
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        if self._native.sock is not None:
+            state = "polling" if self._native.writer_polling else "idle"
+            info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
+        return f"<{' '.join(info)}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        native = self.__dict__.get("_native")
+        if native is not None and native.sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            native.sock.close()
+
