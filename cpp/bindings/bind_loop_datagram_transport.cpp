@@ -38,7 +38,15 @@ PyObject* sendto(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
   });
 }
 
+PyObject* flush_output(PyObject* self, PyObject*) {
+  return guarded([&] {
+    cpp_self<LoopDatagramTransport>(self)->flush_output();
+    Py_RETURN_NONE;
+  });
+}
+
 PyMethodDef transport_methods[] = {
+    {"flush_output", flush_output, METH_NOARGS, "The loop's end-of-turn flush: sendmmsg of the queue."},
     {"read_ready", read_ready, METH_NOARGS, "The reader callback: one recvmmsg, then datagram_received per datagram."},
     {"is_closing", is_closing, METH_NOARGS, "Whether close() or a fatal error began closing it."},
     {"sendto", fastcall(sendto), METH_FASTCALL | METH_KEYWORDS,
@@ -67,6 +75,7 @@ void init_loop_datagram_transport(py::module_& m) {
           py::arg("loop"), py::arg("sock"), py::arg("protocol"), py::arg("address"), py::arg("connected"))
       .def("start_reading", &LoopDatagramTransport::start_reading, "Registers read_ready with the loop unless closing.")
       .def("write_ready", &LoopDatagramTransport::write_ready, "The writer callback while the queue is not empty.")
+      .def("set_high_water", &LoopDatagramTransport::set_high_water, py::arg("high"))
       .def("get_write_buffer_size", &LoopDatagramTransport::write_buffer_size)
       .def("close", &LoopDatagramTransport::close)
       .def("force_close", &LoopDatagramTransport::force_close, py::arg("exc"))

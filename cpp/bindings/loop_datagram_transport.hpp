@@ -33,6 +33,9 @@ class LoopDatagramTransport {
   void start_reading();
   void sendto(py::handle data, py::handle address);
   void write_ready();
+  void flush_output();  // the loop's end-of-turn flush
+  // The write-buffer high-water mark (set_write_buffer_limits): above it, pause_writing().
+  void set_high_water(size_t high) { high_water_ = high; }
   size_t write_buffer_size() const { return core_.queued_bytes(); }
 
   void close();
@@ -56,13 +59,14 @@ class LoopDatagramTransport {
   // the tuple datagram_received() was given converts nothing.
   const Address& destination(py::handle address);
   py::object sender(size_t i);
-  std::array<py::object*, 8> held() {
-    return {&transport_, &loop_, &sock_, &protocol_, &address_, &on_datagram_, &last_to_object_, &last_from_tuple_};
+  std::array<py::object*, 9> held() {
+    return {&transport_, &loop_, &sock_, &protocol_, &address_, &on_datagram_, &flush_hook_, &last_to_object_, &last_from_tuple_};
   }
 
   DatagramTransportCore core_;
   py::object transport_, loop_, sock_, protocol_, address_;
   py::object on_datagram_;  // protocol.datagram_received, looked up once
+  py::object flush_hook_;
   int family_;
   bool connected_;
   py::object last_to_object_ = py::none();
@@ -71,6 +75,9 @@ class LoopDatagramTransport {
   py::object last_from_tuple_ = py::none();
   bool closing_ = false;
   bool writer_registered_ = false;
+  bool may_be_paused_ = false;    // pause_writing() may have been called: resume once drained
+  bool flush_scheduled_ = false;  // _flush_at_end_of_turn was told this turn
+  size_t high_water_ = 64 * 1024;  // the stdlib's default
   unsigned conn_lost_ = 0;
 };
 

@@ -2,11 +2,14 @@
 state, receive batch and output queue live in C++ (``_core.DatagramTransport``).
 
 It behaves as the stdlib's selector datagram transport (``create_datagram_endpoint`` builds it):
-``sendto()`` sends at once and queues (copied) only what the kernel cannot take yet, an ``OSError``
-from a send goes to ``protocol.error_received()``, flow control follows the write-buffer water
-marks. One difference by design: each wake-up receives up to a batch of datagrams in one
-``recvmmsg`` (into a reused buffer, UDP only; unix datagram sockets take one per wake-up) and
-calls ``datagram_received()`` for each in order. An exception from ``datagram_received()`` for a
+an ``OSError`` from a send goes to ``protocol.error_received()``, flow control follows the
+write-buffer water marks. The differences by design: ``sendto()`` queues (copied) and the loop
+sends each turn's datagrams in one ``sendmmsg`` after the turn's callbacks ran (so a send's
+``OSError`` reaches ``error_received()`` at the end of the turn, not inside ``sendto()``, and
+``pause_writing()`` comes when the queue passes the high-water mark, whether or not the kernel
+would have taken it); and each wake-up receives up to a batch of datagrams in one ``recvmmsg``
+(into a reused buffer, UDP only; unix datagram sockets take one per wake-up) and calls
+``datagram_received()`` for each in order. An exception from ``datagram_received()`` for a
 datagram that is not the batch's last goes to the loop's exception handler and the rest of the
 batch is still delivered.
 """
@@ -39,23 +42,25 @@ class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport)
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: asyncio.BaseProtocol,
                  address: Any = None, waiter: Optional[asyncio.Future[None]] = None,
                  extra: Optional[dict[str, Any]] = None) -> None:
+        extra = dict(extra or {})
+        if "peername" not in extra:
+            try:
+                extra["peername"] = sock.getpeername()
+            except OSError:
+                extra["peername"] = None
+        self._native = _NativeDatagramTransport(self, loop, sock, protocol, address, bool(extra["peername"]))
         super().__init__(extra, loop)
         self._extra["socket"] = trsock.TransportSocket(sock)
         try:
             self._extra["sockname"] = sock.getsockname()
         except OSError:
             self._extra["sockname"] = None
-        if "peername" not in self._extra:
-            try:
-                self._extra["peername"] = sock.getpeername()
-            except OSError:
-                self._extra["peername"] = None
         self._address = address
-        self._native = _NativeDatagramTransport(self, loop, sock, protocol, address, bool(self._extra["peername"]))
         self._sock_fd = sock.fileno()
         # The per-datagram methods go straight to C++ (an instance attribute shadows the class's).
         self.sendto = self._native.sendto  # type: ignore[method-assign]
         self.is_closing = self._native.is_closing  # type: ignore[method-assign]
+        self.flush_output = self._native.flush_output  # type: ignore[method-assign]
         loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]  # the loop's fd-in-use check
         loop.call_soon(protocol.connection_made, self)
         # Read only once connection_made() ran; wake the waiter after that too.
@@ -78,10 +83,18 @@ class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport)
     def _force_close(self, exc: Optional[BaseException]) -> None:
         self._native.force_close(exc)
 
+    def _set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
+        super()._set_write_buffer_limits(high, low)  # type: ignore[misc]
+        self._native.set_high_water(self._high_water)  # type: ignore[attr-defined]
+
     # --- asyncio.DatagramTransport -------------------------------------------------------
     def sendto(self, data: Any, addr: Any = None) -> None:
         """Sends ``data`` (bytes, bytearray or memoryview) to ``addr`` (``None`` when connected)."""
         self._native.sendto(data, addr)
+
+    def flush_output(self) -> None:
+        """Sends what this turn queued (sendmmsg); the loop calls it after each turn."""
+        self._native.flush_output()
 
     def get_write_buffer_size(self) -> int:
         """Bytes of the datagrams queued because the kernel could not take them yet."""
