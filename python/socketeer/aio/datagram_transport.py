@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import warnings
-from asyncio import transports, trsock
+from asyncio import transports
 from typing import Any, Optional
 
 from .._core import DatagramTransport as _NativeDatagramTransport
-from .transport import set_result_unless_cancelled
+from .transport import add_socket_extra_info, set_result_unless_cancelled
 
 __all__ = ["DatagramTransport"]
 
@@ -43,18 +43,9 @@ class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport)
                  address: Any = None, waiter: Optional[asyncio.Future[None]] = None,
                  extra: Optional[dict[str, Any]] = None) -> None:
         extra = dict(extra or {})
-        if "peername" not in extra:
-            try:
-                extra["peername"] = sock.getpeername()
-            except OSError:
-                extra["peername"] = None
+        add_socket_extra_info(extra, sock)
         self._native = _NativeDatagramTransport(self, loop, sock, protocol, address, bool(extra["peername"]))
         super().__init__(extra, loop)
-        self._extra["socket"] = trsock.TransportSocket(sock)
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
         self._address = address
         self._sock_fd = sock.fileno()
         # The per-datagram methods go straight to C++ (an instance attribute shadows the class's).

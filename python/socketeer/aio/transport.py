@@ -49,16 +49,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
                  server: Optional[asyncio.Server] = None) -> None:
         self._native = StreamTransport(self, loop, sock, protocol, server)
         super().__init__(extra, loop)
-        self._extra["socket"] = trsock.TransportSocket(sock)
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
-        if "peername" not in self._extra:
-            try:
-                self._extra["peername"] = sock.getpeername()
-            except OSError:
-                self._extra["peername"] = None
+        add_socket_extra_info(self._extra, sock)
         self._sock_fd = sock.fileno()
         # The per-message methods go straight to C++ (an instance attribute shadows the class's).
         self.write = self._native.write  # type: ignore[method-assign]
@@ -167,6 +158,21 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
         if native is not None and native.sock is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             native.sock.close()
+
+
+def add_socket_extra_info(extra: dict[str, Any], sock: socket.socket) -> None:
+    """The stdlib's extra info of a socket transport: ``'socket'`` (a ``TransportSocket``),
+    ``'sockname'`` and, unless given, ``'peername'`` (None where the socket has none)."""
+    extra["socket"] = trsock.TransportSocket(sock)
+    try:
+        extra["sockname"] = sock.getsockname()
+    except OSError:
+        extra["sockname"] = None
+    if "peername" not in extra:
+        try:
+            extra["peername"] = sock.getpeername()
+        except OSError:
+            extra["peername"] = None
 
 
 def set_result_unless_cancelled(fut: asyncio.Future[None], result: None) -> None:
