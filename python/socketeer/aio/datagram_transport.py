@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import warnings
 from asyncio import transports
 from typing import Any, Optional
 
 from .._core import DatagramTransport as _NativeDatagramTransport
-from .transport import add_socket_extra_info, set_result_unless_cancelled
+from .transport import NativeTransportMixin, add_socket_extra_info
 
 __all__ = ["DatagramTransport"]
 
 
-class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport):
+class DatagramTransport(NativeTransportMixin, transports._FlowControlMixin, asyncio.DatagramTransport):
     """A datagram transport over a socket on :class:`socketeer.aio.Loop`.
 
     ``get_extra_info`` answers the stdlib's keys: ``'socket'`` (a ``TransportSocket``),
@@ -52,27 +51,7 @@ class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport)
         self.sendto = self._native.sendto  # type: ignore[method-assign]
         self.is_closing = self._native.is_closing  # type: ignore[method-assign]
         self.flush_output = self._native.flush_output  # type: ignore[method-assign]
-        loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]  # the loop's fd-in-use check
-        loop.call_soon(protocol.connection_made, self)
-        # Read only once connection_made() ran; wake the waiter after that too.
-        loop.call_soon(self._native.start_reading)
-        if waiter is not None:
-            loop.call_soon(set_result_unless_cancelled, waiter, None)
-
-    # --- what the stdlib's loop code reads on a transport --------------------------------
-    @property
-    def _sock(self) -> Optional[socket.socket]:
-        return self._native.sock  # type: ignore[no-any-return]
-
-    @property
-    def _protocol(self) -> asyncio.BaseProtocol:
-        return self._native.protocol  # type: ignore[no-any-return]
-
-    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
-        self._native.fatal_error(exc, message)
-
-    def _force_close(self, exc: Optional[BaseException]) -> None:
-        self._native.force_close(exc)
+        self._start(loop, protocol, waiter)
 
     def _set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
         super()._set_write_buffer_limits(high, low)  # type: ignore[misc]
@@ -91,23 +70,6 @@ class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport)
         """Bytes of the datagrams queued because the kernel could not take them yet."""
         return self._native.get_write_buffer_size()  # type: ignore[no-any-return]
 
-    def is_closing(self) -> bool:
-        return self._native.is_closing()  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        """Stops receiving; ``connection_lost(None)`` follows once the queue is sent."""
-        self._native.close()
-
-    def abort(self) -> None:
-        """Drops the queue and closes now; ``connection_lost(None)`` follows."""
-        self._native.force_close(None)
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._native.set_protocol(protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._native.protocol  # type: ignore[no-any-return]
-
     def __repr__(self) -> str:
         info = [type(self).__name__]
         if self._native.sock is None:
@@ -119,10 +81,4 @@ class DatagramTransport(transports._FlowControlMixin, asyncio.DatagramTransport)
             state = "polling" if self._native.writer_polling else "idle"
             info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
         return f"<{' '.join(info)}>"
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        native = self.__dict__.get("_native")
-        if native is not None and native.sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            native.sock.close()
 
