@@ -26,6 +26,7 @@ void init_timeouts(py::module_& m);
 void init_netlink(py::module_& m);
 void init_loop_core(py::module_& m);  // also _core.Handle and _core.TimerHandle
 void init_loop_transport(py::module_& m);
+void init_loop_datagram_transport(py::module_& m);
 }  // namespace socketeer::bindings
 
 namespace socketeer {

@@ -17,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
   socketeer::bindings::init_netlink(m);
   socketeer::bindings::init_loop_core(m);
   socketeer::bindings::init_loop_transport(m);
+  socketeer::bindings::init_loop_datagram_transport(m);
 }

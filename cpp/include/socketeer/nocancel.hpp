@@ -24,6 +24,18 @@ inline ssize_t send(int fd, const void* data, size_t size, int flags) {
   return ::syscall(SYS_sendto, fd, data, size, flags, nullptr, 0);
 }
 
+inline ssize_t sendto(int fd, const void* data, size_t size, int flags, const sockaddr* to, socklen_t length) {
+  return ::syscall(SYS_sendto, fd, data, size, flags, to, length);
+}
+
+inline int recvmmsg(int fd, mmsghdr* headers, unsigned count, int flags) {
+  return static_cast<int>(::syscall(SYS_recvmmsg, fd, headers, count, flags, nullptr));
+}
+
+inline int sendmmsg(int fd, mmsghdr* headers, unsigned count, int flags) {
+  return static_cast<int>(::syscall(SYS_sendmmsg, fd, headers, count, flags));
+}
+
 inline ssize_t sendmsg(int fd, const msghdr* header, int flags) {
   return ::syscall(SYS_sendmsg, fd, header, flags);
 }

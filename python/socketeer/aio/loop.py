@@ -29,6 +29,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, Callable, Optional, TypeVar, cast
 
 from .. import _core
+from .datagram_transport import DatagramTransport
 from .transport import SocketTransport
 
 __all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "run"]
@@ -109,6 +110,10 @@ class Loop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]  # a var
     def _make_socket_transport(self, sock: Any, protocol: Any, waiter: Any = None, *, extra: Any = None,
                                server: Any = None) -> SocketTransport:
         return SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_datagram_transport(self, sock: Any, protocol: Any, address: Any = None, waiter: Any = None,
+                                 extra: Any = None) -> DatagramTransport:
+        return DatagramTransport(self, sock, protocol, address, waiter, extra)
 
     def _make_ssl_transport(self, rawsock: Any, protocol: Any, sslcontext: Any, waiter: Any = None, *,
                             server_side: bool = False, server_hostname: Any = None, extra: Any = None,

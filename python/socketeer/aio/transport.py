@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from .._core import StreamTransport
 
-__all__ = ["SocketTransport"]
+__all__ = ["NativeTransportMixin", "SocketTransport"]
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -29,7 +29,62 @@ def _set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class SocketTransport(transports._FlowControlMixin, transports.Transport):  # the stdlib's sendfile fallback requires the mixin
+class NativeTransportMixin:
+    """What socketeer.aio.Loop's transports share over their native half (``self._native``, a
+    ``_core.StreamTransport`` or ``_core.DatagramTransport``): the start (connection_made, then
+    reading, then the waiter), closing, the protocol, and what the stdlib's loop code reads."""
+
+    _native: Any
+    _sock_fd: int
+
+    def _start(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.BaseProtocol,
+               waiter: Optional[asyncio.Future[None]]) -> None:
+        loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]  # the loop's fd-in-use check
+        loop.call_soon(protocol.connection_made, self)  # type: ignore[arg-type]  # self is the transport
+        # Read only once connection_made() ran; wake the waiter after that too.
+        loop.call_soon(self._native.start_reading)
+        if waiter is not None:
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
+
+    @property
+    def _sock(self) -> Optional[socket.socket]:
+        return self._native.sock  # type: ignore[no-any-return]
+
+    @property
+    def _protocol(self) -> asyncio.BaseProtocol:
+        return self._native.protocol  # type: ignore[no-any-return]
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        self._native.fatal_error(exc, message)
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:  # SSLProtocol calls it
+        self._native.force_close(exc)
+
+    def is_closing(self) -> bool:
+        return self._native.is_closing()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stops reading; ``connection_lost(None)`` follows once the queue is sent."""
+        self._native.close()
+
+    def abort(self) -> None:
+        """Drops the queue and closes now; ``connection_lost(None)`` follows."""
+        self._native.force_close(None)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._native.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._native.protocol  # type: ignore[no-any-return]
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        native = self.__dict__.get("_native")
+        if native is not None and native.sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            native.sock.close()
+
+
+class SocketTransport(NativeTransportMixin, transports._FlowControlMixin, transports.Transport):  # the stdlib's sendfile fallback requires the mixin
     """A stream transport over a connected socket on :class:`socketeer.aio.Loop`.
 
     ``get_extra_info`` answers the stdlib's keys: ``'socket'`` (a ``TransportSocket``),
@@ -49,16 +104,7 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
                  server: Optional[asyncio.Server] = None) -> None:
         self._native = StreamTransport(self, loop, sock, protocol, server)
         super().__init__(extra, loop)
-        self._extra["socket"] = trsock.TransportSocket(sock)
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
-        if "peername" not in self._extra:
-            try:
-                self._extra["peername"] = sock.getpeername()
-            except OSError:
-                self._extra["peername"] = None
+        add_socket_extra_info(self._extra, sock)
         self._sock_fd = sock.fileno()
         # The per-message methods go straight to C++ (an instance attribute shadows the class's).
         self.write = self._native.write  # type: ignore[method-assign]
@@ -67,34 +113,15 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
         self.flush_output = self._native.flush_output  # type: ignore[method-assign]
         if server is not None:  # 3.13 tracks its transports (Server.close_clients); the C++ side detaches
             server._attach(*((self,) if sys.version_info >= (3, 13) else ()))  # type: ignore[attr-defined]
-        loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]  # the loop's fd-in-use check
         _set_nodelay(sock)
-        loop.call_soon(protocol.connection_made, self)
-        # Read only once connection_made() ran; wake the waiter after that too.
-        loop.call_soon(self._native.start_reading)
-        if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+        self._start(loop, protocol, waiter)
 
     # --- what the stdlib's loop code reads on a transport --------------------------------
-    @property
-    def _sock(self) -> Optional[socket.socket]:
-        return self._native.sock  # type: ignore[no-any-return]
-
-    @property
-    def _protocol(self) -> asyncio.BaseProtocol:
-        return self._native.protocol  # type: ignore[no-any-return]
-
     def _make_empty_waiter(self) -> asyncio.Future[None]:
         return self._native.make_empty_waiter()  # type: ignore[no-any-return]
 
     def _reset_empty_waiter(self) -> None:
         self._native.reset_empty_waiter()
-
-    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
-        self._native.fatal_error(exc, message)
-
-    def _force_close(self, exc: Optional[BaseException]) -> None:  # SSLProtocol calls it
-        self._native.force_close(exc)
 
     def _set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
         super()._set_write_buffer_limits(high, low)  # type: ignore[misc]
@@ -123,17 +150,6 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
     def get_write_buffer_size(self) -> int:
         return self._native.get_write_buffer_size()  # type: ignore[no-any-return]
 
-    def is_closing(self) -> bool:
-        return self._native.is_closing()  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        """Stops reading; ``connection_lost(None)`` follows once the queue is sent."""
-        self._native.close()
-
-    def abort(self) -> None:
-        """Drops the queue and closes now; ``connection_lost(None)`` follows."""
-        self._native.force_close(None)
-
     def is_reading(self) -> bool:
         return self._native.is_reading()  # type: ignore[no-any-return]
 
@@ -143,11 +159,6 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
     def resume_reading(self) -> None:
         self._native.resume_reading()
 
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._native.set_protocol(protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._native.protocol  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         info = [type(self).__name__]
@@ -162,13 +173,23 @@ class SocketTransport(transports._FlowControlMixin, transports.Transport):  # th
             info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
         return f"<{' '.join(info)}>"
 
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        native = self.__dict__.get("_native")
-        if native is not None and native.sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            native.sock.close()
+
+def add_socket_extra_info(extra: dict[str, Any], sock: socket.socket) -> None:
+    """The stdlib's extra info of a socket transport: ``'socket'`` (a ``TransportSocket``),
+    ``'sockname'`` and, unless given, ``'peername'`` (None where the socket has none)."""
+    extra["socket"] = trsock.TransportSocket(sock)
+    try:
+        extra["sockname"] = sock.getsockname()
+    except OSError:
+        extra["sockname"] = None
+    if "peername" not in extra:
+        try:
+            extra["peername"] = sock.getpeername()
+        except OSError:
+            extra["peername"] = None
 
 
-def _set_result_unless_cancelled(fut: asyncio.Future[None], result: None) -> None:
+def set_result_unless_cancelled(fut: asyncio.Future[None], result: None) -> None:
+    """Wakes a transport's waiter once connection_made() ran, unless it was cancelled meanwhile."""
     if not fut.cancelled():
         fut.set_result(result)
