@@ -204,8 +204,8 @@ def test_cancelled_after_its_wake_up_the_bytes_stay(run):
             reader = asyncio.ensure_future(server.recv())
             receive = server._on_readable
 
-            def receive_then_cancel() -> None:
-                receive()
+            def receive_then_cancel(*args: object) -> None:
+                receive(*args)
                 reader.cancel()
 
             server._on_readable = receive_then_cancel  # type: ignore[method-assign]  # registered by the wait
