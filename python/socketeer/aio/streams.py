@@ -156,41 +156,65 @@ class Stream(Connected, SocketIo):
             loop = asyncio.get_running_loop()     # ask only else (3.11 answers with a getpid() syscall)
         deadline = None if timeout is DEFAULT and self.timeout is None else self._deadline(timeout, loop)
         while result is None and not reader.eof:
-            error = self._read_error
-            if error is not None:  # what a receive of the read-ahead met, raised by the read it was for
-                self._read_error = None
-                raise error
-            if ((self._reading is not loop or (deadline is not None and loop.time() >= deadline))
-                    and reader.fill_now(self.socket) is not None):
-                result = take(*args)
-                continue
-            if self._read_waiter is not None or False in self._waiting:
-                self._refuse_second_reader(operation)
-            if self.socket.fileno() < 0:  # closed behind the stream's back
-                self._stop_reading()
-                raise closed_error(operation)
-            if deadline is not None and loop.time() >= deadline:
-                raise self.socket.timeout_error(operation, False)
-            if self._reading is not loop:
-                self._stop_reading()  # on a loop used before, if it is still open
-                loop.add_reader(self._fd, self._on_readable, self.socket, self)
-                self._reading = loop
-            waiter = self._read_waiter = loop.create_future()
-            timer = None if deadline is None else loop.call_at(
-                deadline, time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
-            try:
-                await waiter
-            finally:
-                self._read_waiter = None
-                if timer is not None:
-                    timer.cancel()
+            waiter = self._waiter(loop, deadline, operation)
+            if waiter is not None:
+                timer = None if deadline is None else loop.call_at(
+                    deadline, time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
+                try:
+                    await waiter
+                finally:
+                    self._read_waiter = None
+                    if timer is not None:
+                        timer.cancel()
             result = take(*args)
         return result
+
+    def _waiter(self, loop: asyncio.AbstractEventLoop, deadline: Optional[float], operation: str) -> Optional[asyncio.Future[None]]:
+        """One step of a read that found the buffer short (not at end of stream), on the running
+        ``loop``: raises what a receive of the read-ahead met (for the read it was for), a second
+        reader's RuntimeError, EBADF once closed, TimeoutError past the deadline; returns None when
+        a receive made here (not yet reading ahead on this loop, or at the deadline) got something
+        (take again), else the future the read-ahead resolves (_read_waiter, which the caller
+        clears after the wait), registering the read-ahead with the loop if it is not yet."""
+        error = self._read_error
+        if error is not None:
+            self._read_error = None
+            raise error
+        if ((self._reading is not loop or (deadline is not None and loop.time() >= deadline))
+                and self._reader.fill_now(self.socket) is not None):
+            return None
+        if self._read_waiter is not None or False in self._waiting:
+            self._refuse_second_reader(operation)
+        if self.socket.fileno() < 0:  # closed behind the stream's back
+            self._stop_reading()
+            raise closed_error(operation)
+        if deadline is not None and loop.time() >= deadline:
+            raise self.socket.timeout_error(operation, False)
+        if self._reading is not loop:
+            self._stop_reading()  # on a loop used before, if it is still open
+            loop.add_reader(self._fd, self._on_readable, self.socket, self)
+            self._reading = loop
+        waiter = self._read_waiter = loop.create_future()
+        return waiter
 
     async def recv(self, max_size: int = 64 * 1024, *, timeout: Optional[float] = DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
         take = self._reader.take_some
         data = take(check_size("max_size", max_size))
+        if data is not None:
+            return data
+        loop = self._reading
+        if timeout is DEFAULT and self.timeout is None and loop is not None and loop.is_running():
+            # Reading ahead on the running loop, no deadline: _read's first step inline, one
+            # coroutine frame fewer to suspend and resume (its loop takes over if this wait does
+            # not end with bytes).
+            waiter = self._waiter(loop, None, "recv")
+            if waiter is not None:
+                try:
+                    await waiter
+                finally:
+                    self._read_waiter = None
+            data = take(max_size)
         return data if data is not None else await self._read(take, timeout, "recv", max_size)
 
     async def recv_exactly(self, size: int, *, timeout: Optional[float] = DEFAULT) -> bytes:
