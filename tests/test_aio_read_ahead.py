@@ -219,6 +219,24 @@ def test_cancelled_after_its_wake_up_the_bytes_stay(run):
     run(main)
 
 
+def test_a_cancelled_recv_on_a_stream_reading_ahead_leaves_it_readable(run):
+    """recv() with no timeout on a stream already reading ahead waits for the read-ahead itself
+    (not through _read); cancelled in that wait, it leaves no waiter behind: the next recv gets
+    the bytes that came meanwhile, and does not refuse to run as a second reader."""
+    async def main(loop: CountingLoop):
+        async with reading() as (client, server):
+            waiting = asyncio.ensure_future(server.recv())
+            await asyncio.sleep(0)
+            assert server._read_waiter is not None  # it waits
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await client.send_all(b"after")
+            assert await asyncio.wait_for(server.recv(), TIMEOUT) == b"after"
+
+    run(main)
+
+
 def test_an_error_seen_while_nobody_reads_goes_to_the_next_read(run):
     """The stdlib socket is the oracle: after a reset, one recv raises ECONNRESET, the next
     returns b"" (end of stream)."""
