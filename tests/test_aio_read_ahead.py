@@ -204,8 +204,8 @@ def test_cancelled_after_its_wake_up_the_bytes_stay(run):
             reader = asyncio.ensure_future(server.recv())
             receive = server._on_readable
 
-            def receive_then_cancel() -> None:
-                receive()
+            def receive_then_cancel(*args: object) -> None:
+                receive(*args)
                 reader.cancel()
 
             server._on_readable = receive_then_cancel  # type: ignore[method-assign]  # registered by the wait
@@ -215,6 +215,24 @@ def test_cancelled_after_its_wake_up_the_bytes_stay(run):
                 await reader
             assert server._reader.buffered_size == 5
             assert await server.recv(timeout=0) == b"woken"
+
+    run(main)
+
+
+def test_a_cancelled_recv_on_a_stream_reading_ahead_leaves_it_readable(run):
+    """recv() with no timeout on a stream already reading ahead waits for the read-ahead itself
+    (not through _read); cancelled in that wait, it leaves no waiter behind: the next recv gets
+    the bytes that came meanwhile, and does not refuse to run as a second reader."""
+    async def main(loop: CountingLoop):
+        async with reading() as (client, server):
+            waiting = asyncio.ensure_future(server.recv())
+            await asyncio.sleep(0)
+            assert server._read_waiter is not None  # it waits
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await client.send_all(b"after")
+            assert await asyncio.wait_for(server.recv(), TIMEOUT) == b"after"
 
     run(main)
 

@@ -181,6 +181,77 @@ PyObject* fill_now(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
   });
 }
 
+// A name looked up on the stream object by on_readable, interned once.
+PyObject* interned(PyObject*& slot, const char* name) {
+  if (!slot) {
+    slot = PyUnicode_InternFromString(name);
+    if (!slot) throw py::error_already_set();
+  }
+  return slot;
+}
+
+// stream.<name>(*args) for on_readable; a Python exception propagates.
+void call_method(PyObject* target, PyObject* name, PyObject* argument = nullptr) {
+  PyObject* result = argument ? PyObject_CallMethodOneArg(target, name, argument) : PyObject_CallMethodNoArgs(target, name);
+  if (!result) throw py::error_already_set();
+  Py_DECREF(result);
+}
+
+// The asyncio Stream's reader callback, registered with the loop as
+// add_reader(fd, reader.on_readable, socket, stream): the read-ahead as one native call, no
+// Python frame per readable event (the loop calls it as it calls any callback, so it works on
+// any loop). One receive (fill_now); nothing there: done. Else the task waiting in
+// stream._read_waiter (a future), if any, is woken with set_result(None). stream._stop_reading()
+// ends the read-ahead at end of stream, at an error (the OSError is kept in stream._read_error
+// for the next read that needs bytes, as if that read had met it), and when the buffer holds its
+// capacity with no task waiting for more.
+PyObject* on_readable(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static PyObject *waiter_name, *error_name, *stop_name, *done_name, *set_result_name;
+  return guarded([&]() -> PyObject* {
+    FastArgs<2> a;
+    if (!a.parse("on_readable", args, nargs, kwnames, {"socket", "stream"}, 2)) return nullptr;
+    Socket& socket = cpp_arg<Socket>(a.values[0], "on_readable", "socket");
+    PyObject* stream = a.values[1];
+    std::optional<size_t> received;
+    bool full = false;
+    {
+      auto reader = cpp_self<SharedReader>(self)->use("fill_now");
+      try {
+        ReleaseGil release;
+        received = reader->fill_now(socket);
+      } catch (const py::error_already_set&) {
+        throw;
+      } catch (...) {  // the receive's error as the OSError the translator makes of it, kept for the next read
+        py::detail::try_translate_exceptions();
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        py::object error = py::reinterpret_steal<py::object>(value);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        if (!error) throw std::logic_error("on_readable: the receive failed without an error");
+        if (PyObject_SetAttr(stream, interned(error_name, "_read_error"), error.ptr()) < 0) throw py::error_already_set();
+        received = 0;
+      }
+      full = reader->buffered().size() >= reader->capacity();
+    }
+    if (!received) Py_RETURN_NONE;  // nothing there after all
+    py::object waiter = py::reinterpret_steal<py::object>(PyObject_GetAttr(stream, interned(waiter_name, "_read_waiter")));
+    if (!waiter) throw py::error_already_set();
+    bool waiting = false;
+    if (!waiter.is_none()) {
+      py::object done = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(waiter.ptr(), interned(done_name, "done")));
+      if (!done) throw py::error_already_set();
+      int is_done = PyObject_IsTrue(done.ptr());
+      if (is_done < 0) throw py::error_already_set();
+      waiting = !is_done;
+    }
+    if (waiting ? *received == 0 : (*received == 0 || full)) call_method(stream, interned(stop_name, "_stop_reading"));
+    if (waiting) call_method(waiter.ptr(), interned(set_result_name, "set_result"), Py_None);
+    Py_RETURN_NONE;
+  });
+}
+
 PyObject* take_frame(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
     FastArgs<1> a;
@@ -215,6 +286,10 @@ PyMethodDef reader_methods[] = {
     {"fill_now", fastcall(fill_now), METH_FASTCALL | METH_KEYWORDS,
      "fill_now(socket) -> int | None: one receive that never waits: bytes read, 0 at end of stream, None if "
      "nothing is there."},
+    {"on_readable", fastcall(on_readable), METH_FASTCALL | METH_KEYWORDS,
+     "on_readable(socket, stream) -> None: socketeer.aio.Stream's reader callback (its read-ahead): one "
+     "receive, then stream._read_waiter.set_result(None) if a task waits; stream._stop_reading() at end of "
+     "stream, at an error (kept in stream._read_error) and when the buffer is full with no task waiting."},
     {"take_frame", fastcall(take_frame), METH_FASTCALL | METH_KEYWORDS,
      "take_frame(framing) -> bytes | None: the next message if the buffer holds all of it (None: fill, then "
      "ask again; at_eof tells a clean end). No I/O."},

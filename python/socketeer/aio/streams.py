@@ -80,27 +80,32 @@ class Stream(Connected, SocketIo):
         super().__init__(sock, timeout)
         self._reader = _core.StreamReader(buffer_size)  # received, not yet handed out
         self._fd = sock.fileno()
-        self._high_mark = self._reader.capacity  # read ahead while fewer bytes are buffered
         self._reading: Optional[asyncio.AbstractEventLoop] = None  # where _on_readable is registered
         self._read_waiter: Optional[asyncio.Future[None]] = None  # the reading task's wait
         self._read_error: Optional[OSError] = None  # a receive's error, for the next read that needs bytes
+        # The loop's reader callback, registered once (by the first read that waits) with
+        # (socket, stream) as its arguments: native, no Python frame per readable event. One
+        # receive into the reader's buffer (fill_now), then the waiting task (_read_waiter) is
+        # woken; at end of stream, at an error (kept in _read_error for the next read that needs
+        # bytes) and when ``buffer_size`` bytes wait with no task waiting for more it calls
+        # _stop_reading(); a read that has to wait starts it again.
+        self._on_readable = self._reader.on_readable
 
     # --- writing ---------------------------------------------------------------------------
 
     async def send_all(self, data: ReadableBuffer, *, timeout: Optional[float] = DEFAULT) -> None:
         """Sends every byte of ``data`` within the timeout: at once when the socket takes it all,
         else what is left once it is writable again."""
-        view = memoryview(data)
-        size = view.nbytes
+        size = len(data) if type(data) is bytes else memoryview(data).nbytes  # bytes: no view unless it waits
         if not size:
             return
         try:
-            sent = self.socket.send(view)
+            sent = self.socket.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
         if sent == size:
             return
-        view = view.cast("B")[sent:]
+        view = memoryview(data).cast("B")[sent:]
         deadline = self._deadline(timeout)
         while view:
             sent = await self._io(True, lambda: self.socket.send(view), deadline, "sendall")
@@ -116,27 +121,6 @@ class Stream(Connected, SocketIo):
         self.socket.shutdown(SHUT_WR)
 
     # --- reading ahead ---------------------------------------------------------------------
-
-    def _on_readable(self) -> None:
-        """The loop's reader callback, registered once (by the first read that waits): one
-        receive into the reader's buffer, then the waiting task (if any) is woken. Reading stops
-        (the registration is removed) at end of stream, at an error (kept for the next read that
-        needs bytes), and when ``buffer_size`` bytes wait with no task waiting for more; a read
-        that has to wait starts it again."""
-        reader = self._reader
-        try:
-            received = reader.fill_now(self.socket)
-        except OSError as error:
-            self._read_error, received = error, 0
-        if received is None:  # nothing there after all
-            return
-        waiter = self._read_waiter
-        if waiter is not None and not waiter.done():
-            if not received:
-                self._stop_reading()
-            waiter.set_result(None)
-        elif not received or reader.buffered_size >= self._high_mark:
-            self._stop_reading()
 
     def _refuse_second_reader(self, operation: str) -> None:
         if self._read_waiter is not None or False in self._waiting:
@@ -157,68 +141,96 @@ class Stream(Connected, SocketIo):
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def _read(self, take: Callable[[], Optional[bytes]], timeout: Any, operation: str) -> Any:
-        """take() from the reader's buffer until it answers, in between waiting for the
-        read-ahead (_on_readable, registered here on the first wait) to receive more. When it is
-        not reading ahead on this loop (before the first wait, after a pause) and at the deadline,
-        one receive of what the socket has (fill_now) comes first. The reader is the sync
-        Stream's (one buffer core, two drivers). Returns what take() returned: None only for
-        take_frame or take_line at a clean end of stream."""
-        result = take()
-        if result is not None:  # the buffer had it: no clock, no syscall
-            return result
+    async def _read(self, take: Callable[..., Optional[bytes]], timeout: Any, operation: str, *args: Any) -> Any:
+        """take(*args) from the reader's buffer until it answers, in between waiting for the
+        read-ahead (_on_readable, registered here on the first wait) to receive more; called once
+        a take(*args) of the caller's found the buffer short (a read the buffer answers costs no
+        coroutine of its own, no clock, no syscall). When it is not reading ahead on this loop
+        (before the first wait, after a pause) and at the deadline, one receive of what the
+        socket has (fill_now) comes first. The reader is the sync Stream's (one buffer core, two
+        drivers). Returns what take() returned: None only for take_frame or take_line at a clean
+        end of stream."""
+        result = None
         reader, loop = self._reader, self._reading
         if loop is None or not loop.is_running():  # the loop it reads ahead on is the running one, if it runs:
             loop = asyncio.get_running_loop()     # ask only else (3.11 answers with a getpid() syscall)
         deadline = None if timeout is DEFAULT and self.timeout is None else self._deadline(timeout, loop)
         while result is None and not reader.eof:
-            error = self._read_error
-            if error is not None:  # what a receive of the read-ahead met, raised by the read it was for
-                self._read_error = None
-                raise error
-            if ((self._reading is not loop or (deadline is not None and loop.time() >= deadline))
-                    and reader.fill_now(self.socket) is not None):
-                result = take()
-                continue
-            if self._read_waiter is not None or False in self._waiting:
-                self._refuse_second_reader(operation)
-            if self.socket.fileno() < 0:  # closed behind the stream's back
-                self._stop_reading()
-                raise closed_error(operation)
-            if deadline is not None and loop.time() >= deadline:
-                raise self.socket.timeout_error(operation, False)
-            if self._reading is not loop:
-                self._stop_reading()  # on a loop used before, if it is still open
-                loop.add_reader(self._fd, self._on_readable)
-                self._reading = loop
-            waiter = self._read_waiter = loop.create_future()
-            timer = None if deadline is None else loop.call_at(
-                deadline, time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
-            try:
-                await waiter
-            finally:
-                self._read_waiter = None
-                if timer is not None:
-                    timer.cancel()
-            result = take()
+            waiter = self._waiter(loop, deadline, operation)
+            if waiter is not None:
+                timer = None if deadline is None else loop.call_at(
+                    deadline, time_out, waiter, functools.partial(self.socket.timeout_error, operation, False))
+                try:
+                    await waiter
+                finally:
+                    self._read_waiter = None
+                    if timer is not None:
+                        timer.cancel()
+            result = take(*args)
         return result
+
+    def _waiter(self, loop: asyncio.AbstractEventLoop, deadline: Optional[float], operation: str) -> Optional[asyncio.Future[None]]:
+        """One step of a read that found the buffer short (not at end of stream), on the running
+        ``loop``: raises what a receive of the read-ahead met (for the read it was for), a second
+        reader's RuntimeError, EBADF once closed, TimeoutError past the deadline; returns None when
+        a receive made here (not yet reading ahead on this loop, or at the deadline) got something
+        (take again), else the future the read-ahead resolves (_read_waiter, which the caller
+        clears after the wait), registering the read-ahead with the loop if it is not yet."""
+        error = self._read_error
+        if error is not None:
+            self._read_error = None
+            raise error
+        if ((self._reading is not loop or (deadline is not None and loop.time() >= deadline))
+                and self._reader.fill_now(self.socket) is not None):
+            return None
+        if self._read_waiter is not None or False in self._waiting:
+            self._refuse_second_reader(operation)
+        if self.socket.fileno() < 0:  # closed behind the stream's back
+            self._stop_reading()
+            raise closed_error(operation)
+        if deadline is not None and loop.time() >= deadline:
+            raise self.socket.timeout_error(operation, False)
+        if self._reading is not loop:
+            self._stop_reading()  # on a loop used before, if it is still open
+            loop.add_reader(self._fd, self._on_readable, self.socket, self)
+            self._reading = loop
+        waiter = self._read_waiter = loop.create_future()
+        return waiter
 
     async def recv(self, max_size: int = 64 * 1024, *, timeout: Optional[float] = DEFAULT) -> bytes:
         """Up to ``max_size`` bytes as soon as any are there; ``b''`` at end of stream."""
-        return await self._read(functools.partial(self._reader.take_some, check_size("max_size", max_size)),
-                                timeout, "recv")
+        take = self._reader.take_some
+        data = take(check_size("max_size", max_size))
+        if data is not None:
+            return data
+        loop = self._reading
+        if timeout is DEFAULT and self.timeout is None and loop is not None and loop.is_running():
+            # Reading ahead on the running loop, no deadline: _read's first step inline, one
+            # coroutine frame fewer to suspend and resume (its loop takes over if this wait does
+            # not end with bytes).
+            waiter = self._waiter(loop, None, "recv")
+            if waiter is not None:
+                try:
+                    await waiter
+                finally:
+                    self._read_waiter = None
+            data = take(max_size)
+        return data if data is not None else await self._read(take, timeout, "recv", max_size)
 
     async def recv_exactly(self, size: int, *, timeout: Optional[float] = DEFAULT) -> bytes:
         """Exactly ``size`` bytes; IncompleteReadError (``.partial``) if the stream ends first."""
-        return await self._read(functools.partial(self._reader.take_exactly, check_size("size", size)),
-                                timeout, "recv_exactly")
+        take = self._reader.take_exactly
+        data = take(check_size("size", size))
+        return data if data is not None else await self._read(take, timeout, "recv_exactly", size)
 
     async def recv_until(self, delimiter: bytes = b"\n", max_size: int = 64 * 1024, *,
                          timeout: Optional[float] = DEFAULT) -> bytes:
         """Bytes up to and including ``delimiter``. More than ``max_size`` bytes before it raises
         MessageTooLarge (never buffers without bound)."""
         wanted, limit = check_delimiter(delimiter), check_size("max_size", max_size)
-        return await self._read(functools.partial(self._reader.take_until, wanted, limit), timeout, "recv_until")
+        take = self._reader.take_until
+        data = take(wanted, limit)
+        return data if data is not None else await self._read(take, timeout, "recv_until", wanted, limit)
 
     async def messages(self, framing: Framing, *, timeout: Optional[float] = DEFAULT) -> AsyncIterator[bytes]:
         """Whole messages split by ``framing`` (in C++, one call per message) until the stream
@@ -227,11 +239,11 @@ class Stream(Connected, SocketIo):
         buffer as it is yielded: a loop that stops early leaves the rest for the next read.
         ``timeout`` bounds the wait for each message."""
         check_framing(framing)
-        take = functools.partial(self._reader.take_frame, framing)
+        take = self._reader.take_frame
         while True:
-            message = take()
+            message = take(framing)
             if message is None:  # not all buffered yet: wait for the read-ahead (_read takes it then)
-                message = await self._read(take, timeout, "messages")
+                message = await self._read(take, timeout, "messages", framing)
                 if message is None:
                     return
             yield message
@@ -240,11 +252,11 @@ class Stream(Connected, SocketIo):
                     timeout: Optional[float] = DEFAULT) -> AsyncIterator[Any]:
         """Each line without its ``\\n`` or ``\\r\\n`` (str when ``encoding`` is given), the last
         one even without a newline; handed out and taken off the buffer as messages() does."""
-        take = functools.partial(self._reader.take_line, check_size("max_size", max_size))
+        take, limit = self._reader.take_line, check_size("max_size", max_size)
         while True:
-            line = take()
+            line = take(limit)
             if line is None:
-                line = await self._read(take, timeout, "lines")
+                line = await self._read(take, timeout, "lines", limit)
                 if line is None:
                     return
             yield line.decode(encoding) if encoding else line
