@@ -3,15 +3,18 @@ makes it ("default"), the stdlib's SelectorEventLoop over socketeer.selectors.Ep
 ("epoll"), uvloop ("uvloop": skipped where it is not installed, a failure in CI, which installs
 it with the test extra) and socketeer's own ``aio.Loop`` ("ours").
 
-The ``loop_kind`` fixture (tests/conftest.py) runs a test once on each.
+The ``loop_kind`` fixture (tests/conftest.py) runs a test once on each. The ``stock_or_ours_loop``
+fixture here gives a test a loop object instead: the stock loop, then socketeer's (the stdlib is
+the oracle for the transport tests, which import it as their ``loop``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Optional, TypeVar
 
+import pytest
 from optional_tools import needs
 
 T = TypeVar("T")
@@ -56,3 +59,16 @@ def run_on(kind: str, main: Callable[[], Awaitable[T]], bound: float = 20) -> T:
         finally:
             loop.close()
 
+
+STOCK_AND_OURS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "stock": asyncio.new_event_loop,
+    "socketeer": lambda: loop_factory("ours")(),  # type: ignore[misc]
+}
+
+
+@pytest.fixture(params=sorted(STOCK_AND_OURS))
+def stock_or_ours_loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh loop, the stock one then socketeer's aio.Loop; closed after the test."""
+    loop = STOCK_AND_OURS[request.param]()
+    yield loop
+    loop.close()

@@ -10,19 +10,9 @@ import socket
 import tempfile
 
 import pytest
-
-from socketeer import aio
+from aio_loops import stock_or_ours_loop as loop  # noqa: F401  (the fixture: stock, then ours)
 
 pytestmark = pytest.mark.timeout(30)
-
-LOOPS = {"stock": asyncio.new_event_loop, "socketeer": aio.new_event_loop}
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def loop(request) -> asyncio.AbstractEventLoop:
-    loop = LOOPS[request.param]()
-    yield loop
-    loop.close()
 
 
 class Recorder(asyncio.DatagramProtocol):

@@ -11,19 +11,11 @@ import warnings
 from collections.abc import Callable
 
 import pytest
+from aio_loops import stock_or_ours_loop as loop  # noqa: F401  (the fixture: stock, then ours)
 
 from socketeer import Socket, aio
 
 pytestmark = pytest.mark.timeout(30)
-
-LOOPS = {"stock": asyncio.new_event_loop, "socketeer": aio.new_event_loop}
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def loop(request) -> asyncio.AbstractEventLoop:
-    loop = LOOPS[request.param]()
-    yield loop
-    loop.close()
 
 
 class Recorder(asyncio.Protocol):

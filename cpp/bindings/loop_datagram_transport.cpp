@@ -31,11 +31,9 @@ bool is_exit(py::error_already_set& error) {
 
 LoopDatagramTransport::LoopDatagramTransport(py::object transport, py::object loop, py::object sock,
                                              py::object protocol, py::object address, bool connected)
-    : core_(sock.attr("fileno")().cast<int>(), slots_for(sock.attr("family").cast<int>()),
+    : LoopTransportClosing(std::move(transport), std::move(loop), sock),
+      core_(fd(), slots_for(sock.attr("family").cast<int>()),
             slot_size_for(sock.attr("family").cast<int>())),
-      transport_(std::move(transport)),
-      loop_(std::move(loop)),
-      sock_(std::move(sock)),
       address_(std::move(address)),
       flush_hook_(loop_.attr("_flush_at_end_of_turn")),
       family_(sock_.attr("family").cast<int>()),
@@ -216,49 +214,6 @@ void LoopDatagramTransport::write_ready() {
     }
     if (closing_) call_connection_lost(py::none());
   }
-}
-
-void LoopDatagramTransport::close() {
-  if (closing_) return;
-  closing_ = true;
-  loop_.attr("_remove_reader")(fd());
-  if (core_.queued() == 0) {
-    ++conn_lost_;
-    loop_.attr("call_soon")(self().attr("call_connection_lost"), py::none());
-  }
-  // Otherwise write_ready calls connection_lost once the queue is sent.
-}
-
-void LoopDatagramTransport::fatal_error(py::object exc, const char* message) {
-  if (PyObject_IsInstance(exc.ptr(), PyExc_OSError) == 1) {
-    if (loop_.attr("get_debug")().cast<bool>())
-      asyncio_logger().attr("debug")("%r: %s", transport_, message, py::arg("exc_info") = exc);
-  } else {
-    py::dict context;
-    context["message"] = message;
-    context["exception"] = exc;
-    context["transport"] = transport_;
-    context["protocol"] = protocol_;
-    loop_.attr("call_exception_handler")(context);
-  }
-  force_close(std::move(exc));
-}
-
-void LoopDatagramTransport::force_close(py::object exc) {
-  if (conn_lost_) return;
-  if (core_.queued() != 0) {
-    core_.discard();
-    if (writer_registered_) {
-      writer_registered_ = false;
-      loop_.attr("_remove_writer")(fd());
-    }
-  }
-  if (!closing_) {
-    closing_ = true;
-    loop_.attr("_remove_reader")(fd());
-  }
-  ++conn_lost_;
-  loop_.attr("call_soon")(self().attr("call_connection_lost"), exc);
 }
 
 void LoopDatagramTransport::call_connection_lost(py::object exc) {

@@ -12,14 +12,12 @@
 #include <array>
 #include <optional>
 
-#include "bindings.hpp"
+#include "loop_transport_closing.hpp"
 #include "socketeer/datagram_transport.hpp"
 
 namespace socketeer::bindings {
 
-py::handle asyncio_logger();  // loop_transport_read.cpp
-
-class LoopDatagramTransport {
+class LoopDatagramTransport final : public LoopTransportClosing {
  public:
   // transport: the Python DatagramTransport; loop: the asyncio loop (its _add_reader,
   // _remove_reader, _add_writer, _remove_writer and call_soon are used); sock: the socket
@@ -38,33 +36,29 @@ class LoopDatagramTransport {
   void set_high_water(size_t high) { high_water_ = high; }
   size_t write_buffer_size() const { return core_.queued_bytes(); }
 
-  void close();
-  void force_close(py::object exc);
-  void fatal_error(py::object exc, const char* message);
+  // close, force_close, fatal_error: LoopTransportClosing
   void call_connection_lost(py::object exc);
-  bool is_closing() const { return closing_; }
 
   void set_protocol(py::object protocol);
-  py::object protocol() const { return protocol_; }
-  py::object sock() const { return sock_; }
-  int fd() const { return core_.fd(); }
-  bool writer_polling() const { return writer_registered_; }
 
   int traverse(visitproc visit, void* arg);
   void clear();
 
  private:
-  py::object self() { return py::cast(this, py::return_value_policy::reference); }
   // The destination of a sendto on an unconnected socket; the last one is kept, so replying to
   // the tuple datagram_received() was given converts nothing.
   const Address& destination(py::handle address);
   py::object sender(size_t i);
+  py::object self() override { return py::cast(this, py::return_value_policy::reference); }
   std::array<py::object*, 9> held() {
     return {&transport_, &loop_, &sock_, &protocol_, &address_, &on_datagram_, &flush_hook_, &last_to_object_, &last_from_tuple_};
   }
 
+  // The queue LoopTransportClosing measures and drops.
+  size_t queued() const override { return core_.queued(); }
+  void discard_queued() override { core_.discard(); }
   DatagramTransportCore core_;
-  py::object transport_, loop_, sock_, protocol_, address_;
+  py::object address_;
   py::object on_datagram_;  // protocol.datagram_received, looked up once
   py::object flush_hook_;
   int family_;
@@ -73,12 +67,9 @@ class LoopDatagramTransport {
   Address last_to_;
   std::optional<Address> last_from_;  // the last sender and its tuple, reused while it repeats
   py::object last_from_tuple_ = py::none();
-  bool closing_ = false;
-  bool writer_registered_ = false;
   bool may_be_paused_ = false;    // pause_writing() may have been called: resume once drained
   bool flush_scheduled_ = false;  // _flush_at_end_of_turn was told this turn
   size_t high_water_ = 64 * 1024;  // the stdlib's default
-  unsigned conn_lost_ = 0;
 };
 
 }  // namespace socketeer::bindings

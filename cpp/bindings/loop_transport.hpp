@@ -13,7 +13,7 @@
 
 #include <array>
 
-#include "bindings.hpp"
+#include "loop_transport_closing.hpp"
 #include "socketeer/stream_transport.hpp"
 
 namespace socketeer::bindings {
@@ -22,10 +22,7 @@ namespace loop_core {
 struct LoopCore;
 }
 
-// asyncio's logger (asyncio.log.logger), which the stdlib's transports log to.
-py::handle asyncio_logger();
-
-class LoopTransport {
+class LoopTransport final : public LoopTransportClosing {
  public:
   // transport: the Python SocketTransport; loop: the asyncio loop (its _add_reader,
   // _remove_reader, _add_writer, _remove_writer, call_soon and _flush_at_end_of_turn are used);
@@ -52,25 +49,17 @@ class LoopTransport {
   py::object make_empty_waiter();
   void reset_empty_waiter() { empty_waiter_ = py::none(); }
 
-  // --- closing (loop_transport_read.cpp) ------------------------------------------------
-  void close();
-  void force_close(py::object exc);
-  void fatal_error(py::object exc, const char* message);
+  // --- closing (LoopTransportClosing; connection_lost in loop_transport_read.cpp) ------------
   void call_connection_lost(py::object exc);
-  bool is_closing() const { return closing_; }
 
   void set_protocol(py::object protocol);
-  py::object protocol() const { return protocol_; }
-  py::object sock() const { return sock_; }
-  int fd() const { return core_.fd(); }
-  bool writer_polling() const { return writer_registered_; }
 
   // For the garbage collector: the transport, protocol and loop refer back to this object.
   int traverse(visitproc visit, void* arg);
   void clear();
 
  private:
-  py::object self() { return py::cast(this, py::return_value_policy::reference); }
+  py::object self() override { return py::cast(this, py::return_value_policy::reference); }
   // Asks the loop for this turn's flush: straight into the LoopCore (a C++ call at the end of the
   // turn) when the loop runs on one, else through its _flush_at_end_of_turn(transport).
   void request_flush();
@@ -91,8 +80,11 @@ class LoopTransport {
   template <typename Call>
   bool or_fatal(const char* message, Call&& call);
 
+  // The queue LoopTransportClosing measures and drops.
+  size_t queued() const override { return core_.queued(); }
+  void discard_queued() override { core_.discard(); }
   StreamTransportCore core_;
-  py::object transport_, loop_, sock_, protocol_, server_;
+  py::object server_;
   // Looked up once (as uvloop does): the protocol's per-message method (data_received, or
   // get_buffer and buffer_updated) and the loop's end-of-turn hook.
   py::object on_data_, get_buffer_, flush_hook_;
@@ -101,13 +93,10 @@ class LoopTransport {
   py::object empty_waiter_ = py::none();
   bool buffered_ = false;          // the protocol is an asyncio.BufferedProtocol
   bool protocol_connected_ = false;
-  bool closing_ = false;
   bool paused_ = false;            // pause_reading()
   bool eof_ = false;               // write_eof() asked; shutdown once the queue is empty
   bool flush_scheduled_ = false;   // _flush_at_end_of_turn was told this turn
-  bool writer_registered_ = false;
   bool may_be_paused_ = false;     // pause_writing() may have been called: resume when it drains
-  unsigned conn_lost_ = 0;         // the stdlib's _conn_lost: writes counted after the loss
 };
 
 }  // namespace socketeer::bindings

@@ -40,10 +40,8 @@ py::handle asyncio_logger() {
 
 LoopTransport::LoopTransport(py::object transport, py::object loop, py::object sock, py::object protocol,
                              py::object server)
-    : core_(sock.attr("fileno")().cast<int>()),
-      transport_(std::move(transport)),
-      loop_(std::move(loop)),
-      sock_(std::move(sock)),
+    : LoopTransportClosing(std::move(transport), std::move(loop), sock),
+      core_(fd()),
       server_(std::move(server)),
       flush_hook_(loop_.attr("_flush_at_end_of_turn")),
       loop_core_(py::getattr(loop_, "_core", py::none())) {
@@ -144,49 +142,6 @@ void LoopTransport::resume_reading() {
   paused_ = false;
   start_reading();
   if (loop_.attr("get_debug")().cast<bool>()) asyncio_logger().attr("debug")("%r resumes reading", transport_);
-}
-
-void LoopTransport::close() {
-  if (closing_) return;
-  closing_ = true;
-  loop_.attr("_remove_reader")(fd());
-  if (core_.queued() == 0) {
-    ++conn_lost_;
-    loop_.attr("call_soon")(self().attr("call_connection_lost"), py::none());
-  }
-  // Otherwise the last flush of the queue calls connection_lost (drained()).
-}
-
-void LoopTransport::fatal_error(py::object exc, const char* message) {
-  if (PyObject_IsInstance(exc.ptr(), PyExc_OSError) == 1) {
-    if (loop_.attr("get_debug")().cast<bool>())
-      asyncio_logger().attr("debug")("%r: %s", transport_, message, py::arg("exc_info") = exc);
-  } else {
-    py::dict context;
-    context["message"] = message;
-    context["exception"] = exc;
-    context["transport"] = transport_;
-    context["protocol"] = protocol_;
-    loop_.attr("call_exception_handler")(context);
-  }
-  force_close(std::move(exc));
-}
-
-void LoopTransport::force_close(py::object exc) {
-  if (conn_lost_) return;
-  if (core_.queued() != 0) {
-    core_.discard();
-    if (writer_registered_) {
-      writer_registered_ = false;
-      loop_.attr("_remove_writer")(fd());
-    }
-  }
-  if (!closing_) {
-    closing_ = true;
-    loop_.attr("_remove_reader")(fd());
-  }
-  ++conn_lost_;
-  loop_.attr("call_soon")(self().attr("call_connection_lost"), exc);
 }
 
 void LoopTransport::call_connection_lost(py::object exc) {

@@ -69,16 +69,3 @@ class DatagramTransport(NativeTransportMixin, transports._FlowControlMixin, asyn
     def get_write_buffer_size(self) -> int:
         """Bytes of the datagrams queued because the kernel could not take them yet."""
         return self._native.get_write_buffer_size()  # type: ignore[no-any-return]
-
-    def __repr__(self) -> str:
-        info = [type(self).__name__]
-        if self._native.sock is None:
-            info.append("closed")
-        elif self._native.is_closing():
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
-        if self._native.sock is not None:
-            state = "polling" if self._native.writer_polling else "idle"
-            info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
-        return f"<{' '.join(info)}>"
-

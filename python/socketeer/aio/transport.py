@@ -60,6 +60,26 @@ class NativeTransportMixin:
     def _force_close(self, exc: Optional[BaseException]) -> None:  # SSLProtocol calls it
         self._native.force_close(exc)
 
+    def _repr_reading(self) -> Optional[str]:
+        """The ``read=`` part of the repr, or None for a transport without read flow control."""
+        return None
+
+    def __repr__(self) -> str:
+        # The stdlib's _SelectorTransport.__repr__: closed/closing, fd, and the poll state.
+        info = [type(self).__name__]
+        if self._native.sock is None:
+            info.append("closed")
+        elif self._native.is_closing():
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        if self._native.sock is not None:
+            reading = self._repr_reading()
+            if reading is not None:
+                info.append(reading)
+            state = "polling" if self._native.writer_polling else "idle"
+            info.append(f"write=<{state}, bufsize={self._native.get_write_buffer_size()}>")
+        return f"<{' '.join(info)}>"
+
     def is_closing(self) -> bool:
         return self._native.is_closing()  # type: ignore[no-any-return]
 
@@ -159,19 +179,8 @@ class SocketTransport(NativeTransportMixin, transports._FlowControlMixin, transp
     def resume_reading(self) -> None:
         self._native.resume_reading()
 
-
-    def __repr__(self) -> str:
-        info = [type(self).__name__]
-        if self._native.sock is None:
-            info.append("closed")
-        elif self._native.is_closing():
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
-        if self._native.sock is not None:
-            info.append("read=polling" if self._native.is_reading() else "read=idle")
-            state = "polling" if self._native.writer_polling else "idle"
-            info.append(f"write=<{state}, bufsize={self.get_write_buffer_size()}>")
-        return f"<{' '.join(info)}>"
+    def _repr_reading(self) -> Optional[str]:
+        return "read=polling" if self._native.is_reading() else "read=idle"
 
 
 def add_socket_extra_info(extra: dict[str, Any], sock: socket.socket) -> None:
