@@ -76,11 +76,21 @@ def known(tmp_path: Path) -> Iterator[Known]:
         listener = keep(socket.create_server(("127.0.0.1", 0)))
         client = keep(socket.create_connection(listener.getsockname()))
         keep(listener.accept()[0]).sendall(b"to the client")  # queued in the client: Recv-Q 13
+        # The filters below name one socket by its port alone: the kernel may give the IPv6
+        # listener or the UDP socket the IPv4 listener's number too (other families, other
+        # tables), and a port filter would then match both. Take another until they differ.
+        taken = {listener.getsockname()[1]}
         listener6 = keep(socket.create_server(("::1", 0), family=socket.AF_INET6))
+        while listener6.getsockname()[1] in taken:
+            listener6 = keep(socket.create_server(("::1", 0), family=socket.AF_INET6))
+        taken.add(listener6.getsockname()[1])
         keep(socket.create_connection(listener6.getsockname()[:2]))
         keep(listener6.accept()[0])
         udp = keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         udp.bind(("127.0.0.1", 0))
+        while udp.getsockname()[1] in taken:
+            udp = keep(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            udp.bind(("127.0.0.1", 0))
         unix_listener = keep(socket.socket(socket.AF_UNIX))
         unix_listener.bind(str(tmp_path / "listener"))
         unix_listener.listen()
