@@ -4,6 +4,7 @@ and state from sock_diag, a pipe, a file), as the plugin's guard does."""
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import shutil
@@ -18,6 +19,37 @@ from socketeer.testing.fds import describe_fds, leaked_fds, open_fds
 # socketeer's own fixtures (socketeer_netns ...), also from a source tree (PYTHONPATH=python) where
 # no entry point loads them; once installed this names the entry point's plugin, loaded once.
 pytest_plugins = ["socketeer.testing.plugin"]
+
+
+# The backstop behind pytest-timeout, whose SIGALRM cannot stop a test stuck in C code that never
+# returns to the interpreter (uvloop's close() waiting for a child that hangs did, and CI ran into
+# its wall clock 80 minutes later). faulthandler's own C thread then prints every thread's stack
+# to the terminal and ends the run: CI fails within minutes and says where.
+WATCHDOG_GRACE = 60  # seconds beyond twice the test's timeout (setup, call and teardown together)
+watchdog_fd: int | None = None
+
+
+def timeout_of(item: pytest.Item) -> float:
+    """The item's pytest-timeout limit in seconds (its mark, else the ini option); 0 for none."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and (marker.args or "timeout" in marker.kwargs):
+        value = marker.args[0] if marker.args else marker.kwargs["timeout"]
+    else:
+        value = item.config.getini("timeout")
+    return float(value or 0)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    limit = timeout_of(item)
+    armed = watchdog_fd is not None and limit > 0
+    if armed:
+        faulthandler.dump_traceback_later(2 * limit + WATCHDOG_GRACE, exit=True, file=watchdog_fd)
+    try:
+        yield
+    finally:
+        if armed:
+            faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +90,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global watchdog_fd
+    # The terminal's stderr, duplicated before any test captures fd 2; not when pytest's own
+    # faulthandler_timeout is set (faulthandler has one timer, and that option would own it).
+    if not float(config.getini("faulthandler_timeout") or 0):
+        watchdog_fd = os.dup(2)
     config.addinivalue_line("markers", "allow_fd_leaks: skip the fd-leak guard for this test")
     config.addinivalue_line("markers", "root: needs root (CAP_NET_RAW, netns); skipped otherwise")
     config.addinivalue_line("markers", "not_under_asan(reason): skipped when AddressSanitizer's runtime is "
@@ -155,3 +192,10 @@ def loop_kind(request: pytest.FixtureRequest, libuv_started: None) -> str:
 
     loop_factory(request.param)
     return request.param
+
+
+def pytest_unconfigure() -> None:
+    global watchdog_fd
+    if watchdog_fd is not None:
+        os.close(watchdog_fd)
+        watchdog_fd = None

@@ -1,4 +1,5 @@
-"""Running socketeer programs (examples, the CLI, benchmarks) as subprocesses from the tests.
+"""Running socketeer programs (examples, the CLI, benchmarks) and real peers (curl) as subprocesses
+from the tests.
 
 The child must import the same socketeer the tests import: pip-installed in CI, or the source
 tree via PYTHONPATH in development. Putting the directory that holds the imported package first
@@ -25,6 +26,18 @@ def child_env() -> dict[str, str]:
     paths = [package_parent] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != package_parent]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def peer_env() -> dict[str, str]:
+    """The environment for a real peer program a test starts (curl, socat): this one without the
+    AddressSanitizer runtime CI's sanitized run preloads. The peer is not what that run checks,
+    and curl hangs at start-up with the runtime preloaded (beyond its own --max-time)."""
+    env = dict(os.environ)
+    kept = [lib for lib in env.pop("LD_PRELOAD", "").split() if "/libasan.so" not in lib
+            and "/libstdc++.so" not in lib]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
     return env
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from aio_loops import run_on
 from optional_tools import needs
+from subprocess_env import peer_env
 
 aiohttp = needs("aiohttp")
 web = needs("aiohttp.web")
@@ -88,8 +89,13 @@ def test_curl_fetches_from_aiohttp(loop_kind, needs_tool, tmp_path):
     async def fetch(*args: str) -> bytes:
         child = await asyncio.create_subprocess_exec(curl, "--silent", "--show-error", "--fail", "--max-time", "10",
                                                      *args, stdout=asyncio.subprocess.PIPE,
-                                                     stderr=asyncio.subprocess.PIPE)
-        out, err = await child.communicate()
+                                                     stderr=asyncio.subprocess.PIPE, env=peer_env())
+        try:
+            out, err = await child.communicate()
+        finally:  # cancelled (the run's bound): no curl outlives the test (uvloop's close waits for it)
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
         assert child.returncode == 0, err
         return out
 

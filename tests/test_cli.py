@@ -22,7 +22,7 @@ import socketeer
 from socketeer.endpoints import parse_endpoint
 from socketeer import cli
 from cli_run import CLI, TIMEOUT, cli_server, echo_server, one_line_error, reply_after_eof_server, run_cli, stop
-from subprocess_env import child_env
+from subprocess_env import child_env, peer_env
 
 # --- --self-test -----------------------------------------------------------------------------
 
@@ -285,10 +285,9 @@ def http_server() -> Iterator[int]:
 
 def curl(program: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([program, "-sS", "--max-time", "20", *args], capture_output=True, text=True,
-                          timeout=TIMEOUT)
+                          timeout=TIMEOUT, env=peer_env())
 
 
-@pytest.mark.not_under_asan("curl hangs at start-up with AddressSanitizer's runtime preloaded")
 def test_relay_unix_to_tcp_http_with_curl(needs_tool, short_tmp: Path) -> None:
     program = needs_tool("curl")
     path = f"{short_tmp}/http.sock"
