@@ -72,3 +72,28 @@ def stock_or_ours_loop(request: pytest.FixtureRequest) -> Iterator[asyncio.Abstr
     loop = STOCK_AND_OURS[request.param]()
     yield loop
     loop.close()
+
+
+class CallRecorder:
+    """The part of a recording protocol the stream and datagram transport tests share: the
+    transport from connection_made, the flow-control and life-cycle calls in ``calls`` in order,
+    and ``lost``, a future connection_lost resolves with its argument. Mixed in before
+    asyncio.Protocol or asyncio.DatagramProtocol."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.calls: list[str] = []
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.calls.append("made")
+
+    def pause_writing(self):
+        self.calls.append("pause")
+
+    def resume_writing(self):
+        self.calls.append("resume")
+
+    def connection_lost(self, exc):
+        self.calls.append("lost")
+        self.lost.set_result(exc)

@@ -10,25 +10,21 @@ import socket
 import tempfile
 
 import pytest
+from aio_loops import CallRecorder
 from aio_loops import stock_or_ours_loop as loop  # noqa: F401  (the fixture: stock, then ours)
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class Recorder(asyncio.DatagramProtocol):
+class Recorder(CallRecorder, asyncio.DatagramProtocol):
     """Records every callback; connection_lost resolves .lost; echo=True sends each datagram back."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, echo: bool = False):
+        super().__init__(loop)
         self.loop = loop
         self.echo = echo
-        self.calls: list[str] = []
         self.datagrams: list[tuple[bytes, object]] = []
         self.errors: list[BaseException] = []
-        self.lost = loop.create_future()
-
-    def connection_made(self, transport):
-        self.transport = transport
-        self.calls.append("made")
 
     def datagram_received(self, data, addr):
         self.datagrams.append((data, addr))
@@ -37,16 +33,6 @@ class Recorder(asyncio.DatagramProtocol):
 
     def error_received(self, exc):
         self.errors.append(exc)
-
-    def pause_writing(self):
-        self.calls.append("pause")
-
-    def resume_writing(self):
-        self.calls.append("resume")
-
-    def connection_lost(self, exc):
-        self.calls.append("lost")
-        self.lost.set_result(exc)
 
 
 def run_until(loop: asyncio.AbstractEventLoop, condition, timeout: float = 10.0) -> None:

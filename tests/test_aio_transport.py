@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable
 
 import pytest
+from aio_loops import CallRecorder
 from aio_loops import stock_or_ours_loop as loop  # noqa: F401  (the fixture: stock, then ours)
 
 from socketeer import Socket, aio
@@ -18,18 +19,13 @@ from socketeer import Socket, aio
 pytestmark = pytest.mark.timeout(30)
 
 
-class Recorder(asyncio.Protocol):
+class Recorder(CallRecorder, asyncio.Protocol):
     """Records every callback; connection_lost resolves .lost."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_data: Callable[["Recorder", bytes], None] | None = None):
-        self.calls: list[str] = []
+        super().__init__(loop)
         self.data = bytearray()
-        self.lost = loop.create_future()
         self.on_data = on_data
-
-    def connection_made(self, transport):
-        self.transport = transport
-        self.calls.append("made")
 
     def data_received(self, data):
         self.data += data
@@ -38,16 +34,6 @@ class Recorder(asyncio.Protocol):
 
     def eof_received(self):
         self.calls.append("eof")
-
-    def pause_writing(self):
-        self.calls.append("pause")
-
-    def resume_writing(self):
-        self.calls.append("resume")
-
-    def connection_lost(self, exc):
-        self.calls.append("lost")
-        self.lost.set_result(exc)
 
 
 def connect(loop, sock: socket.socket, protocol=None):
