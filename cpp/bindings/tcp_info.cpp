@@ -4,7 +4,7 @@
 // Why not TcpInfo(**fields): a frozen 40-field dataclass's __init__ sets each field through
 // object.__setattr__, ~12 us per object here, ~25 us through pybind11's kwargs path; listing
 // 10,000 sockets' TCP_INFO spent 0.25 s in it. The object is allocated as object.__new__ does
-// and handed its finished __dict__ (what the dataclass's __init__ would have built): ~1.5 us.
+// and its __dict__ filled with what the dataclass's __init__ would have set: ~1.5 us.
 // That needs a class whose instances keep a __dict__; for any other class registered (slots)
 // the converter calls it with keyword arguments.
 #include <iterator>
@@ -70,8 +70,13 @@ py::object tcp_info_object(const TcpInfo& info) {
   fields["state"] = py::reinterpret_borrow<py::object>(tcp_state)(info.state);
   PyObject* object = nullptr;
   if (tcp_info_type->tp_dictoffset != 0) {  // -1: a managed __dict__ (3.11+), also fine
+    // The object's own __dict__ (made on first use) filled in, not replaced: 3.13 keeps a new
+    // object's attributes inline and its lookups never consulted a dict handed to
+    // PyObject_GenericSetDict (every field read raised AttributeError there).
     object = tcp_info_type->tp_alloc(tcp_info_type, 0);
-    if (object && PyObject_GenericSetDict(object, fields.ptr(), nullptr) < 0) Py_CLEAR(object);
+    PyObject* dict = object ? PyObject_GenericGetDict(object, nullptr) : nullptr;
+    if (!dict || PyDict_Update(dict, fields.ptr()) < 0) Py_CLEAR(object);
+    Py_XDECREF(dict);
   } else {
     py::tuple no_args;
     object = PyObject_Call(reinterpret_cast<PyObject*>(tcp_info_type), no_args.ptr(), fields.ptr());
