@@ -152,6 +152,42 @@ class LoopServerGetLoopTests(_OurPolicy, test_events.TestServer):
     pass
 
 
+class _OurPolicyForTheClass:
+    """For IsolatedAsyncioTestCase classes, whose asyncio.Runner makes its loop before setUp
+    (from the policy, or from the class's loop_factory, a 3.13 attribute): our policy for the
+    whole class."""
+
+    loop_factory = staticmethod(aio.new_event_loop)
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        asyncio.set_event_loop_policy(aio.EventLoopPolicy())
+        super().setUpClass()  # type: ignore[misc]
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        try:
+            super().tearDownClass()  # type: ignore[misc]
+        finally:
+            asyncio.set_event_loop_policy(None)
+
+    async def asyncSetUp(self) -> None:
+        assert type(asyncio.get_running_loop()) is aio.Loop, "the class's runner made another loop"
+        await super().asyncSetUp()  # type: ignore[misc]
+
+
+if hasattr(test_server, "TestServer2"):  # 3.12.1+: Server.wait_closed, close_clients, abort_clients
+    @_ours(test_server.TestServer2)
+    class LoopServerWaitClosedTests(_OurPolicyForTheClass, test_server.TestServer2):
+        pass
+
+
+if hasattr(test_server, "UnixServerCleanupTests"):  # 3.13+: unix servers unlink their path on close
+    @_ours(test_server.UnixServerCleanupTests)
+    class LoopUnixServerCleanupTests(_OurPolicyForTheClass, test_server.UnixServerCleanupTests):
+        pass
+
+
 def test_every_test_class_of_the_suites_is_run_or_named_with_a_reason():
     """A newer CPython adding a class to these modules fails here until it is run or named."""
     found = {f"{module.__name__.rpartition('.')[2]}.{name}" for module in SUITES
