@@ -5,7 +5,6 @@ and state from sock_diag, a pipe, a file), as the plugin's guard does."""
 from __future__ import annotations
 
 import faulthandler
-import gc
 import os
 import shutil
 import tempfile
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from socketeer.testing.fds import describe_fds, leaked_fds, open_fds
+from socketeer.testing.fds import FdGuard
 
 # socketeer's own fixtures (socketeer_netns ...), also from a source tree (PYTHONPATH=python) where
 # no entry point loads them; once installed this names the entry point's plugin, loaded once.
@@ -54,19 +53,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def no_fd_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The plugin's FdGuard around every test. A leaked fd is not closed here: its owner (an RAII
+    object, maybe a C++ thread) still holds it, and closing an fd one does not own invites double
+    closes. The next test's snapshot includes it, so one leak fails one test."""
     if request.node.get_closest_marker("allow_fd_leaks"):
         yield
         return
-    before = open_fds()
+    guard = FdGuard()
     yield
-    gc.collect()
-    leaked = leaked_fds(before, open_fds())
-    if leaked:
-        # Not closed here: their owners (RAII objects, maybe C++ threads) still hold them, and
-        # closing an fd one does not own invites double closes. The next test's snapshot
-        # includes them, so one leak fails one test.
-        described = ", ".join(describe_fds(dict(sorted(leaked.items()))).values())
-        pytest.fail(f"test leaked {len(leaked)} file descriptor(s): {described}", pytrace=False)
+    guard.check()
 
 
 def asan_runtime_loaded() -> bool:
