@@ -58,17 +58,25 @@ def test_listen_with_socat_as_the_client(needs_tool) -> None:
         process.stdin.write(b"hello from listen\n")
         process.stdin.close()  # the end of stdin half-closes the connection
         process.stdin = None  # closed: communicate() must not flush it
-        with subprocess.Popen([socat, "-t", "20", "-", f"TCP4:127.0.0.1:{port_of(endpoint)}"],
+        # -d -d: socat logs each side's end of stream (its stdout stays open until it exits, so
+        # reading that to its end would wait out socat's -t half-close timeout)
+        with subprocess.Popen([socat, "-d", "-d", "-t", "20", "-", f"TCP4:127.0.0.1:{port_of(endpoint)}"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as client:
             try:
-                assert client.stdin is not None and client.stdout is not None
+                assert client.stdin is not None and client.stdout is not None and client.stderr is not None
                 client.stdin.write(b"hello from socat\n")
                 client.stdin.flush()
                 assert process.stdout.readline() == b"hello from socat\n"
-                assert client.stdout.read() == b"hello from listen\n"  # to the end: listen half-closed
-                client.stdin.close()
+                assert client.stdout.readline() == b"hello from listen\n"
+                log = b""
+                while not re.search(rb"N socket 2 \(fd \d+\) is at EOF", log):  # listen half-closed
+                    line = client.stderr.readline()
+                    assert line, log  # socat ended without seeing the end of the connection
+                    log += line
+                client.stdin.close()  # socat's own end: now both directions have ended
                 client.stdin = None
-                _, client_err = client.communicate(timeout=TIMEOUT)
+                rest, client_err = client.communicate(timeout=TIMEOUT)
+                assert rest == b""
             finally:
                 if client.poll() is None:
                     client.kill()
