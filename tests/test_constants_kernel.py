@@ -12,7 +12,7 @@ import pytest
 import socketeer
 from socketeer import kernel_constants
 
-HEADERS = ("sys/socket.h", "linux/netlink.h", "linux/rtnetlink.h", "linux/if_ether.h", "linux/if_packet.h")
+HEADERS = ("sys/socket.h", "netinet/in.h", "linux/netlink.h", "linux/rtnetlink.h", "linux/if_ether.h", "linux/if_packet.h")
 
 
 def test_every_kernel_constant_equals_the_headers(tmp_path):

@@ -1,7 +1,8 @@
 """Linux constants for netlink and packet sockets that the standard library's ``socket`` module
 lacks, or has only on newer Pythons (``ETH_P_ALL`` came in 3.12): netlink protocols and socket
 options, netlink message flags and types, rtnetlink message types and groups, ethernet protocol
-numbers, packet types and packet socket options, and ``SO_ZEROCOPY`` / ``MSG_ZEROCOPY``.
+numbers, packet types and packet socket options, ``SO_ZEROCOPY`` / ``MSG_ZEROCOPY``, and
+``SO_INCOMING_CPU`` / ``IP_BIND_ADDRESS_NO_PORT`` (in the stdlib from 3.12).
 
 The values are the kernel's (its uapi headers, named beside each group), part of its ABI and so
 fixed; tests/test_constants_kernel.py compiles the headers to check every one, and checks them
@@ -243,6 +244,10 @@ SOL_PACKET = 263
 SO_ZEROCOPY = 60
 MSG_ZEROCOPY = 0x4000000
 
+# Socket options the stdlib's socket module has from 3.12 on, <sys/socket.h>, <netinet/in.h>
+SO_INCOMING_CPU = 49
+IP_BIND_ADDRESS_NO_PORT = 24
+
 __all__ = [
     "NETLINK_ROUTE", "NETLINK_UNUSED", "NETLINK_USERSOCK", "NETLINK_FIREWALL", "NETLINK_SOCK_DIAG",
     "NETLINK_INET_DIAG", "NETLINK_NFLOG", "NETLINK_XFRM", "NETLINK_SELINUX", "NETLINK_ISCSI", "NETLINK_AUDIT",
@@ -282,5 +287,5 @@ __all__ = [
     "PACKET_FANOUT_HASH", "PACKET_FANOUT_LB", "PACKET_FANOUT_CPU", "PACKET_FANOUT_ROLLOVER",
     "PACKET_FANOUT_RND", "PACKET_FANOUT_QM", "PACKET_FANOUT_CBPF", "PACKET_FANOUT_EBPF",
     "PACKET_FANOUT_FLAG_ROLLOVER", "PACKET_FANOUT_FLAG_UNIQUEID", "PACKET_FANOUT_FLAG_DEFRAG", "SOL_NETLINK",
-    "SOL_PACKET", "SO_ZEROCOPY", "MSG_ZEROCOPY",
+    "SOL_PACKET", "SO_ZEROCOPY", "MSG_ZEROCOPY", "SO_INCOMING_CPU", "IP_BIND_ADDRESS_NO_PORT",
 ]
