@@ -62,6 +62,7 @@ async def loop_type() -> type:
     return type(asyncio.get_running_loop())
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is new in 3.11")
 def test_runner_with_the_loop_factory():
     with asyncio.Runner(loop_factory=aio.new_event_loop) as runner:
         assert runner.run(loop_type()) is aio.Loop

@@ -9,6 +9,7 @@ import contextvars
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -203,19 +204,25 @@ def test_a_flush_asked_outside_a_turn_is_not_left_waiting_on_a_blocking_poll(our
     assert log == ["flush early", "timer"]
 
 
+def _call_at_none(loop: asyncio.AbstractEventLoop) -> object:
+    return loop.call_at(None, print)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("call, error", [
     (lambda loop: loop.add_reader(-1, print), ValueError),
     (lambda loop: loop.add_writer("not a file", print), ValueError),
     (lambda loop: loop.add_reader(_closed_fd(), print), OSError),
     (lambda loop: loop.call_later(None, print), TypeError),
     (lambda loop: loop.call_later("soon", print), TypeError),
-    (lambda loop: loop.call_at(None, print), TypeError),
+    (_call_at_none, TypeError),
     (lambda loop: loop.call_soon(print, flush=True), TypeError),
 ])
 def test_bad_arguments_raise_what_the_stock_loop_raises(loop: asyncio.AbstractEventLoop, call: Callable[..., object],
                                                         error: type[BaseException]) -> None:
     if uvloop is not None and isinstance(loop, uvloop.Loop):
         pytest.skip("the stock loop is the oracle here")
+    if call is _call_at_none and sys.version_info < (3, 11) and not isinstance(loop, aio.Loop):
+        pytest.skip("3.10's stock loop takes call_at(None) and fails at a later timer; 3.11's refuses it, as ours does")
     with pytest.raises(error):
         call(loop)
 
