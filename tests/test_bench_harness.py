@@ -321,3 +321,26 @@ def test_goals_option_picks_the_matrix_the_goals_name() -> None:
     assert {"asyncio-protocol", "uvloop-streams", "socketeer-loop-streams", "socketeer-aio"} <= set(goals.servers())
     assert {"tcp-300x64", "udp-10x64", "tcp-10x64k"} <= set(goals.configs())
     assert parsed("--goals", "--servers", "c-reference").servers == "c-reference"
+
+
+def test_reading_a_servers_log_leaves_where_the_server_writes_next() -> None:
+    """The harness polls a server's stdout file for its endpoint while the server writes to it
+    through the same open file (one offset): reading must not move the server's next write. With
+    seek(0) + readline, a newline written apart from its line (3.10's print) landed at the start
+    and the load generator got an empty endpoint."""
+    import os
+    import tempfile
+
+    from socketeer.benchmark.harness import written
+
+    with tempfile.TemporaryFile() as log:
+        server_stdout = os.dup(log.fileno())  # as the child's fd 1: the same open file
+        try:
+            os.write(server_stdout, b"tcp://127.0.0.1:9")
+            assert written(log) == b"tcp://127.0.0.1:9"  # no newline yet: polled again later
+            os.write(server_stdout, b"\n")
+            assert written(log) == b"tcp://127.0.0.1:9\n"
+            os.lseek(server_stdout, 4, os.SEEK_SET)  # wherever the writer is, reading leaves it there
+            assert written(log) == b"tcp://127.0.0.1:9\n" and os.lseek(server_stdout, 0, os.SEEK_CUR) == 4
+        finally:
+            os.close(server_stdout)

@@ -143,8 +143,7 @@ class Running:
         (instructions.py's valgrind) prints its own summary after the server's last word."""
         if len(self.logs) < 2:
             return ""
-        self.logs[1].seek(0)
-        lines = [line.strip() for line in self.logs[1].read().decode(errors="replace").splitlines() if line.strip()]
+        lines = [line.strip() for line in written(self.logs[1]).decode(errors="replace").splitlines() if line.strip()]
         reasons = [line for line in lines if line.startswith("n/a:")]
         return (reasons or lines or [""])[-1]
 
@@ -167,6 +166,18 @@ class Running:
         self.logs.clear()
 
 
+def written(log: IO[bytes]) -> bytes:
+    """What the server has written to one of its log files so far. Read with pread, which leaves
+    the file offset alone: the server writes through the same open file, so a seek(0) here moved
+    its next write to the start, and a newline printed apart from its line (3.10's print) once
+    overwrote the endpoint's first byte, handing the load generator an empty endpoint."""
+    chunks, offset = [], 0
+    while chunk := os.pread(log.fileno(), 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 def start(server: Server, transport: str, reference: Path, workdir: Path, cpu: Optional[int],
           lifetime: float, env: dict[str, str], timeout: float = 15.0, wrapper: Sequence[str] = ()) -> Running:
     """Start a server and wait for the endpoint it prints first (no race with its bind).
@@ -179,10 +190,9 @@ def start(server: Server, transport: str, reference: Path, workdir: Path, cpu: O
                                     preexec_fn=server.preexec(cpu))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running.logs[0].seek(0)
-        first = running.logs[0].readline().decode(errors="replace")
-        if first.endswith("\n"):
-            running.endpoint = server.endpoint_of(first)
+        first, newline, _ = written(running.logs[0]).partition(b"\n")
+        if newline:
+            running.endpoint = server.endpoint_of(first.decode(errors="replace"))
             return running
         if running.proc.poll() is not None:
             tail = running.stderr_tail()
