@@ -1,6 +1,8 @@
 // The hot I/O methods of _core.Socket, as vectorcall methods (see fast_method.hpp for why):
 // fileno, getsockname, getpeername, send, sendall, sendto, recv, recv_into, recvfrom, recvfrom_into.
-// Signatures, defaults and error types are the stdlib's.
+// Signatures, defaults and error types are the stdlib's. The GIL is released around a call that
+// may wait (a blocking socket, or one with a timeout); on a non-blocking socket (timeout 0) each
+// is one syscall that cannot wait, and keeps it (ReleaseGil's note says what that saves).
 #include "bindings.hpp"
 #include "fast_method.hpp"
 #include "socketeer/error.hpp"
@@ -42,16 +44,16 @@ size_t size_within(const WriteBuffer& buffer, Py_ssize_t nbytes, const char* fun
   return static_cast<size_t>(nbytes);
 }
 
-// A bytes object of `size` is filled without the GIL (nothing else can see it yet) and shrunk
-// to what arrived, as CPython's recv() does.
+// A bytes object of `size` is filled without the GIL (nothing else can see it yet) when the
+// receive may wait, and shrunk to what arrived, as CPython's recv() does.
 template <typename Receive>
-py::object receive_bytes(Py_ssize_t size, const char* function, Receive&& receive) {
+py::object receive_bytes(const Socket& socket, Py_ssize_t size, const char* function, Receive&& receive) {
   if (size < 0) throw py::value_error(std::string("negative buffersize in ") + function);
   auto data = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, size));
   if (!data) throw py::error_already_set();
   size_t received;
   {
-    ReleaseGil release;
+    ReleaseGil release(socket.may_wait());
     received = receive(PyBytes_AS_STRING(data.ptr()), static_cast<size_t>(size));
   }
   if (static_cast<Py_ssize_t>(received) != size) {
@@ -81,7 +83,7 @@ PyObject* send(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject
     Socket* socket = cpp_self<Socket>(self);
     size_t sent;
     {
-      ReleaseGil release;
+      ReleaseGil release(socket->may_wait());
       sent = ready(socket->send(data.data(), data.size(), flags), "send");
     }
     return new_int(sent);
@@ -115,7 +117,7 @@ PyObject* sendto(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObje
     Address to = to_address(socket->family(), with_flags ? a.values[2] : a.values[1]);
     size_t sent;
     {
-      ReleaseGil release;
+      ReleaseGil release(socket->may_wait());
       sent = ready(socket->send_to(data.data(), data.size(), flags, to), "sendto");
     }
     return new_int(sent);
@@ -129,7 +131,7 @@ PyObject* recv(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject
     Py_ssize_t size = size_arg(a.values[0], 0);
     int flags = int_arg(a.values[1], 0);
     Socket* socket = cpp_self<Socket>(self);
-    return receive_bytes(size, "recv", [&](char* buffer, size_t capacity) {
+    return receive_bytes(*socket, size, "recv", [&](char* buffer, size_t capacity) {
              return ready(socket->recv(buffer, capacity, flags), "recv");
            }).release().ptr();
   });
@@ -145,7 +147,7 @@ PyObject* recv_into(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyO
     Socket* socket = cpp_self<Socket>(self);
     size_t received;
     {
-      ReleaseGil release;
+      ReleaseGil release(socket->may_wait());
       received = ready(socket->recv(buffer.data(), size, flags), "recv_into");
     }
     return new_int(received);
@@ -160,7 +162,7 @@ PyObject* recvfrom(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
     int flags = int_arg(a.values[1], 0);
     Socket* socket = cpp_self<Socket>(self);
     std::optional<Address> from;
-    py::object data = receive_bytes(size, "recvfrom", [&](char* buffer, size_t capacity) {
+    py::object data = receive_bytes(*socket, size, "recvfrom", [&](char* buffer, size_t capacity) {
       auto [received, sender] = ready(socket->recv_from(buffer, capacity, flags), "recvfrom");
       from = std::move(sender);
       return received;
@@ -179,7 +181,7 @@ PyObject* recvfrom_into(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
     Socket* socket = cpp_self<Socket>(self);
     std::pair<size_t, std::optional<Address>> result;
     {
-      ReleaseGil release;
+      ReleaseGil release(socket->may_wait());
       result = ready(socket->recv_from(buffer.data(), size, flags), "recvfrom_into");
     }
     py::object count = py::reinterpret_steal<py::object>(new_int(result.first));

@@ -164,18 +164,14 @@ PyObject* take_until(PyObject* self, PyObject* const* args, Py_ssize_t nargs, Py
   });
 }
 
-// One receive that never waits (the GIL released around it, as around every receive).
+// One receive that never waits (MSG_DONTWAIT), so the GIL stays held (see ReleaseGil).
 PyObject* fill_now(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   return guarded([&]() -> PyObject* {
     FastArgs<1> a;
     if (!a.parse("fill_now", args, nargs, kwnames, {"socket"}, 1)) return nullptr;
     Socket& socket = cpp_arg<Socket>(a.values[0], "fill_now", "socket");
     auto reader = cpp_self<SharedReader>(self)->use("fill_now");
-    std::optional<size_t> received;
-    {
-      ReleaseGil release;
-      received = reader->fill_now(socket);
-    }
+    std::optional<size_t> received = reader->fill_now(socket);
     if (!received) Py_RETURN_NONE;
     return PyLong_FromSize_t(*received);
   });
@@ -217,8 +213,7 @@ PyObject* on_readable(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
     {
       auto reader = cpp_self<SharedReader>(self)->use("fill_now");
       try {
-        ReleaseGil release;
-        received = reader->fill_now(socket);
+        received = reader->fill_now(socket);  // MSG_DONTWAIT: the GIL stays held, as in fill_now
       } catch (const py::error_already_set&) {
         throw;
       } catch (...) {  // the receive's error as the OSError the translator makes of it, kept for the next read

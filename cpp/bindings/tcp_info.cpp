@@ -66,7 +66,7 @@ py::dict fields_of(const TcpInfo& i) {
 
 py::object tcp_info_object(const TcpInfo& info) {
   py::dict fields = fields_of(info);
-  if (!tcp_info_type) return std::move(fields);  // before socketeer.socket registered its types
+  if (!tcp_info_type) return fields;  // before socketeer.socket registered its types
   fields["state"] = py::reinterpret_borrow<py::object>(tcp_state)(info.state);
   PyObject* object = nullptr;
   if (tcp_info_type->tp_dictoffset != 0) {  // -1: a managed __dict__ (3.11+), also fine

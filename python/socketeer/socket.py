@@ -111,6 +111,11 @@ class Socket(_core.Socket):
     being truncated, and an AF_PACKET interface name is looked up whole (if_nametoindex: OSError
     ENODEV for an unknown one, also for a name of 16 bytes or more, which the stdlib cuts short).
     ``repr()`` and ``_repr_html_()`` never raise, whatever the socket's family or state.
+
+    The GIL is released while a call may wait: on a blocking socket, or one with a timeout. On a
+    non-blocking socket (``settimeout(0)``, as event loops use them) send, recv and their kin are
+    one syscall that cannot wait, and keep the GIL, as uvloop's do: releasing it there cost more
+    than the syscall's own user-space work.
     """
 
     __slots__ = ("_io_refs", "_closed")

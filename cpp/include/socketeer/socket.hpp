@@ -108,6 +108,9 @@ class Socket {
     return ns < 0 ? Timeout() : Timeout(std::chrono::nanoseconds(ns));
   }
   void set_timeout(Timeout timeout);  // sets O_NONBLOCK unless timeout is "none"
+  // Whether a call may wait: false for a timeout of zero (the fd is non-blocking, each call one
+  // syscall that reports would-block), true for a blocking fd or a positive timeout.
+  bool may_wait() const noexcept { return timeout_ns_.load(std::memory_order_relaxed) != 0; }
 
   void bind(const Address& address);
   void listen(int backlog);
