@@ -114,8 +114,9 @@ class Socket(_core.Socket):
 
     The GIL is released while a call may wait: on a blocking socket, or one with a timeout. On a
     non-blocking socket (``settimeout(0)``, as event loops use them) send, recv and their kin are
-    one syscall that cannot wait, and keep the GIL, as uvloop's do: releasing it there cost more
-    than the syscall's own user-space work.
+    one syscall that cannot wait, and keep the GIL, as uvloop's do (benchmarks/bench_calls.py:
+    64 B send + recv_into at 0.77x the stdlib's time non-blocking, 0.85x blocking, where both
+    release it).
     """
 
     __slots__ = ("_io_refs", "_closed")
